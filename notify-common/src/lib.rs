@@ -1,0 +1,359 @@
+//! The event ABI shared by the BPF programs (notify-ebpf) and the agent (notify-user).
+//!
+//! Everything here is `#[repr(C)]` plain data: the kernel side writes [`Event`]s into a ring
+//! buffer and userspace reads the same bytes back. Layout is pinned by the tests at the bottom of
+//! this file, so a field added on one side without the other fails the build's tests instead of
+//! silently shifting every field after it.
+#![no_std]
+
+/// Length of `task_struct::comm`.
+pub const COMM_LEN: usize = 16;
+
+/// `SB_BORN` in `super_block::s_flags` (include/linux/fs.h): set by the VFS once `fill_super`
+/// returned. XFS drops notifications while it is clear.
+pub const SB_BORN: u64 = 1 << 29;
+
+/// What happened. A plain `u32` rather than a Rust enum so that a kind written by a newer BPF
+/// object decodes as "unknown" instead of being undefined behaviour.
+pub mod kind {
+    /// `dax_holder_notify_failure` entry: a memory failure reached the dax layer.
+    pub const NOTIFY_ENTER: u32 = 1;
+    /// `dax_holder_notify_failure` return.
+    pub const NOTIFY_EXIT: u32 = 2;
+    /// `fs_dax_get_by_bdev` return: a filesystem registered as holder of a dax device.
+    pub const HOLDER_GET: u32 = 3;
+    /// `fs_put_dax`: the holder let go of the dax device.
+    pub const HOLDER_PUT: u32 = 4;
+    /// `xfs_fs_fill_super` entry.
+    pub const FILL_SUPER_ENTER: u32 = 5;
+    /// `xfs_fs_fill_super` return.
+    pub const FILL_SUPER_EXIT: u32 = 6;
+    /// `xfs_mountfs` entry.
+    pub const MOUNTFS_ENTER: u32 = 7;
+    /// `xfs_mountfs` return.
+    pub const MOUNTFS_EXIT: u32 = 8;
+    /// `xlog_recover` entry (log recovery starts, if the log is dirty).
+    pub const LOG_RECOVER_ENTER: u32 = 9;
+    /// `xlog_recover` return.
+    pub const LOG_RECOVER_EXIT: u32 = 10;
+    /// `xlog_recover_finish` entry (second half of recovery: intents, unlinked inodes).
+    pub const LOG_RECOVER_FINISH_ENTER: u32 = 11;
+    /// `xlog_recover_finish` return.
+    pub const LOG_RECOVER_FINISH_EXIT: u32 = 12;
+    /// `vfs_get_tree` return: where the VFS sets `SB_BORN`, the ready edge.
+    pub const GET_TREE_EXIT: u32 = 13;
+    /// `xfs_fs_put_super` entry: unmount.
+    pub const PUT_SUPER: u32 = 14;
+    /// `xfs_dax_notify_failure` return: XFS's own verdict (-EIO when it dropped one).
+    pub const XFS_NOTIFY_EXIT: u32 = 15;
+    /// `memory_failure` entry.
+    pub const MEMORY_FAILURE_ENTER: u32 = 16;
+    /// `memory_failure` return.
+    pub const MEMORY_FAILURE_EXIT: u32 = 17;
+    /// `memory_failure_event` tracepoint (group `ras` or `memory_failure`).
+    pub const MF_EVENT: u32 = 18;
+    /// A mount syscall returned (`syscalls:sys_exit_*mount*` / `fsconfig` tracepoints): the
+    /// coarse mount edge on kernels where the function probes cannot attach.
+    pub const SYSCALL_MOUNT_EXIT: u32 = 19;
+    /// An XFS tracepoint fired on a mounted filesystem (`xfs:*`): proves the filesystem is live
+    /// where nothing finer can attach.
+    pub const XFS_TRACEPOINT: u32 = 20;
+
+    /// Highest kind this ABI knows.
+    pub const MAX: u32 = XFS_TRACEPOINT;
+}
+
+/// Readiness of the holder as read in the kernel when the notification arrived.
+pub mod readiness {
+    /// The dax device has no holder (`holder_data` is NULL).
+    pub const NO_HOLDER: u32 = 0;
+    /// A holder exists but its superblock could not be read (offsets unknown, not XFS, fault).
+    pub const UNKNOWN: u32 = 1;
+    /// The holder's superblock does not have `SB_BORN`: XFS will drop the notification.
+    pub const NOT_BORN: u32 = 2;
+    /// The holder's superblock has `SB_BORN`.
+    pub const BORN: u32 = 3;
+}
+
+/// Common header of every event.
+#[repr(C)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Header {
+    /// Global sequence number, taken with an atomic fetch-add in BPF: the true order of events
+    /// across CPUs (ktime alone can tie or invert across CPUs).
+    pub seq: u64,
+    /// `bpf_ktime_get_ns()` (CLOCK_MONOTONIC).
+    pub ktime_ns: u64,
+    /// `bpf_get_current_pid_tgid()`: tgid in the high half, thread id in the low half.
+    pub pid_tgid: u64,
+    /// CPU the event was recorded on.
+    pub cpu: u32,
+    /// One of [`kind`].
+    pub kind: u32,
+    /// `comm` of the current task, NUL-padded.
+    pub comm: [u8; COMM_LEN],
+}
+
+/// `dax_holder_notify_failure(dax_dev, off, len, mf_flags)` entry, with the holder as the kernel
+/// saw it at that instant.
+#[repr(C)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Notify {
+    pub dax_dev: u64,
+    /// `dax_dev->holder_data` (for XFS the `struct xfs_mount *`), 0 if none or unreadable.
+    pub holder: u64,
+    /// `dax_dev->holder_ops`, 0 if none or unreadable.
+    pub holder_ops: u64,
+    /// Byte offset on the dax device.
+    pub offset: u64,
+    /// Length in bytes.
+    pub len: u64,
+    /// `holder->m_super->s_flags` when readable, else 0.
+    pub s_flags: u64,
+    /// `mf_flags` (MF_ACTION_REQUIRED, MF_SW_SIMULATED, MF_MEM_PRE_REMOVE...).
+    pub mf_flags: u32,
+    /// One of [`readiness`].
+    pub readiness: u32,
+}
+
+/// A function's return, with the arguments needed to tie it to its entry.
+#[repr(C)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Return {
+    /// The object the function worked on: dax_dev for notify, the holder for mount phases.
+    pub object: u64,
+    /// Offset (notify) or pfn (memory_failure), 0 otherwise.
+    pub offset: u64,
+    /// Length (notify), 0 otherwise.
+    pub len: u64,
+    /// Return value, sign-extended.
+    pub ret: i64,
+}
+
+/// `fs_dax_get_by_bdev(bdev, &start_off, holder, ops)` return or `fs_put_dax(dax_dev, holder)`.
+#[repr(C)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Holder {
+    /// The dax device (0 when `fs_dax_get_by_bdev` found none: not a dax-capable device).
+    pub dax_dev: u64,
+    /// The holder pointer (XFS: `struct xfs_mount *`).
+    pub holder: u64,
+    /// The holder's operations table.
+    pub holder_ops: u64,
+    /// Partition start offset in bytes (`*start_off` after the call), 0 for put.
+    pub start_off: u64,
+    /// `bdev->bd_dev` (kernel-encoded dev_t: major << 20 | minor), 0 when unknown.
+    pub dev: u32,
+    pub _pad: u32,
+}
+
+/// A step of the XFS mount path.
+#[repr(C)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Mount {
+    /// The holder (`struct xfs_mount *`) when it could be read, else 0.
+    pub holder: u64,
+    /// The function's own first argument (sb, mp, log or fs_context).
+    pub arg: u64,
+    /// `sb->s_flags` when known.
+    pub s_flags: u64,
+    /// Return value for exits, 0 for entries.
+    pub ret: i64,
+    /// `sb->s_dev` (kernel-encoded dev_t), 0 when unknown.
+    pub dev: u32,
+    pub _pad: u32,
+}
+
+/// `memory_failure(pfn, flags)` entry/exit and the `memory_failure_event` tracepoint.
+#[repr(C)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct MemoryFailure {
+    pub pfn: u64,
+    /// Return value of `memory_failure` (exit only).
+    pub ret: i64,
+    /// `flags` argument (entry, exit).
+    pub flags: u32,
+    /// Tracepoint: `type` (an `enum mf_action_page_type`, version dependent: decode from the
+    /// kernel's format file, never a fixed table).
+    pub mf_type: i32,
+    /// Tracepoint: `result` (`enum mf_result`).
+    pub result: i32,
+    pub _pad: u32,
+}
+
+/// Raw bytes of any payload; also the size every payload is padded to.
+pub const PAYLOAD_WORDS: usize = 7;
+
+/// The typed payload. Which member is valid is given by [`Header::kind`].
+#[repr(C)]
+#[derive(Copy, Clone)]
+pub union Payload {
+    pub notify: Notify,
+    pub ret: Return,
+    pub holder: Holder,
+    pub mount: Mount,
+    pub mf: MemoryFailure,
+    pub raw: [u64; PAYLOAD_WORDS],
+}
+
+impl Default for Payload {
+    fn default() -> Self {
+        Payload {
+            raw: [0; PAYLOAD_WORDS],
+        }
+    }
+}
+
+/// One record in the ring buffer.
+#[repr(C)]
+#[derive(Copy, Clone, Default)]
+pub struct Event {
+    pub header: Header,
+    pub payload: Payload,
+}
+
+/// Byte offsets of the kernel structure fields the probes read. They come from the running
+/// kernel's BTF (vmlinux and module BTF) at load time and are handed to the BPF side as a
+/// global; nothing is hard-coded for one kernel. `UNKNOWN` marks a field the loader could not
+/// find: the probe then skips that read and says so through the event (e.g.
+/// [`readiness::UNKNOWN`]).
+#[repr(C)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Offsets {
+    /// `struct dax_device::holder_data` (drivers/dax/super.c, in vmlinux BTF).
+    pub dax_holder_data: u32,
+    /// `struct dax_device::holder_ops`.
+    pub dax_holder_ops: u32,
+    /// `struct xfs_mount::m_super` (xfs module BTF).
+    pub xfs_m_super: u32,
+    /// `struct xlog::l_mp` (xfs module BTF).
+    pub xlog_l_mp: u32,
+    /// `struct super_block::s_flags`.
+    pub sb_s_flags: u32,
+    /// `struct super_block::s_fs_info`.
+    pub sb_s_fs_info: u32,
+    /// `struct super_block::s_dev`.
+    pub sb_s_dev: u32,
+    /// `struct fs_context::root`.
+    pub fc_root: u32,
+    /// `struct dentry::d_sb`.
+    pub dentry_d_sb: u32,
+    /// `struct block_device::bd_dev`.
+    pub bdev_bd_dev: u32,
+    /// `memory_failure_event` tracepoint: offsets of `pfn`, `type`, `result` in the raw record.
+    pub tp_mf_pfn: u32,
+    pub tp_mf_type: u32,
+    pub tp_mf_result: u32,
+    pub _pad: u32,
+}
+
+impl Offsets {
+    pub const UNKNOWN: u32 = u32::MAX;
+
+    /// All fields unknown: what the BPF object carries until the loader fills it in.
+    pub const fn unknown() -> Self {
+        Offsets {
+            dax_holder_data: Self::UNKNOWN,
+            dax_holder_ops: Self::UNKNOWN,
+            xfs_m_super: Self::UNKNOWN,
+            xlog_l_mp: Self::UNKNOWN,
+            sb_s_flags: Self::UNKNOWN,
+            sb_s_fs_info: Self::UNKNOWN,
+            sb_s_dev: Self::UNKNOWN,
+            fc_root: Self::UNKNOWN,
+            dentry_d_sb: Self::UNKNOWN,
+            bdev_bd_dev: Self::UNKNOWN,
+            tp_mf_pfn: Self::UNKNOWN,
+            tp_mf_type: Self::UNKNOWN,
+            tp_mf_result: Self::UNKNOWN,
+            _pad: 0,
+        }
+    }
+}
+
+impl Default for Offsets {
+    fn default() -> Self {
+        Self::unknown()
+    }
+}
+
+/// Name of the ring buffer map.
+pub const MAP_EVENTS: &str = "EVENTS";
+/// Name of the per-CPU counter of events the ring buffer had no room for.
+pub const MAP_LOST: &str = "LOST";
+/// Name of the global holding the [`Offsets`].
+pub const GLOBAL_OFFSETS: &str = "OFFSETS";
+/// Ring buffer size in bytes (power of two, multiple of the page size).
+pub const RING_BYTES: u32 = 1 << 22;
+
+#[cfg(feature = "user")]
+mod user {
+    // SAFETY: all of these are repr(C) plain old data with no padding the kernel could leave
+    // uninitialised (explicit `_pad` fields), valid for any bit pattern.
+    unsafe impl aya::Pod for super::Offsets {}
+    unsafe impl aya::Pod for super::Event {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::mem::{align_of, offset_of, size_of};
+
+    #[test]
+    fn header_layout() {
+        assert_eq!(size_of::<Header>(), 48);
+        assert_eq!(align_of::<Header>(), 8);
+        assert_eq!(offset_of!(Header, seq), 0);
+        assert_eq!(offset_of!(Header, ktime_ns), 8);
+        assert_eq!(offset_of!(Header, pid_tgid), 16);
+        assert_eq!(offset_of!(Header, cpu), 24);
+        assert_eq!(offset_of!(Header, kind), 28);
+        assert_eq!(offset_of!(Header, comm), 32);
+    }
+
+    #[test]
+    fn payload_layouts() {
+        assert_eq!(size_of::<Notify>(), 56);
+        assert_eq!(offset_of!(Notify, offset), 24);
+        assert_eq!(offset_of!(Notify, mf_flags), 48);
+        assert_eq!(offset_of!(Notify, readiness), 52);
+        assert_eq!(size_of::<Return>(), 32);
+        assert_eq!(offset_of!(Return, ret), 24);
+        assert_eq!(size_of::<Holder>(), 40);
+        assert_eq!(offset_of!(Holder, start_off), 24);
+        assert_eq!(offset_of!(Holder, dev), 32);
+        assert_eq!(size_of::<Mount>(), 40);
+        assert_eq!(offset_of!(Mount, ret), 24);
+        assert_eq!(offset_of!(Mount, dev), 32);
+        assert_eq!(size_of::<MemoryFailure>(), 32);
+        assert_eq!(offset_of!(MemoryFailure, flags), 16);
+        assert_eq!(offset_of!(MemoryFailure, result), 24);
+    }
+
+    #[test]
+    fn payload_union_is_the_largest_member_and_raw_covers_it() {
+        let largest = [
+            size_of::<Notify>(),
+            size_of::<Return>(),
+            size_of::<Holder>(),
+            size_of::<Mount>(),
+            size_of::<MemoryFailure>(),
+        ]
+        .into_iter()
+        .max()
+        .unwrap();
+        assert!(PAYLOAD_WORDS * 8 >= largest);
+        assert_eq!(size_of::<Payload>(), 56);
+        assert_eq!(size_of::<Event>(), 48 + 56);
+        assert_eq!(offset_of!(Event, payload), 48);
+        assert_eq!(align_of::<Event>(), 8);
+    }
+
+    #[test]
+    fn offsets_layout() {
+        assert_eq!(size_of::<Offsets>(), 14 * 4);
+        assert_eq!(offset_of!(Offsets, xfs_m_super), 8);
+        assert_eq!(offset_of!(Offsets, tp_mf_result), 48);
+        assert_eq!(Offsets::default().sb_s_flags, Offsets::UNKNOWN);
+    }
+}

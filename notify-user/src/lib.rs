@@ -1,0 +1,4 @@
+//! notify: trace and enforce what happens when persistent memory goes bad under XFS on fsdax.
+//!
+//! The library holds every part of the agent so that tests and xtask can drive them directly;
+//! `src/main.rs` is only the command line.
