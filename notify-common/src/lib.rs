@@ -52,15 +52,31 @@ pub mod kind {
     pub const MEMORY_FAILURE_EXIT: u32 = 17;
     /// `memory_failure_event` tracepoint (group `ras` or `memory_failure`).
     pub const MF_EVENT: u32 = 18;
-    /// A mount syscall returned (`syscalls:sys_exit_*mount*` / `fsconfig` tracepoints): the
-    /// coarse mount edge on kernels where the function probes cannot attach.
-    pub const SYSCALL_MOUNT_EXIT: u32 = 19;
-    /// An XFS tracepoint fired on a mounted filesystem (`xfs:*`): proves the filesystem is live
-    /// where nothing finer can attach.
+    /// A mount-family syscall returned (`syscalls:sys_exit_{mount,fsconfig,fsmount,umount}`):
+    /// the coarse mount edge on kernels where the function probes cannot attach.
+    /// `Mount::arg` is one of [`super::syscall`], `Mount::ret` the return value.
+    pub const SYSCALL_EXIT: u32 = 19;
+    /// An XFS tracepoint: `Mount::arg` is one of [`super::xfs_tp`], `Mount::dev` its `dev`.
     pub const XFS_TRACEPOINT: u32 = 20;
 
     /// Highest kind this ABI knows.
     pub const MAX: u32 = XFS_TRACEPOINT;
+}
+
+/// Which syscall a [`kind::SYSCALL_EXIT`] event reports.
+pub mod syscall {
+    pub const MOUNT: u64 = 1;
+    pub const FSCONFIG: u64 = 2;
+    pub const FSMOUNT: u64 = 3;
+    pub const UMOUNT: u64 = 4;
+}
+
+/// Which XFS tracepoint a [`kind::XFS_TRACEPOINT`] event reports.
+pub mod xfs_tp {
+    /// `xfs:xfs_log_recover`: log recovery found a dirty log and replays it.
+    pub const LOG_RECOVER: u64 = 1;
+    /// `xfs:xfs_log_umount_write`: the unmount record is written (clean unmount).
+    pub const LOG_UMOUNT_WRITE: u64 = 2;
 }
 
 /// Readiness of the holder as read in the kernel when the notification arrived.
@@ -244,6 +260,10 @@ pub struct Offsets {
     pub tp_mf_pfn: u32,
     pub tp_mf_type: u32,
     pub tp_mf_result: u32,
+    /// `xfs:*` tracepoints: offset of `dev`.
+    pub tp_xfs_dev: u32,
+    /// `syscalls:sys_exit_*` tracepoints: offset of `ret`.
+    pub tp_sys_ret: u32,
     pub _pad: u32,
 }
 
@@ -266,6 +286,8 @@ impl Offsets {
             tp_mf_pfn: Self::UNKNOWN,
             tp_mf_type: Self::UNKNOWN,
             tp_mf_result: Self::UNKNOWN,
+            tp_xfs_dev: Self::UNKNOWN,
+            tp_sys_ret: Self::UNKNOWN,
             _pad: 0,
         }
     }
@@ -351,7 +373,7 @@ mod tests {
 
     #[test]
     fn offsets_layout() {
-        assert_eq!(size_of::<Offsets>(), 14 * 4);
+        assert_eq!(size_of::<Offsets>(), 16 * 4);
         assert_eq!(offset_of!(Offsets, xfs_m_super), 8);
         assert_eq!(offset_of!(Offsets, tp_mf_result), 48);
         assert_eq!(Offsets::default().sb_s_flags, Offsets::UNKNOWN);

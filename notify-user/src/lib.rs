@@ -2,3 +2,7 @@
 //!
 //! The library holds every part of the agent so that tests and xtask can drive them directly;
 //! `src/main.rs` is only the command line.
+
+pub mod event;
+pub mod readiness;
+pub mod reorder;
