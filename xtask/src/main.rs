@@ -1,1 +1,143 @@
-fn main() {}
+//! Developer tasks for notify: `cargo xtask setup|build|run|lab|vm-test`.
+
+mod check;
+mod initramfs;
+mod kernel;
+mod lab;
+mod setup;
+mod util;
+mod vm;
+
+use std::{path::PathBuf, process::Command, time::Duration};
+
+use anyhow::{Result, bail};
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "xtask", about = "notify developer tasks")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Install what building and the VM lab need (idempotent).
+    Setup,
+    /// Build notify-user (the BPF object comes from its build.rs).
+    Build {
+        #[arg(long)]
+        release: bool,
+    },
+    /// Build, then run `notify ARGS` as root (through sudo if needed).
+    Run {
+        #[arg(long)]
+        release: bool,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Narrated demo: boot the lab VM(s) and tell what happens.
+    Lab(LabArgs),
+    /// The lab's scenarios as assertions; exits non-zero on a failure.
+    VmTest(LabArgs),
+}
+
+#[derive(Args)]
+struct LabArgs {
+    /// 6.1, 6.12 or all.
+    #[arg(long, default_value = "all")]
+    kernel: String,
+    /// Agent attach modes, one VM each (comma-separated: kprobe,fentry,auto).
+    /// Defaults: lab kprobe, vm-test kprobe,fentry.
+    #[arg(long, value_delimiter = ',')]
+    attach: Vec<String>,
+    /// Scenarios to run, in order.
+    #[arg(long, value_delimiter = ',', default_values_t = lab::SCENARIOS.iter().map(|s| s.to_string()))]
+    scenarios: Vec<String>,
+    /// Use the release build of the agent.
+    #[arg(long)]
+    release: bool,
+    /// Use this notify binary instead of building notify-user.
+    #[arg(long)]
+    agent: Option<PathBuf>,
+    /// Run the scenarios without the agent (kernel-side checks only).
+    #[arg(long, conflicts_with = "agent")]
+    no_agent: bool,
+    /// Fail (instead of skipping event checks) when the agent is missing.
+    #[arg(long)]
+    require_agent: bool,
+    /// Hard limit per VM, in seconds.
+    #[arg(long, default_value_t = 480)]
+    timeout: u64,
+}
+
+impl LabArgs {
+    fn opts(self, narrate: bool) -> Result<lab::Opts> {
+        let attach = if self.attach.is_empty() {
+            if narrate {
+                vec!["kprobe".into()]
+            } else {
+                vec!["kprobe".into(), "fentry".into()]
+            }
+        } else {
+            self.attach
+        };
+        for a in &attach {
+            if !matches!(a.as_str(), "kprobe" | "fentry" | "auto" | "none") {
+                bail!("unknown attach mode {a:?}");
+            }
+        }
+        for s in &self.scenarios {
+            if !lab::SCENARIOS.contains(&s.as_str()) {
+                bail!(
+                    "unknown scenario {s:?} (known: {})",
+                    lab::SCENARIOS.join(", ")
+                );
+            }
+        }
+        Ok(lab::Opts {
+            kernels: kernel::Flavor::parse(&self.kernel)?,
+            attach,
+            release: self.release,
+            agent: self.agent,
+            no_agent: self.no_agent,
+            require_agent: self.require_agent,
+            timeout: Duration::from_secs(self.timeout),
+            scenarios: self.scenarios,
+            narrate,
+        })
+    }
+}
+
+fn cargo_build(release: bool) -> Result<PathBuf> {
+    let mut c = Command::new(env!("CARGO"));
+    c.args(["build", "-p", "notify-user"]);
+    if release {
+        c.arg("--release");
+    }
+    util::run(&mut c)?;
+    Ok(util::target_dir()
+        .join(if release { "release" } else { "debug" })
+        .join("notify"))
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().cmd {
+        Cmd::Setup => setup::setup(),
+        Cmd::Build { release } => cargo_build(release).map(|_| ()),
+        Cmd::Run { release, args } => {
+            let bin = cargo_build(release)?;
+            let mut c = if util::is_root() {
+                Command::new(&bin)
+            } else {
+                let mut c = Command::new("sudo");
+                c.arg("-E").arg(&bin);
+                c
+            };
+            let status = c.args(&args).status()?;
+            std::process::exit(status.code().unwrap_or(1));
+        }
+        Cmd::Lab(a) => lab::run(&a.opts(true)?),
+        Cmd::VmTest(a) => lab::run(&a.opts(false)?),
+    }
+}

@@ -1,0 +1,271 @@
+#!/bin/sh
+# The notify lab scenarios, run inside the guest by /init.
+#
+# Kernel command line knobs:
+#   lab.attach=kprobe|fentry|auto|none   how to run the agent (none: no agent)
+#   lab.scenarios=a,b,c                  subset/order (default: all four)
+#   lab.delay_ms=N                       dm-delay per log I/O (premature)
+#
+# Per scenario S the host gets these files back (under target/lab/<k>/<flavour>/S/):
+#   result.txt   key=value facts the script measured (exit codes, pfns, ...)
+#   events.jsonl the agent's JSON lines (if the agent ran)
+#   agent.log    the agent's stderr
+#   dmesg.txt    the kernel log of that scenario only (dmesg -c between)
+#   log.txt      the script's narration (also echoed live on the console)
+# Transport: "@@NOTIFY-FILE-BEGIN S/name" ... "@@NOTIFY-FILE-END S/name".
+
+PMEM=/dev/pmem0
+BASE_PFN=0x40000
+ATTACH=kprobe
+SCENARIOS=no_holder,mounted,remount,premature
+DELAY_MS=200
+for kv in $(cat /proc/cmdline); do
+	case "$kv" in
+	lab.attach=*) ATTACH=${kv#lab.attach=} ;;
+	lab.scenarios=*) SCENARIOS=${kv#lab.scenarios=} ;;
+	lab.delay_ms=*) DELAY_MS=${kv#lab.delay_ms=} ;;
+	esac
+done
+AGENT=/bin/notify
+[ "$ATTACH" = none ] && AGENT=
+[ -n "$AGENT" ] && [ ! -x "$AGENT" ] && AGENT=
+
+OUT=/tmp/out
+mkdir -p $OUT
+
+say() { echo "@@NOTIFY-SAY [$SC] $*"; echo "$*" >> "$OUT/$SC/log.txt"; }
+res() { echo "$1=$2" >> "$OUT/$SC/result.txt"; }
+
+emit() { # emit SCENARIO FILE...
+	for f in "$@"; do
+		[ -f "$OUT/$1/$f" ] || continue
+		echo "@@NOTIFY-FILE-BEGIN $1/$f"
+		cat "$OUT/$1/$f"
+		[ -n "$(tail -c 1 "$OUT/$1/$f")" ] && echo
+		echo "@@NOTIFY-FILE-END $1/$f"
+	done
+}
+
+agent_start() {
+	AGENT_PID=
+	if [ -z "$AGENT" ]; then
+		res agent missing
+		return
+	fi
+	"$AGENT" trace -o json --attach "$ATTACH" --output "$OUT/$SC/events.jsonl" \
+		> "$OUT/$SC/agent.stdout" 2> "$OUT/$SC/agent.log" &
+	AGENT_PID=$!
+	# Wait for the attach report ("attached" on stderr); 120 s at most under TCG.
+	i=0
+	while [ $i -lt 1200 ]; do
+		grep -q attached "$OUT/$SC/agent.log" 2>/dev/null && break
+		kill -0 $AGENT_PID 2>/dev/null || break
+		sleep 0.1
+		i=$((i + 1))
+	done
+	if kill -0 $AGENT_PID 2>/dev/null; then
+		res agent running
+		res agent_start_ds $i
+		say "agent up after $((i / 10)).$((i % 10)) s ($ATTACH)"
+	else
+		wait $AGENT_PID
+		res agent died
+		res agent_exit $?
+		say "agent died at startup: $(tail -n 3 "$OUT/$SC/agent.log")"
+		AGENT_PID=
+	fi
+}
+
+agent_stop() {
+	[ -n "$AGENT_PID" ] || return
+	sleep 0.5 # let the ring buffer drain
+	kill -INT $AGENT_PID
+	i=0
+	while kill -0 $AGENT_PID 2>/dev/null && [ $i -lt 300 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	if kill -0 $AGENT_PID 2>/dev/null; then
+		say "agent ignored SIGINT for 30 s, killing it"
+		kill -KILL $AGENT_PID
+	fi
+	wait $AGENT_PID
+	res agent_exit $?
+	AGENT_PID=
+}
+
+begin() {
+	SC=$1
+	mkdir -p "$OUT/$SC"
+	: > "$OUT/$SC/result.txt"
+	dmesg -c > /dev/null
+	echo "@@NOTIFY-SCENARIO-BEGIN $SC"
+	res scenario "$SC"
+	res attach "${AGENT:+$ATTACH}"
+}
+
+end() {
+	dmesg > "$OUT/$SC/dmesg.txt"
+	dmesg -c > /dev/null
+	emit "$SC" result.txt log.txt dmesg.txt events.jsonl agent.log agent.stdout
+	echo "@@NOTIFY-SCENARIO-END $SC"
+}
+
+# Write to debugfs' corrupt-pfn; records "<key>_rc" and "<key>_err".
+inject() { # inject KEY PFN
+	err=$(sh -c "echo $2 > /sys/kernel/debug/hwpoison/corrupt-pfn" 2>&1)
+	rc=$?
+	res "$1_rc" $rc
+	res "$1_err" "$(echo "$err" | sed 's/.*: //' | tr ' ' _)"
+	say "corrupt-pfn $2 -> rc=$rc ${err:+($err)}"
+}
+
+field() { # field KEY TEXT: value of KEY=... in TEXT
+	echo "$2" | tr ' ' '\n' | sed -n "s/^$1=//p" | head -n 1
+}
+
+mkfs_plain() {
+	mkfs.xfs -f -m rmapbt=1,reflink=1 $PMEM > /tmp/mkfs.log 2>&1
+	res mkfs_rc $?
+}
+
+# ---------------------------------------------------------------------------
+sc_doctor() {
+	begin doctor
+	if [ -n "$AGENT" ]; then
+		"$AGENT" doctor > "$OUT/$SC/doctor.txt" 2>&1
+		res doctor_rc $?
+	else
+		echo "agent missing" > "$OUT/$SC/doctor.txt"
+		res agent missing
+	fi
+	emit "$SC" doctor.txt
+	end
+}
+
+# 3. Nothing mounted: dax_holder_notify_failure has no holder (-EOPNOTSUPP).
+sc_no_holder() {
+	begin no_holder
+	pfn=0x7ff00 # near the end of pmem0, never used by the other scenarios
+	res pfn $pfn
+	res offset $(((pfn - BASE_PFN) * 4096))
+	agent_start
+	say "nothing mounted; poisoning pfn $pfn"
+	inject inject $pfn
+	agent_stop
+	end
+}
+
+# 1. Mounted: the victim poisons its own page, a bystander maps another file.
+sc_mounted() {
+	begin mounted
+	mkfs_plain
+	mount -o dax=always $PMEM /mnt
+	res mount_rc $?
+	dd if=/dev/zero of=/mnt/victim bs=1M count=1 2>/dev/null
+	dd if=/dev/zero of=/mnt/bystander bs=1M count=1 2>/dev/null
+	sync
+	echo 1 > /proc/sys/vm/memory_failure_early_kill
+	agent_start
+	victim --tag bystander --sleep 4 /mnt/bystander > /tmp/bystander.out 2>&1 &
+	bpid=$!
+	sleep 0.5
+	say "victim poisons page 0 of /mnt/victim (MADV_HWPOISON), early kill on"
+	out=$(victim --tag victim --poison --page 0 /mnt/victim 2>&1)
+	rc=$?
+	say "$out"
+	res victim_exit $rc
+	res victim_pid "$(field pid "$out")"
+	res victim_sicode "$(field si_code "$out")"
+	res physoff "$(field physoff "$out")"
+	res pfn "$(field pfn "$out")"
+	wait $bpid
+	brc=$?
+	say "$(cat /tmp/bystander.out)"
+	res bystander_exit $brc
+	res bystander_pfn "$(field pfn "$(cat /tmp/bystander.out)")"
+	agent_stop
+	echo 0 > /proc/sys/vm/memory_failure_early_kill
+	end
+}
+
+# 4. Unmount and remount: holder_put, a fresh holder_get, and "born" again.
+sc_remount() {
+	begin remount
+	if ! grep -q " /mnt " /proc/mounts; then
+		mkfs_plain
+		mount -o dax=always $PMEM /mnt
+		dd if=/dev/zero of=/mnt/victim bs=1M count=1 2>/dev/null
+		sync
+	fi
+	agent_start
+	umount /mnt
+	res umount_rc $?
+	say "unmounted; mounting again"
+	mount -o dax=always $PMEM /mnt
+	res mount_rc $?
+	out=$(victim --tag victim --poison --page 8 /mnt/victim 2>&1)
+	rc=$?
+	say "$out"
+	res victim_exit $rc
+	res victim_sicode "$(field si_code "$out")"
+	res physoff "$(field physoff "$out")"
+	res pfn "$(field pfn "$out")"
+	agent_stop
+	umount /mnt
+	end
+}
+
+# 2. Premature: poison arrives while the mount is still recovering its log.
+sc_premature() {
+	begin premature
+	grep -q " /mnt " /proc/mounts && umount /mnt
+	mkfs.xfs -f -m rmapbt=1,reflink=1 -l logdev=/dev/ram0,size=64m $PMEM > /tmp/mkfs.log 2>&1
+	res mkfs_rc $?
+	mount -o dax=always,logdev=/dev/ram0 $PMEM /mnt
+	dd if=/dev/zero of=/mnt/pad bs=1M count=8 2>/dev/null
+	dd if=/dev/zero of=/mnt/data bs=1M count=1 2>/dev/null
+	sync
+	out=$(victim --tag data --physoff --page 16 /mnt/data 2>&1)
+	say "$out"
+	pfn=$(field pfn "$out")
+	res pfn "$pfn"
+	res physoff "$(field physoff "$out")"
+	umount /mnt
+	echo "0 $(blockdev --getsz /dev/ram0) delay /dev/ram0 0 $DELAY_MS" | dmsetup create slowlog
+	dmsetup mknodes
+	agent_start
+	say "mounting with the log behind dm-delay ${DELAY_MS} ms/IO"
+	t0=$(cut -d' ' -f1 /proc/uptime)
+	(mount -o dax=always,logdev=/dev/mapper/slowlog $PMEM /mnt; echo $? > /tmp/mount.rc) &
+	mpid=$!
+	sleep 1.5
+	if grep -q " /mnt " /proc/mounts; then
+		res mounted_before_inject yes
+	fi
+	inject inject "$pfn"
+	wait $mpid
+	t1=$(cut -d' ' -f1 /proc/uptime)
+	res mount_rc "$(cat /tmp/mount.rc)"
+	res mount_secs "$(echo "$t0 $t1" | awk '{printf "%.1f", $2 - $1}')"
+	say "mount finished rc=$(cat /tmp/mount.rc) after $(echo "$t0 $t1" | awk '{printf "%.1f", $2 - $1}') s"
+	agent_stop
+	umount /mnt
+	dmsetup remove slowlog
+	end
+}
+
+echo "@@NOTIFY-PLAN attach=${AGENT:+$ATTACH} scenarios=$SCENARIOS agent=${AGENT:-missing}"
+SC=boot
+mkdir -p $OUT/boot
+dmesg > $OUT/boot/dmesg.txt
+dmesg -c > /dev/null
+ls /dev/pmem* /dev/ram* > $OUT/boot/devices.txt 2>&1
+emit boot dmesg.txt devices.txt
+sc_doctor
+for s in $(echo "$SCENARIOS" | tr ',' ' '); do
+	case "$s" in
+	no_holder | mounted | remount | premature) "sc_$s" ;;
+	*) echo "@@NOTIFY-WARN unknown scenario $s" ;;
+	esac
+done

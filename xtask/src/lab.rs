@@ -1,0 +1,280 @@
+//! `cargo xtask lab` (narrated) and `cargo xtask vm-test` (asserted): boot one
+//! VM per kernel and agent flavour, run every scenario inside it, store what
+//! came back under `target/lab/<kernel>/<flavour>/<scenario>/` and check it.
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Result, bail};
+
+use crate::{
+    check::{self, Evidence, Outcome},
+    initramfs,
+    kernel::{self, Flavor},
+    util, vm,
+};
+
+pub const SCENARIOS: &[&str] = &["no_holder", "mounted", "remount", "premature"];
+
+#[derive(Clone, Debug)]
+pub struct Opts {
+    pub kernels: Vec<Flavor>,
+    /// Agent attach modes to run (one VM each); "none" runs without agent.
+    pub attach: Vec<String>,
+    pub release: bool,
+    /// Use this notify binary instead of building one.
+    pub agent: Option<PathBuf>,
+    pub no_agent: bool,
+    pub require_agent: bool,
+    pub timeout: Duration,
+    pub scenarios: Vec<String>,
+    /// Narrate (lab) rather than just assert (vm-test).
+    pub narrate: bool,
+}
+
+/// Builds notify-user and returns the agent binary, or None (with a reason).
+fn agent(opts: &Opts) -> Option<PathBuf> {
+    if opts.no_agent {
+        eprintln!("lab: running without the agent (--no-agent)");
+        return None;
+    }
+    if let Some(a) = &opts.agent {
+        return Some(a.clone());
+    }
+    eprintln!(
+        "lab: cargo build -p notify-user{}",
+        if opts.release { " --release" } else { "" }
+    );
+    let mut c = Command::new(env!("CARGO"));
+    c.args(["build", "-p", "notify-user"]);
+    if opts.release {
+        c.arg("--release");
+    }
+    let t0 = Instant::now();
+    let ok = c.status().is_ok_and(|s| s.success());
+    let bin = util::target_dir()
+        .join(if opts.release { "release" } else { "debug" })
+        .join("notify");
+    if ok && bin.exists() {
+        eprintln!(
+            "lab: agent built in {:.0?}: {}",
+            t0.elapsed(),
+            bin.display()
+        );
+        Some(bin)
+    } else {
+        eprintln!("lab: agent missing: building notify-user failed; scenarios run without it");
+        None
+    }
+}
+
+pub fn run(opts: &Opts) -> Result<()> {
+    let t_all = Instant::now();
+    let agent = agent(opts);
+    let flavours: Vec<String> = if agent.is_some() {
+        opts.attach.clone()
+    } else {
+        vec!["none".to_string()]
+    };
+    let mut summary: Vec<(String, String, Vec<Outcome>, Duration)> = Vec::new();
+    let mut failures = 0usize;
+    for &k in &opts.kernels {
+        let t0 = Instant::now();
+        let kern = kernel::ensure(k)?;
+        let (img, rebuilt) = initramfs::ensure(&kern, agent.as_deref())?;
+        eprintln!(
+            "lab: {} kernel {} ready in {:.1?} (initramfs {})",
+            k.label(),
+            kern.release,
+            t0.elapsed(),
+            if rebuilt { "rebuilt" } else { "cached" }
+        );
+        for fl in &flavours {
+            let outcomes = boot_one(opts, &kern, &img, fl)?;
+            failures += outcomes.iter().filter(|o| !o.passed()).count();
+            summary.push((k.label().to_string(), fl.clone(), outcomes, t0.elapsed()));
+        }
+    }
+    println!("\n== summary ({:.0?} total)", t_all.elapsed());
+    for (k, fl, outs, _) in &summary {
+        for o in outs {
+            let n_ok = o.checks.iter().filter(|c| c.ok).count();
+            println!(
+                "  {:<5} {:<7} {:<10} {} ({}/{} checks){}",
+                k,
+                fl,
+                o.scenario,
+                if o.passed() { "PASS" } else { "FAIL" },
+                n_ok,
+                o.checks.len(),
+                if o.skipped.is_empty() {
+                    String::new()
+                } else {
+                    format!(" [{}]", o.skipped.join("; "))
+                }
+            );
+        }
+    }
+    println!("  results: {}", util::target_dir().join("lab").display());
+    if failures > 0 && !opts.narrate {
+        bail!("{failures} scenario(s) failed");
+    }
+    Ok(())
+}
+
+fn boot_one(opts: &Opts, kern: &kernel::Kernel, img: &Path, flavour: &str) -> Result<Vec<Outcome>> {
+    let out = util::target_dir()
+        .join("lab")
+        .join(kern.flavor.label())
+        .join(flavour);
+    let _ = fs::remove_dir_all(&out);
+    util::mkdirp(&out)?;
+    let append = format!(
+        "lab.attach={flavour} lab.scenarios={}",
+        opts.scenarios.join(",")
+    );
+    println!(
+        "\n== {} ({}) agent={flavour}: booting qemu (TCG)",
+        kern.flavor.label(),
+        kern.release
+    );
+    let narrate = opts.narrate;
+    let boot = vm::boot(
+        &kern.vmlinuz,
+        img,
+        &append,
+        opts.timeout,
+        &out.join("console.log"),
+        |line| {
+            if let Some(s) = line.strip_prefix("@@NOTIFY-SAY ") {
+                if narrate {
+                    println!("   {s}");
+                }
+            } else if let Some(s) = line.strip_prefix("@@NOTIFY-SCENARIO-BEGIN ") {
+                println!(" -- {s}");
+            } else if let Some(s) = line.strip_prefix("@@NOTIFY-WARN ") {
+                println!("   warning: {s}");
+            }
+        },
+    )?;
+    let t = vm::parse_console(&boot.console);
+    // Store every file the guest sent.
+    for (name, body) in &t.files {
+        let p = out.join(name);
+        util::mkdirp(p.parent().unwrap())?;
+        fs::write(&p, body)?;
+    }
+    if let Some(doc) = t.file("doctor", "doctor.txt") {
+        fs::write(out.parent().unwrap().join("doctor.txt"), doc)?;
+    }
+    println!(
+        " -- VM {} in {:.1?}{}{}",
+        if t.done { "finished" } else { "did NOT finish" },
+        boot.elapsed,
+        if boot.timed_out {
+            " (TIMED OUT, killed)"
+        } else {
+            ""
+        },
+        t.booted
+            .as_ref()
+            .map_or(" (never reached /init)".to_string(), |r| format!(
+                ", guest {r}"
+            )),
+    );
+    let mut outcomes = Vec::new();
+    let mut vm_check = Outcome {
+        scenario: "vm".into(),
+        ..Default::default()
+    };
+    vm_check.checks.push(check::Check {
+        what: "guest ran to the end and powered off".into(),
+        ok: t.done && !boot.timed_out,
+        detail: format!(
+            "done={} timed_out={} qemu exit={:?} warnings={:?}; see {}",
+            t.done,
+            boot.timed_out,
+            boot.exit,
+            t.warnings,
+            out.join("console.log").display()
+        ),
+    });
+    outcomes.push(vm_check);
+    let mut wanted: Vec<&str> = vec!["doctor"];
+    wanted.extend(opts.scenarios.iter().map(String::as_str));
+    for sc in wanted {
+        let ev = Evidence {
+            result: t.file(sc, "result.txt").unwrap_or(""),
+            dmesg: t.file(sc, "dmesg.txt").unwrap_or(""),
+            events: t.file(sc, "events.jsonl"),
+        };
+        let o = check::check_scenario(sc, &ev, opts.require_agent);
+        if narrate {
+            narrate_scenario(sc, &ev);
+        }
+        report(&o);
+        outcomes.push(o);
+    }
+    Ok(outcomes)
+}
+
+/// The lab's story of a scenario: the interesting dmesg lines and events.
+fn narrate_scenario(sc: &str, ev: &Evidence) {
+    let keys = [
+        "Memory failure",
+        "not ready for notify_failure",
+        "Sending SIGBUS",
+        "Mounting V5",
+        "Ending clean mount",
+        "Unmounting",
+        "Corruption",
+        "Shutting down",
+    ];
+    let lines: Vec<&str> = ev
+        .dmesg
+        .lines()
+        .filter(|l| keys.iter().any(|k| l.contains(k)))
+        .collect();
+    if !lines.is_empty() {
+        println!("   [{sc}] kernel said:");
+        for l in lines {
+            println!("     {l}");
+        }
+    }
+    if let Some(text) = ev.events {
+        let (evs, _) = check::parse_events(text);
+        let interesting: Vec<_> = evs
+            .iter()
+            .filter(|e| !matches!(e.kind(), "mf_event" | "memory_failure_exit"))
+            .collect();
+        println!("   [{sc}] agent saw {} events:", evs.len());
+        for e in interesting.iter().take(40) {
+            println!("     {}", e.brief());
+        }
+    }
+}
+
+fn report(o: &Outcome) {
+    if o.checks.is_empty() && o.skipped.is_empty() {
+        return;
+    }
+    for c in &o.checks {
+        if c.ok {
+            println!("   ok   {}: {}", o.scenario, c.what);
+        } else {
+            println!(
+                "   FAIL {}: {}\n        {}",
+                o.scenario,
+                c.what,
+                c.detail.replace('\n', "\n        ")
+            );
+        }
+    }
+    for s in &o.skipped {
+        println!("   skip {}: {s}", o.scenario);
+    }
+}

@@ -1,0 +1,210 @@
+//! One qemu (TCG) boot of the lab guest, with a hard timeout, and the parser
+//! for what the guest sends back over the serial console.
+
+use std::{
+    collections::BTreeMap,
+    fs,
+    io::{BufRead as _, BufReader, Write as _},
+    path::Path,
+    process::{Command, Stdio},
+    sync::mpsc,
+    thread,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result};
+
+/// What a boot produced.
+#[derive(Debug, Default)]
+pub struct Boot {
+    pub console: String,
+    pub timed_out: bool,
+    pub elapsed: Duration,
+    pub exit: Option<i32>,
+}
+
+/// Boots `vmlinuz` + `initrd` with `append` appended to the lab's base
+/// command line. The console goes to `console_log` as it arrives; `live`
+/// gets every line (for narration). The qemu process is killed after `timeout`.
+pub fn boot(
+    vmlinuz: &Path,
+    initrd: &Path,
+    append: &str,
+    timeout: Duration,
+    console_log: &Path,
+    mut live: impl FnMut(&str),
+) -> Result<Boot> {
+    let cmdline = format!("console=ttyS0 quiet memmap=1G!1G panic=-1 {append}");
+    let mut child = Command::new("qemu-system-x86_64")
+        .args(["-accel", "tcg", "-cpu", "max", "-m", "3G", "-smp", "2"])
+        .args([
+            "-nographic",
+            "-no-reboot",
+            "-nodefaults",
+            "-serial",
+            "stdio",
+        ])
+        .arg("-kernel")
+        .arg(vmlinuz)
+        .arg("-initrd")
+        .arg(initrd)
+        .arg("-append")
+        .arg(&cmdline)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("spawning qemu-system-x86_64 (run `cargo xtask setup`)")?;
+    let t0 = Instant::now();
+    let (tx, rx) = mpsc::channel::<String>();
+    let stdout = child.stdout.take().unwrap();
+    let tx2 = tx.clone();
+    let reader = thread::spawn(move || {
+        let mut r = BufReader::new(stdout);
+        let mut buf = Vec::new();
+        while let Ok(n) = r.read_until(b'\n', &mut buf) {
+            if n == 0 {
+                break;
+            }
+            let line = String::from_utf8_lossy(&buf)
+                .trim_end_matches(['\n', '\r'])
+                .replace('\r', "");
+            if tx2.send(line).is_err() {
+                break;
+            }
+            buf.clear();
+        }
+    });
+    let stderr = child.stderr.take().unwrap();
+    let err_reader = thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut BufReader::new(stderr), &mut s);
+        s
+    });
+    drop(tx);
+
+    let mut log = fs::File::create(console_log)?;
+    let mut console = String::new();
+    let mut timed_out = false;
+    loop {
+        let left = timeout.saturating_sub(t0.elapsed());
+        if left.is_zero() {
+            timed_out = true;
+            let _ = child.kill();
+            break;
+        }
+        match rx.recv_timeout(left.min(Duration::from_millis(500))) {
+            Ok(line) => {
+                writeln!(log, "{line}")?;
+                live(&line);
+                console.push_str(&line);
+                console.push('\n');
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    let status = child.wait()?;
+    let _ = reader.join();
+    let err = err_reader.join().unwrap_or_default();
+    if !err.trim().is_empty() {
+        writeln!(log, "--- qemu stderr ---\n{err}")?;
+        console.push_str(&format!("--- qemu stderr ---\n{err}"));
+    }
+    Ok(Boot {
+        console,
+        timed_out,
+        elapsed: t0.elapsed(),
+        exit: status.code(),
+    })
+}
+
+/// The guest's transcript, demultiplexed from the console.
+#[derive(Debug, Default, PartialEq)]
+pub struct Transcript {
+    /// `uname -r` from `@@NOTIFY-BOOTED`.
+    pub booted: Option<String>,
+    /// `@@NOTIFY-PLAN` line.
+    pub plan: Option<String>,
+    /// Reached `@@NOTIFY-DONE`.
+    pub done: bool,
+    /// "scenario/file" -> contents.
+    pub files: BTreeMap<String, String>,
+    /// Scenarios that began / ended.
+    pub begun: Vec<String>,
+    pub ended: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+impl Transcript {
+    pub fn file(&self, scenario: &str, name: &str) -> Option<&str> {
+        self.files
+            .get(&format!("{scenario}/{name}"))
+            .map(String::as_str)
+    }
+}
+
+/// Splits the console into the files the guest emitted between
+/// `@@NOTIFY-FILE-BEGIN x` and `@@NOTIFY-FILE-END x` lines.
+pub fn parse_console(console: &str) -> Transcript {
+    let mut t = Transcript::default();
+    let mut cur: Option<(String, String)> = None;
+    for line in console.lines() {
+        if let Some((name, body)) = cur.as_mut() {
+            if line.ends_with(&format!("@@NOTIFY-FILE-END {name}")) {
+                let (name, body) = cur.take().unwrap();
+                t.files.insert(name, body);
+            } else {
+                body.push_str(line);
+                body.push('\n');
+            }
+            continue;
+        }
+        // Terminal resets from the firmware or kernel messages may precede a marker.
+        let Some(line) = line.find("@@NOTIFY-").map(|i| &line[i..]) else {
+            continue;
+        };
+        if let Some(n) = line.strip_prefix("@@NOTIFY-FILE-BEGIN ") {
+            cur = Some((n.trim().to_string(), String::new()));
+        } else if let Some(r) = line.strip_prefix("@@NOTIFY-BOOTED ") {
+            t.booted = Some(r.trim().to_string());
+        } else if let Some(r) = line.strip_prefix("@@NOTIFY-PLAN ") {
+            t.plan = Some(r.trim().to_string());
+        } else if line.starts_with("@@NOTIFY-DONE") {
+            t.done = true;
+        } else if let Some(s) = line.strip_prefix("@@NOTIFY-SCENARIO-BEGIN ") {
+            t.begun.push(s.trim().to_string());
+        } else if let Some(s) = line.strip_prefix("@@NOTIFY-SCENARIO-END ") {
+            t.ended.push(s.trim().to_string());
+        } else if let Some(w) = line.strip_prefix("@@NOTIFY-WARN ") {
+            t.warnings.push(w.to_string());
+        }
+    }
+    // A file cut off by a timeout still counts, marked as truncated.
+    if let Some((name, body)) = cur {
+        t.warnings.push(format!("{name} truncated"));
+        t.files.insert(name, body);
+    }
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn demux() {
+        let c = "noise\n\x1bc\x1b[?7l\x1b[2J@@NOTIFY-BOOTED 6.1.0-56-amd64\n@@NOTIFY-SCENARIO-BEGIN a\n@@NOTIFY-FILE-BEGIN a/x.txt\nl1\n@@NOTIFY-FILE-BEGIN not-a-marker-inside\n\n@@NOTIFY-FILE-END a/x.txt\n@@NOTIFY-SCENARIO-END a\n@@NOTIFY-FILE-BEGIN b/y\ncut";
+        let t = parse_console(c);
+        assert_eq!(t.booted.as_deref(), Some("6.1.0-56-amd64"));
+        assert_eq!(
+            t.file("a", "x.txt"),
+            Some("l1\n@@NOTIFY-FILE-BEGIN not-a-marker-inside\n\n")
+        );
+        assert_eq!(t.file("b", "y"), Some("cut\n"));
+        assert_eq!(t.begun, ["a"]);
+        assert_eq!(t.ended, ["a"]);
+        assert!(!t.done);
+        assert_eq!(t.warnings, ["b/y truncated"]);
+    }
+}
