@@ -160,7 +160,7 @@ sc_no_holder() {
 sc_mounted() {
 	begin mounted
 	mkfs_plain
-	mount -o dax=always $PMEM /mnt
+	mount -t xfs -o dax=always $PMEM /mnt
 	res mount_rc $?
 	dd if=/dev/zero of=/mnt/victim bs=1M count=1 2>/dev/null
 	dd if=/dev/zero of=/mnt/bystander bs=1M count=1 2>/dev/null
@@ -194,7 +194,7 @@ sc_remount() {
 	begin remount
 	if ! grep -q " /mnt " /proc/mounts; then
 		mkfs_plain
-		mount -o dax=always $PMEM /mnt
+		mount -t xfs -o dax=always $PMEM /mnt
 		dd if=/dev/zero of=/mnt/victim bs=1M count=1 2>/dev/null
 		sync
 	fi
@@ -202,7 +202,7 @@ sc_remount() {
 	umount /mnt
 	res umount_rc $?
 	say "unmounted; mounting again"
-	mount -o dax=always $PMEM /mnt
+	mount -t xfs -o dax=always $PMEM /mnt
 	res mount_rc $?
 	out=$(victim --tag victim --poison --page 8 /mnt/victim 2>&1)
 	rc=$?
@@ -222,7 +222,7 @@ sc_premature() {
 	grep -q " /mnt " /proc/mounts && umount /mnt
 	mkfs.xfs -f -m rmapbt=1,reflink=1 -l logdev=/dev/ram0,size=64m $PMEM > /tmp/mkfs.log 2>&1
 	res mkfs_rc $?
-	mount -o dax=always,logdev=/dev/ram0 $PMEM /mnt
+	mount -t xfs -o dax=always,logdev=/dev/ram0 $PMEM /mnt
 	dd if=/dev/zero of=/mnt/pad bs=1M count=8 2>/dev/null
 	dd if=/dev/zero of=/mnt/data bs=1M count=1 2>/dev/null
 	sync
@@ -237,7 +237,7 @@ sc_premature() {
 	agent_start
 	say "mounting with the log behind dm-delay ${DELAY_MS} ms/IO"
 	t0=$(cut -d' ' -f1 /proc/uptime)
-	(mount -o dax=always,logdev=/dev/mapper/slowlog $PMEM /mnt; echo $? > /tmp/mount.rc) &
+	(mount -t xfs -o dax=always,logdev=/dev/mapper/slowlog $PMEM /mnt; echo $? > /tmp/mount.rc) &
 	mpid=$!
 	sleep 1.5
 	if grep -q " /mnt " /proc/mounts; then

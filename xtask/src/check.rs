@@ -596,6 +596,42 @@ mod tests {
         parse_events(&lines.join("\n")).0
     }
 
+    /// Every recorded run under tests/fixtures must pass its own assertions
+    /// (event checks required where the agent ran).
+    #[test]
+    fn recorded_fixtures_pass() {
+        let root = crate::lab::fixtures_dir();
+        let mut runs = 0;
+        for run in std::fs::read_dir(&root).unwrap() {
+            let run = run.unwrap().path();
+            if !run.is_dir() {
+                continue;
+            }
+            runs += 1;
+            for sc in crate::lab::SCENARIOS {
+                let read = |f: &str| std::fs::read_to_string(run.join(sc).join(f)).ok();
+                let (result, dmesg, events) =
+                    (read("result.txt"), read("dmesg.txt"), read("events.jsonl"));
+                let result =
+                    result.unwrap_or_else(|| panic!("{}/{sc}: no result.txt", run.display()));
+                let agent = result.contains("agent=running");
+                let ev = Evidence {
+                    result: &result,
+                    dmesg: dmesg.as_deref().unwrap_or(""),
+                    events: events.as_deref(),
+                };
+                let o = check_scenario(sc, &ev, agent);
+                assert!(
+                    o.passed(),
+                    "{}/{sc}: {:#?}",
+                    run.display(),
+                    o.checks.iter().filter(|c| !c.ok).collect::<Vec<_>>()
+                );
+            }
+        }
+        assert!(runs > 0, "no fixtures in {}", root.display());
+    }
+
     #[test]
     fn numbers() {
         assert_eq!(parse_num("0x40019"), Some(0x40019));

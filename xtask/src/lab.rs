@@ -34,7 +34,23 @@ pub struct Opts {
     pub scenarios: Vec<String>,
     /// Narrate (lab) rather than just assert (vm-test).
     pub narrate: bool,
+    /// Copy each scenario's evidence to `xtask/tests/fixtures/<kernel>-<flavour>/`.
+    pub save_fixtures: bool,
 }
+
+/// Where recorded runs live for the unit tests.
+pub fn fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+/// The files of a scenario kept as a fixture.
+pub const FIXTURE_FILES: &[&str] = &[
+    "result.txt",
+    "dmesg.txt",
+    "events.jsonl",
+    "log.txt",
+    "doctor.txt",
+];
 
 /// Builds notify-user and returns the agent binary, or None (with a reason).
 fn agent(opts: &Opts) -> Option<PathBuf> {
@@ -218,6 +234,22 @@ fn boot_one(opts: &Opts, kern: &kernel::Kernel, img: &Path, flavour: &str) -> Re
         }
         report(&o);
         outcomes.push(o);
+        if opts.save_fixtures {
+            let to = fixtures_dir()
+                .join(format!("{}-{flavour}", kern.flavor.label()))
+                .join(sc);
+            let _ = fs::remove_dir_all(&to);
+            util::mkdirp(&to)?;
+            for f in FIXTURE_FILES {
+                if let Some(body) = t.file(sc, f) {
+                    fs::write(to.join(f), body)?;
+                }
+            }
+            fs::write(
+                to.parent().unwrap().join("kernel.txt"),
+                format!("{}\n", kern.release),
+            )?;
+        }
     }
     Ok(outcomes)
 }

@@ -66,6 +66,9 @@ struct LabArgs {
     /// Fail (instead of skipping event checks) when the agent is missing.
     #[arg(long)]
     require_agent: bool,
+    /// Save each scenario's evidence under xtask/tests/fixtures/ for the unit tests.
+    #[arg(long)]
+    save_fixtures: bool,
     /// Hard limit per VM, in seconds.
     #[arg(long, default_value_t = 480)]
     timeout: u64,
@@ -105,6 +108,7 @@ impl LabArgs {
             timeout: Duration::from_secs(self.timeout),
             scenarios: self.scenarios,
             narrate,
+            save_fixtures: self.save_fixtures,
         })
     }
 }
