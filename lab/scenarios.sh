@@ -33,7 +33,12 @@ AGENT=/bin/notify
 OUT=/tmp/out
 mkdir -p $OUT
 
-say() { echo "@@NOTIFY-SAY [$SC] $*"; echo "$*" >> "$OUT/$SC/log.txt"; }
+say() {
+	printf '%s\n' "$*" | while IFS= read -r l; do
+		echo "@@NOTIFY-SAY [$SC] $l"
+		echo "$l" >> "$OUT/$SC/log.txt"
+	done
+}
 res() { echo "$1=$2" >> "$OUT/$SC/result.txt"; }
 
 emit() { # emit SCENARIO FILE...
@@ -146,6 +151,8 @@ sc_doctor() {
 # 3. Nothing mounted: dax_holder_notify_failure has no holder (-EOPNOTSUPP).
 sc_no_holder() {
 	begin no_holder
+	say "Nothing is mounted on pmem0, so the dax device has no holder:"
+	say "dax_holder_notify_failure() should return -EOPNOTSUPP and mm fall back."
 	pfn=0x7ff00 # near the end of pmem0, never used by the other scenarios
 	res pfn $pfn
 	res offset $(((pfn - BASE_PFN) * 4096))
@@ -159,6 +166,9 @@ sc_no_holder() {
 # 1. Mounted: the victim poisons its own page, a bystander maps another file.
 sc_mounted() {
 	begin mounted
+	say "XFS (rmapbt, reflink) on pmem0 mounted with -o dax=always. A victim maps a"
+	say "file and poisons its own page; a bystander maps another file. XFS is born:"
+	say "it walks its rmap and kills the owner of the page."
 	mkfs_plain
 	mount -t xfs -o dax=always $PMEM /mnt
 	res mount_rc $?
@@ -192,6 +202,8 @@ sc_mounted() {
 # 4. Unmount and remount: holder_put, a fresh holder_get, and "born" again.
 sc_remount() {
 	begin remount
+	say "Unmount (XFS releases the dax holder), mount again (a fresh holder), and"
+	say "poison a page: the new mount must get the notification."
 	if ! grep -q " /mnt " /proc/mounts; then
 		mkfs_plain
 		mount -t xfs -o dax=always $PMEM /mnt
@@ -219,6 +231,8 @@ sc_remount() {
 # 2. Premature: poison arrives while the mount is still recovering its log.
 sc_premature() {
 	begin premature
+	say "An external log on a ram disk behind dm-delay makes the mount slow. Poison"
+	say "that arrives while XFS is still mounting is dropped by XFS (-EIO)."
 	grep -q " /mnt " /proc/mounts && umount /mnt
 	mkfs.xfs -f -m rmapbt=1,reflink=1 -l logdev=/dev/ram0,size=64m $PMEM > /tmp/mkfs.log 2>&1
 	res mkfs_rc $?
