@@ -314,6 +314,16 @@ pub fn check_scenario(scenario: &str, ev: &Evidence, require_agent: bool) -> Out
         );
         return o;
     }
+    if scenario == "doctor" {
+        if r.contains_key("doctor_rc") {
+            o.eq("notify doctor exited 0", &r, "doctor_rc", "0");
+        } else if require_agent {
+            o.check("agent present", false, "the notify binary was not in the guest");
+        } else {
+            o.skipped.push("agent missing: no doctor".into());
+        }
+        return o;
+    }
     let events = agent_events(&mut o, &r, ev, require_agent);
     let events = events.as_deref();
     match scenario {
@@ -321,7 +331,6 @@ pub fn check_scenario(scenario: &str, ev: &Evidence, require_agent: bool) -> Out
         "mounted" => mounted(&mut o, &r, ev.dmesg, events),
         "remount" => remount(&mut o, &r, ev.dmesg, events),
         "premature" => premature(&mut o, &r, ev.dmesg, events),
-        "doctor" => {}
         other => {
             o.check(
                 "known scenario",
