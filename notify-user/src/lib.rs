@@ -6,3 +6,8 @@
 pub mod event;
 pub mod readiness;
 pub mod reorder;
+pub mod badblocks;
+pub mod enforce;
+pub mod fsmap;
+pub mod journal;
+pub mod mappers;

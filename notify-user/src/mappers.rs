@@ -1,0 +1,448 @@
+//! Which processes map a damaged file range: `/proc/PID/maps`.
+//!
+//! The kernel's own answer (`collect_procs_fsdax()`) walks the file's `i_mmap` tree: every VMA
+//! of the file whose page range covers the poisoned page, shared or private. Userspace has no
+//! such index, so we read each process's maps and keep the VMAs whose (device, inode) is the
+//! damaged file and whose file window `[offset, offset + (end - start))` overlaps the damaged
+//! byte range. A process that only has the file open, or maps another part of it, is not a
+//! mapper: it cannot touch the poisoned page through a mapping (read()/write() get EIO instead).
+//!
+//! Cost: one readdir of /proc and one read of each maps file. A kernel thread's maps is empty
+//! (no mm), so it costs one empty read and no parsing. Before parsing a process's maps we search
+//! the raw bytes for the " MAJ:MIN INODE " needle of each target; the common case (the process
+//! does not map any damaged file) never splits a line.
+
+use std::{
+    fs,
+    io::{self, Read},
+    path::{Path, PathBuf},
+};
+
+use serde::Serialize;
+
+/// One line of /proc/PID/maps.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct MapsEntry {
+    pub start: u64,
+    pub end: u64,
+    /// "rw-s", "r-xp"...
+    pub perms: String,
+    /// File offset of `start`, bytes.
+    pub offset: u64,
+    pub major: u32,
+    pub minor: u32,
+    pub inode: u64,
+    /// Path, pseudo-path ("[heap]") or None for anonymous mappings. May end in " (deleted)".
+    pub path: Option<String>,
+}
+
+impl MapsEntry {
+    pub fn shared(&self) -> bool {
+        self.perms.as_bytes().get(3) == Some(&b's')
+    }
+}
+
+/// Parse one maps line: `start-end perms offset MAJ:MIN inode [path]`, hex except the inode.
+/// The path is everything after the inode's trailing padding, so paths with spaces survive.
+pub fn parse_maps_line(line: &str) -> Option<MapsEntry> {
+    let line = line.trim_end_matches('\n');
+    let mut rest = line;
+    let mut field = || -> Option<&str> {
+        let r = rest.trim_start_matches(' ');
+        let end = r.find(' ').unwrap_or(r.len());
+        let (f, tail) = r.split_at(end);
+        rest = tail;
+        if f.is_empty() { None } else { Some(f) }
+    };
+    let range = field()?;
+    let perms = field()?;
+    let offset = field()?;
+    let dev = field()?;
+    let inode = field()?;
+    let (s, e) = range.split_once('-')?;
+    let (ma, mi) = dev.split_once(':')?;
+    let path = rest.trim_start_matches(' ');
+    Some(MapsEntry {
+        start: u64::from_str_radix(s, 16).ok()?,
+        end: u64::from_str_radix(e, 16).ok()?,
+        perms: perms.to_string(),
+        offset: u64::from_str_radix(offset, 16).ok()?,
+        major: u32::from_str_radix(ma, 16).ok()?,
+        minor: u32::from_str_radix(mi, 16).ok()?,
+        inode: inode.parse().ok()?,
+        path: if path.is_empty() {
+            None
+        } else {
+            Some(path.to_string())
+        },
+    })
+}
+
+/// Parse a whole maps file, skipping lines that do not parse.
+pub fn parse_maps(text: &str) -> Vec<MapsEntry> {
+    text.lines().filter_map(parse_maps_line).collect()
+}
+
+/// A damaged byte range of one file, named as maps names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+pub struct Target {
+    pub major: u32,
+    pub minor: u32,
+    pub inode: u64,
+    /// File byte range `[offset, offset + length)`.
+    pub offset: u64,
+    pub length: u64,
+}
+
+/// A VMA that covers (part of) a target.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct MappingHit {
+    pub target: Target,
+    pub vma_start: u64,
+    pub vma_end: u64,
+    pub perms: String,
+    pub path: Option<String>,
+    /// Damaged part of the file covered by this VMA, as file offsets `[lo, hi)`.
+    pub file_lo: u64,
+    pub file_hi: u64,
+    /// The same part as virtual addresses in the process: `[addr_lo, addr_hi)`.
+    pub addr_lo: u64,
+    pub addr_hi: u64,
+}
+
+/// Does this VMA map part of the target range? Pure overlap arithmetic.
+pub fn match_mapping(e: &MapsEntry, t: &Target) -> Option<MappingHit> {
+    if e.inode != t.inode || e.major != t.major || e.minor != t.minor || e.end <= e.start {
+        return None;
+    }
+    let win_lo = e.offset;
+    let win_hi = e.offset.checked_add(e.end - e.start)?;
+    let t_hi = t.offset.saturating_add(t.length);
+    let lo = win_lo.max(t.offset);
+    let hi = win_hi.min(t_hi);
+    if lo >= hi {
+        return None;
+    }
+    Some(MappingHit {
+        target: *t,
+        vma_start: e.start,
+        vma_end: e.end,
+        perms: e.perms.clone(),
+        path: e.path.clone(),
+        file_lo: lo,
+        file_hi: hi,
+        addr_lo: e.start + (lo - win_lo),
+        addr_hi: e.start + (hi - win_lo),
+    })
+}
+
+/// All hits of `targets` in a parsed maps file.
+pub fn match_maps(entries: &[MapsEntry], targets: &[Target]) -> Vec<MappingHit> {
+    entries
+        .iter()
+        .flat_map(|e| targets.iter().filter_map(move |t| match_mapping(e, t)))
+        .collect()
+}
+
+/// The raw needle " MAJ:MIN INODE " as it appears in maps (`%02x:%02x %lu `).
+fn needle(t: &Target) -> Vec<u8> {
+    format!(" {:02x}:{:02x} {} ", t.major, t.minor, t.inode).into_bytes()
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The fields of /proc/PID/stat notify needs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ProcStat {
+    pub pid: i32,
+    pub comm: String,
+    /// R, S, D, Z, X, T...
+    pub state: char,
+    pub ppid: i32,
+    /// `task->flags` (PF_KTHREAD = 0x0020_0000).
+    pub flags: u64,
+    /// Start time in clock ticks after boot: with the pid, the identity of a process (a reused
+    /// pid has a later start time).
+    pub start_time: u64,
+}
+
+pub const PF_KTHREAD: u64 = 0x0020_0000;
+
+impl ProcStat {
+    pub fn is_kernel_thread(&self) -> bool {
+        self.flags & PF_KTHREAD != 0
+    }
+    pub fn is_dead(&self) -> bool {
+        matches!(self.state, 'Z' | 'X' | 'x')
+    }
+}
+
+/// Parse /proc/PID/stat. comm is in parentheses and may itself contain ") ", so split at the
+/// last ')'.
+pub fn parse_stat(text: &str) -> Option<ProcStat> {
+    let open = text.find('(')?;
+    let close = text.rfind(')')?;
+    let pid = text[..open].trim().parse().ok()?;
+    let comm = text[open + 1..close].to_string();
+    let rest: Vec<&str> = text[close + 1..].split_whitespace().collect();
+    // rest[0] is field 3 (state); field N is rest[N - 3].
+    Some(ProcStat {
+        pid,
+        comm,
+        state: rest.first()?.chars().next()?,
+        ppid: rest.get(1)?.parse().ok()?,
+        flags: rest.get(6)?.parse().ok()?,
+        start_time: rest.get(19)?.parse().ok()?,
+    })
+}
+
+pub fn read_stat(proc_root: &Path, pid: i32) -> io::Result<ProcStat> {
+    let p = proc_root.join(pid.to_string()).join("stat");
+    let s = fs::read_to_string(&p)?;
+    parse_stat(&s).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("cannot parse {}", p.display()),
+        )
+    })
+}
+
+/// A process that maps damaged file ranges.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Mapper {
+    pub pid: i32,
+    pub comm: String,
+    /// From /proc/PID/stat, read right after the maps: enforcement checks it again after
+    /// opening a pidfd so a reused pid is never signalled.
+    pub start_time: u64,
+    pub hits: Vec<MappingHit>,
+}
+
+/// Scan statistics, for logs and for the "fast" claim.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ScanStats {
+    pub processes: usize,
+    pub empty_maps: usize,
+    pub parsed: usize,
+    pub unreadable: usize,
+}
+
+/// Find processes mapping any of `targets`, reading `/proc`.
+pub fn scan(targets: &[Target]) -> io::Result<(Vec<Mapper>, ScanStats)> {
+    scan_proc(Path::new("/proc"), targets)
+}
+
+/// As [`scan`], with another procfs root (tests, containers).
+pub fn scan_proc(proc_root: &Path, targets: &[Target]) -> io::Result<(Vec<Mapper>, ScanStats)> {
+    let needles: Vec<Vec<u8>> = targets.iter().map(needle).collect();
+    let mut stats = ScanStats::default();
+    let mut out = Vec::new();
+    let mut buf = Vec::with_capacity(64 << 10);
+    for entry in fs::read_dir(proc_root)? {
+        let Ok(entry) = entry else { continue };
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        stats.processes += 1;
+        let Some(hits) = pid_hits(proc_root, pid, targets, &needles, &mut buf, &mut stats) else {
+            continue;
+        };
+        if hits.is_empty() {
+            continue;
+        }
+        // The process can exit between the maps read and this one: then it is no mapper.
+        let Ok(st) = read_stat(proc_root, pid) else {
+            continue;
+        };
+        out.push(Mapper {
+            pid,
+            comm: st.comm,
+            start_time: st.start_time,
+            hits,
+        });
+    }
+    out.sort_by_key(|m| m.pid);
+    Ok((out, stats))
+}
+
+fn pid_hits(
+    proc_root: &Path,
+    pid: i32,
+    targets: &[Target],
+    needles: &[Vec<u8>],
+    buf: &mut Vec<u8>,
+    stats: &mut ScanStats,
+) -> Option<Vec<MappingHit>> {
+    buf.clear();
+    let path: PathBuf = proc_root.join(pid.to_string()).join("maps");
+    let read = fs::File::open(&path).and_then(|mut f| f.read_to_end(buf));
+    if read.is_err() {
+        // Gone, or not ours to read: a process we cannot read we could not signal either.
+        stats.unreadable += 1;
+        return None;
+    }
+    if buf.is_empty() {
+        // Kernel threads (and zombies) have no mm.
+        stats.empty_maps += 1;
+        return None;
+    }
+    if !needles.iter().any(|n| contains(buf, n)) {
+        return Some(Vec::new());
+    }
+    stats.parsed += 1;
+    let text = String::from_utf8_lossy(buf);
+    Some(match_maps(&parse_maps(&text), targets))
+}
+
+/// Hits of one process now (re-verification before acting).
+pub fn hits_of(proc_root: &Path, pid: i32, targets: &[Target]) -> io::Result<Vec<MappingHit>> {
+    let text = fs::read_to_string(proc_root.join(pid.to_string()).join("maps"))?;
+    Ok(match_maps(&parse_maps(&text), targets))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MAPS: &str = "\
+55d0c0a00000-55d0c0a02000 r--p 00000000 fd:01 1835108                    /usr/bin/cat
+7f1200000000-7f1200400000 rw-s 00200000 07:00 131                        /mnt/x/data file (deleted)
+7f1200400000-7f1200401000 r--p 00000000 07:00 131                        /mnt/x/data file (deleted)
+7f1300000000-7f1300021000 rw-p 00000000 00:00 0 
+7ffd5a1c2000-7ffd5a1e3000 rw-p 00000000 00:00 0                          [stack]
+ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0                  [vsyscall]
+7f1400000000-7f1400001000 rw-s 00000000 103:1a 131                       /other
+";
+
+    #[test]
+    fn parses_fields_paths_with_spaces_and_anonymous() {
+        let v = parse_maps(MAPS);
+        assert_eq!(v.len(), 7);
+        assert_eq!(v[1].start, 0x7f12_0000_0000);
+        assert_eq!(v[1].end, 0x7f12_0040_0000);
+        assert_eq!(v[1].offset, 0x20_0000);
+        assert_eq!((v[1].major, v[1].minor, v[1].inode), (7, 0, 131));
+        assert_eq!(v[1].path.as_deref(), Some("/mnt/x/data file (deleted)"));
+        assert!(v[1].shared());
+        assert!(!v[2].shared());
+        assert_eq!(v[3].path, None);
+        assert_eq!(v[4].path.as_deref(), Some("[stack]"));
+        assert_eq!((v[6].major, v[6].minor), (0x103, 0x1a));
+        assert!(parse_maps_line("garbage").is_none());
+        assert!(parse_maps_line("").is_none());
+    }
+
+    #[test]
+    fn matches_only_the_right_file_and_window() {
+        let v = parse_maps(MAPS);
+        // File 07:00/131, damaged bytes 3 MiB .. 3 MiB + 4 KiB. VMA 1 maps file 2..6 MiB.
+        let t = Target {
+            major: 7,
+            minor: 0,
+            inode: 131,
+            offset: 3 << 20,
+            length: 4096,
+        };
+        let hits = match_maps(&v, &[t]);
+        assert_eq!(hits.len(), 1, "{hits:?}");
+        let h = &hits[0];
+        assert_eq!(h.vma_start, 0x7f12_0000_0000);
+        assert_eq!((h.file_lo, h.file_hi), (3 << 20, (3 << 20) + 4096));
+        assert_eq!(h.addr_lo, 0x7f12_0000_0000 + (1 << 20));
+        assert_eq!(h.addr_hi - h.addr_lo, 4096);
+
+        // Damaged byte 0 of the file: only VMA 2 (file 0..4 KiB) maps it.
+        let t0 = Target { offset: 0, ..t };
+        let hits = match_maps(&v, &[t0]);
+        assert_eq!(hits.len(), 1);
+        assert_eq!(hits[0].vma_start, 0x7f12_0040_0000);
+
+        // Same inode number, other device: no match (inode numbers are per filesystem).
+        let other_dev = Target { minor: 1, ..t };
+        assert!(match_maps(&v, &[other_dev]).is_empty());
+        // 0x103:0x1a inode 131 is matched when asked for.
+        let big = Target {
+            major: 0x103,
+            minor: 0x1a,
+            inode: 131,
+            offset: 0,
+            length: 1,
+        };
+        assert_eq!(match_maps(&v, &[big]).len(), 1);
+    }
+
+    #[test]
+    fn window_edges_are_exclusive() {
+        let e = parse_maps_line("1000-3000 rw-s 00002000 07:00 5 /f").unwrap();
+        // Window: file 0x2000..0x4000.
+        let t = |offset, length| Target {
+            major: 7,
+            minor: 0,
+            inode: 5,
+            offset,
+            length,
+        };
+        assert!(
+            match_mapping(&e, &t(0x1000, 0x1000)).is_none(),
+            "ends at window start"
+        );
+        assert!(
+            match_mapping(&e, &t(0x4000, 0x1000)).is_none(),
+            "starts at window end"
+        );
+        let h = match_mapping(&e, &t(0x1000, 0x1001)).unwrap();
+        assert_eq!((h.file_lo, h.file_hi), (0x2000, 0x2001));
+        assert_eq!(h.addr_lo, 0x1000);
+        let h = match_mapping(&e, &t(0x3fff, 0x10)).unwrap();
+        assert_eq!((h.file_lo, h.file_hi), (0x3fff, 0x4000));
+        assert_eq!(h.addr_hi, 0x3000);
+    }
+
+    #[test]
+    fn needle_prefilter_matches_the_kernel_format() {
+        let t = Target {
+            major: 7,
+            minor: 0,
+            inode: 131,
+            offset: 0,
+            length: 1,
+        };
+        assert!(contains(MAPS.as_bytes(), &needle(&t)));
+        let t2 = Target { inode: 13, ..t };
+        assert!(
+            !contains(MAPS.as_bytes(), &needle(&t2)),
+            "13 must not match 131"
+        );
+    }
+
+    #[test]
+    fn stat_parsing_handles_odd_comms() {
+        let s = "4242 (a) b (c)) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 \
+                 1000 10 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0";
+        let st = parse_stat(s).unwrap();
+        assert_eq!(st.pid, 4242);
+        assert_eq!(st.comm, "a) b (c)");
+        assert_eq!(st.state, 'S');
+        assert_eq!(st.ppid, 1);
+        assert_eq!(st.flags, 4194560);
+        assert_eq!(st.start_time, 987654);
+        assert!(!st.is_kernel_thread());
+        let k = "2 (kthreadd) S 0 0 0 0 -1 2129984 0 0 0 0 0 0 0 0 20 0 1 0 5 0 0 \
+                 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0";
+        assert!(parse_stat(k).unwrap().is_kernel_thread());
+    }
+
+    #[test]
+    fn real_stat_of_self_parses() {
+        let st = read_stat(Path::new("/proc"), std::process::id() as i32).unwrap();
+        assert_eq!(st.pid, std::process::id() as i32);
+        assert!(st.start_time > 0);
+        assert!(!st.is_kernel_thread());
+    }
+}
