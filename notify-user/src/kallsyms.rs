@@ -1,0 +1,482 @@
+//! `/proc/kallsyms`, read once.
+//!
+//! Reading it is slow under emulation (about a second per read under qemu TCG), so
+//! [`Kallsyms::load`] reads it a single time into memory and answers every question from there.
+//! Lines look like `ffffffff819291c0 t xfs_fs_fill_super` (vmlinux) or
+//! `ffffffffc0a1b2c0 t xfs_fs_fill_super\t[xfs]` (module).
+//!
+//! Compiler clones matter for kprobes: a kprobe must name the exact symbol, and a function that
+//! exists only as `foo.isra.0` or `foo.constprop.0` must be probed under that name (with the
+//! caveat that a clone may have a changed argument list). `foo.cold` is the out-of-line cold
+//! part of `foo`, never its entry.
+
+use std::{collections::HashMap, fmt, path::PathBuf};
+
+/// Where the kernel publishes its symbol table.
+pub const KALLSYMS_PATH: &str = "/proc/kallsyms";
+
+/// One symbol.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Symbol {
+    pub name: String,
+    /// 0 when `kernel.kptr_restrict` (or missing privileges) hides addresses.
+    pub address: u64,
+    /// nm-style type letter: `t`/`T` text, `d`/`D` data, `b`/`B` bss, `r`/`R` rodata...
+    pub kind: char,
+    /// `None` for vmlinux, `Some("xfs")` for a module (also `bpf`, `__builtin__ftrace`...).
+    pub module: Option<String>,
+}
+
+impl Symbol {
+    /// Whether this is a text (code) symbol.
+    pub fn is_text(&self) -> bool {
+        matches!(self.kind, 't' | 'T' | 'w' | 'W')
+    }
+}
+
+/// What a kprobe on a function should target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeTarget {
+    /// The exact symbol to give the kprobe (may be `foo.isra.0`).
+    pub symbol: String,
+    /// The module holding it (`None`: vmlinux).
+    pub module: Option<String>,
+    /// Whether `symbol` is the requested name itself rather than a compiler clone.
+    pub exact: bool,
+    /// How many text symbols share `symbol`. A kprobe by name on a non-unique symbol fails
+    /// with EADDRNOTAVAIL on kernels from 6.5 on (and is a guess before).
+    pub count: usize,
+    /// Caveats for `notify doctor` (clone, duplicates, hidden addresses).
+    pub notes: Vec<String>,
+}
+
+/// Errors from reading or querying kallsyms.
+#[derive(Debug)]
+pub enum KallsymsError {
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The file had no parsable symbol lines.
+    Empty { path: PathBuf },
+    /// No text symbol with this name or a clone of it.
+    NotFound { name: String, cold_only: bool },
+    /// Only several compiler clones exist: the caller must pick one.
+    AmbiguousClones { name: String, clones: Vec<String> },
+}
+
+impl fmt::Display for KallsymsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Io { path, source } => write!(
+                f,
+                "cannot read {}: {source} (is /proc mounted? the file is world-readable, \
+                 addresses need root)",
+                path.display()
+            ),
+            Self::Empty { path } => write!(
+                f,
+                "{} has no symbols: the kernel was built without CONFIG_KALLSYMS, so notify \
+                 cannot check which functions exist; use BTF (has_func) instead",
+                path.display()
+            ),
+            Self::NotFound {
+                name,
+                cold_only: false,
+            } => write!(
+                f,
+                "no function `{name}` (nor a compiler clone like `{name}.isra.0`) in kallsyms: it \
+                 was inlined, renamed, or lives in a module that is not loaded"
+            ),
+            Self::NotFound {
+                name,
+                cold_only: true,
+            } => write!(
+                f,
+                "only `{name}.cold` is in kallsyms: that is the function's cold tail, not its \
+                 entry; the entry was inlined into its callers and cannot be probed"
+            ),
+            Self::AmbiguousClones { name, clones } => write!(
+                f,
+                "`{name}` exists only as several compiler clones {clones:?}: probe each one, or \
+                 pick the one the code path uses"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for KallsymsError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// An in-memory copy of `/proc/kallsyms`.
+#[derive(Debug, Clone, Default)]
+pub struct Kallsyms {
+    symbols: Vec<Symbol>,
+    /// Name -> indexes into `symbols`, in file order (vmlinux before modules).
+    by_name: HashMap<String, Vec<usize>>,
+    /// Base name (before the first '.') -> indexes of dotted symbols (`foo.isra.0`, `foo.cold`).
+    clones: HashMap<String, Vec<usize>>,
+    addresses_hidden: bool,
+}
+
+impl Kallsyms {
+    /// Reads `/proc/kallsyms` (once: keep the result).
+    pub fn load() -> Result<Self, KallsymsError> {
+        Self::from_path(KALLSYMS_PATH)
+    }
+
+    /// Reads a kallsyms-format file.
+    pub fn from_path(path: impl Into<PathBuf>) -> Result<Self, KallsymsError> {
+        let path = path.into();
+        let text = std::fs::read(&path).map_err(|source| KallsymsError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let k = Self::parse(&String::from_utf8_lossy(&text));
+        if k.is_empty() {
+            return Err(KallsymsError::Empty { path });
+        }
+        Ok(k)
+    }
+
+    /// Parses kallsyms text; malformed lines are skipped.
+    pub fn parse(text: &str) -> Self {
+        let mut k = Self::default();
+        for line in text.lines() {
+            let Some(sym) = parse_line(line) else {
+                continue;
+            };
+            let i = k.symbols.len();
+            k.by_name.entry(sym.name.clone()).or_default().push(i);
+            if let Some((base, _)) = sym.name.split_once('.')
+                && !base.is_empty()
+            {
+                k.clones.entry(base.to_string()).or_default().push(i);
+            }
+            k.symbols.push(sym);
+        }
+        k.addresses_hidden = !k.symbols.is_empty() && k.symbols.iter().all(|s| s.address == 0);
+        k
+    }
+
+    /// Number of symbols.
+    pub fn len(&self) -> usize {
+        self.symbols.len()
+    }
+
+    /// Whether no symbol was read.
+    pub fn is_empty(&self) -> bool {
+        self.symbols.is_empty()
+    }
+
+    /// Whether every address reads 0: `kernel.kptr_restrict` (or running without
+    /// CAP_SYSLOG) hides them. Names are still valid; addresses are not.
+    pub fn addresses_hidden(&self) -> bool {
+        self.addresses_hidden
+    }
+
+    /// Whether a symbol with exactly this name exists.
+    pub fn contains(&self, name: &str) -> bool {
+        self.by_name.contains_key(name)
+    }
+
+    /// All symbols with exactly this name.
+    pub fn lookup(&self, name: &str) -> Vec<&Symbol> {
+        self.by_name
+            .get(name)
+            .into_iter()
+            .flatten()
+            .map(|&i| &self.symbols[i])
+            .collect()
+    }
+
+    /// `None`: absent; `Some(None)`: in vmlinux; `Some(Some("xfs"))`: in module xfs. With
+    /// duplicates, the first one (vmlinux is listed before modules).
+    pub fn module_of(&self, name: &str) -> Option<Option<&str>> {
+        self.lookup(name).first().map(|s| s.module.as_deref())
+    }
+
+    /// Address of the first symbol with this name. `Some(0)` when addresses are hidden (see
+    /// [`Kallsyms::addresses_hidden`]).
+    pub fn address(&self, name: &str) -> Option<u64> {
+        self.lookup(name).first().map(|s| s.address)
+    }
+
+    /// Compiler clones and parts of `name`: `name.isra.0`, `name.constprop.0`, `name.part.0`,
+    /// `name.cold`, `name.llvm.123`... (not `name` itself).
+    pub fn variants(&self, name: &str) -> Vec<&Symbol> {
+        self.clones
+            .get(name)
+            .into_iter()
+            .flatten()
+            .map(|&i| &self.symbols[i])
+            .filter(|s| {
+                s.name
+                    .strip_prefix(name)
+                    .is_some_and(|rest| rest.starts_with('.'))
+            })
+            .collect()
+    }
+
+    /// Module-filtered lookup: symbols named `name` in `module` (`None`: vmlinux).
+    pub fn lookup_in(&self, name: &str, module: Option<&str>) -> Vec<&Symbol> {
+        self.lookup(name)
+            .into_iter()
+            .filter(|s| s.module.as_deref() == module)
+            .collect()
+    }
+
+    /// What a kprobe on function `name` should target: the exact text symbol if present,
+    /// else its single non-cold compiler clone. Never a `.cold` part.
+    pub fn probe_target(&self, name: &str) -> Result<ProbeTarget, KallsymsError> {
+        let mut notes = Vec::new();
+        if self.addresses_hidden {
+            notes.push(
+                "kallsyms addresses are hidden (kernel.kptr_restrict or no CAP_SYSLOG): names \
+                 are reliable, addresses read 0"
+                    .to_string(),
+            );
+        }
+        let exact: Vec<&Symbol> = self
+            .lookup(name)
+            .into_iter()
+            .filter(|s| s.is_text())
+            .collect();
+        if let Some(first) = exact.first() {
+            if exact.len() > 1 {
+                notes.push(format!(
+                    "{} text symbols are named `{name}` (static functions in different files): \
+                     a kprobe by name fails with EADDRNOTAVAIL from kernel 6.5 on; attach by \
+                     address or to a caller",
+                    exact.len()
+                ));
+            }
+            let clones: Vec<&str> = self
+                .variants(name)
+                .into_iter()
+                .filter(|s| s.is_text() && !is_cold(&s.name))
+                .map(|s| s.name.as_str())
+                .collect();
+            if !clones.is_empty() {
+                notes.push(format!(
+                    "compiler clones {clones:?} also exist: some callers reach those instead of \
+                     `{name}`"
+                ));
+            }
+            return Ok(ProbeTarget {
+                symbol: name.to_string(),
+                module: first.module.clone(),
+                exact: true,
+                count: exact.len(),
+                notes,
+            });
+        }
+        let variants: Vec<&Symbol> = self
+            .variants(name)
+            .into_iter()
+            .filter(|s| s.is_text())
+            .collect();
+        let clones: Vec<&Symbol> = variants
+            .iter()
+            .copied()
+            .filter(|s| !is_cold(&s.name))
+            .collect();
+        let mut names: Vec<String> = clones.iter().map(|s| s.name.clone()).collect();
+        names.sort_unstable();
+        names.dedup();
+        match names.len() {
+            0 => Err(KallsymsError::NotFound {
+                name: name.to_string(),
+                cold_only: !variants.is_empty(),
+            }),
+            1 => {
+                let first = clones[0];
+                notes.push(format!(
+                    "`{name}` exists only as the compiler clone `{}`: the kprobe must name the \
+                     clone, and its arguments may differ from the source (isra/constprop drop \
+                     or fold parameters)",
+                    first.name
+                ));
+                Ok(ProbeTarget {
+                    symbol: first.name.clone(),
+                    module: first.module.clone(),
+                    exact: false,
+                    count: clones.len(),
+                    notes,
+                })
+            }
+            _ => Err(KallsymsError::AmbiguousClones {
+                name: name.to_string(),
+                clones: names,
+            }),
+        }
+    }
+
+    /// Names of modules that have symbols here (loaded modules, plus `bpf` etc.).
+    pub fn modules(&self) -> Vec<&str> {
+        let mut m: Vec<&str> = self
+            .symbols
+            .iter()
+            .filter_map(|s| s.module.as_deref())
+            .collect();
+        m.sort_unstable();
+        m.dedup();
+        m
+    }
+}
+
+fn is_cold(name: &str) -> bool {
+    name.split('.').skip(1).any(|part| part == "cold")
+}
+
+fn parse_line(line: &str) -> Option<Symbol> {
+    let (main, module) = match line.split_once('\t') {
+        Some((main, rest)) => {
+            let m = rest.trim();
+            let m = m.strip_prefix('[')?.strip_suffix(']')?;
+            (main, Some(m.to_string()))
+        }
+        None => (line, None),
+    };
+    let mut parts = main.split_whitespace();
+    let address = u64::from_str_radix(parts.next()?, 16).ok()?;
+    let kind_str = parts.next()?;
+    let mut kind_chars = kind_str.chars();
+    let kind = kind_chars.next()?;
+    if kind_chars.next().is_some() {
+        return None;
+    }
+    let name = parts.next()?.to_string();
+    // Some kernels print the module without a tab: `addr t name [mod]`.
+    let module = match (module, parts.next()) {
+        (Some(m), None) => Some(m),
+        (None, Some(m)) => Some(m.strip_prefix('[')?.strip_suffix(']')?.to_string()),
+        (None, None) => None,
+        (Some(_), Some(_)) => return None,
+    };
+    if parts.next().is_some() {
+        return None;
+    }
+    Some(Symbol {
+        name,
+        address,
+        kind,
+        module,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = "\
+ffffffff81000000 T _stext
+ffffffff81200100 t __pfx_class_preempt_notrace_destructor.isra.0
+ffffffff81200110 t class_preempt_notrace_destructor.isra.0
+ffffffff8120020d t wait_for_initramfs.cold
+ffffffff81300000 t wait_for_initramfs
+ffffffff81400000 t only_cold.cold
+ffffffff81500000 t two_clones.isra.0
+ffffffff81500100 t two_clones.constprop.0
+ffffffff81600000 t dup_static
+ffffffff81600100 t dup_static
+ffffffff81da0140 T dax_holder_notify_failure
+ffffffff82000000 D some_data
+ffffffffc0a1b2c0 t xfs_fs_fill_super\t[xfs]
+ffffffffc0a1b400 t xfs_dax_notify_failure.isra.0\t[xfs]
+ffffffffc0201000 t ftrace_trampoline\t[__builtin__ftrace]
+garbage line
+zzzz t bad_address
+ffffffff81000000 TT bad_kind
+";
+
+    #[test]
+    fn parses_modules_and_vmlinux() {
+        let k = Kallsyms::parse(SAMPLE);
+        assert_eq!(k.len(), 15);
+        assert!(k.contains("dax_holder_notify_failure"));
+        assert!(!k.contains("bad_address"));
+        assert_eq!(k.module_of("dax_holder_notify_failure"), Some(None));
+        assert_eq!(k.module_of("xfs_fs_fill_super"), Some(Some("xfs")));
+        assert_eq!(k.module_of("absent"), None);
+        assert_eq!(k.address("xfs_fs_fill_super"), Some(0xffffffffc0a1b2c0));
+        assert!(!k.addresses_hidden());
+        assert_eq!(k.modules(), vec!["__builtin__ftrace", "xfs"]);
+        assert_eq!(k.lookup_in("xfs_fs_fill_super", Some("xfs")).len(), 1);
+        assert!(k.lookup_in("xfs_fs_fill_super", None).is_empty());
+    }
+
+    #[test]
+    fn probe_targets_handle_clones() {
+        let k = Kallsyms::parse(SAMPLE);
+        let t = k.probe_target("wait_for_initramfs").unwrap();
+        assert!(t.exact && t.symbol == "wait_for_initramfs" && t.count == 1);
+        let t = k.probe_target("class_preempt_notrace_destructor").unwrap();
+        assert!(!t.exact);
+        assert_eq!(t.symbol, "class_preempt_notrace_destructor.isra.0");
+        assert!(t.notes.iter().any(|n| n.contains("clone")));
+        let t = k.probe_target("xfs_dax_notify_failure").unwrap();
+        assert_eq!(t.module.as_deref(), Some("xfs"));
+        assert_eq!(t.symbol, "xfs_dax_notify_failure.isra.0");
+        let e = k.probe_target("only_cold").unwrap_err();
+        assert!(
+            matches!(
+                e,
+                KallsymsError::NotFound {
+                    cold_only: true,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert!(e.to_string().contains("cold"));
+        let e = k.probe_target("two_clones").unwrap_err();
+        assert!(matches!(e, KallsymsError::AmbiguousClones { .. }), "{e}");
+        let e = k.probe_target("nothing").unwrap_err();
+        assert!(matches!(
+            e,
+            KallsymsError::NotFound {
+                cold_only: false,
+                ..
+            }
+        ));
+        let t = k.probe_target("dup_static").unwrap();
+        assert_eq!(t.count, 2);
+        assert!(t.notes.iter().any(|n| n.contains("EADDRNOTAVAIL")));
+        // Data symbols are not probe targets.
+        assert!(k.probe_target("some_data").is_err());
+        // `__pfx_` padding symbols are not variants of the function.
+        assert_eq!(k.variants("class_preempt_notrace_destructor").len(), 1);
+        assert_eq!(
+            k.variants("wait_for_initramfs")[0].name,
+            "wait_for_initramfs.cold"
+        );
+    }
+
+    #[test]
+    fn hidden_addresses_are_detected() {
+        let k = Kallsyms::parse("0000000000000000 T a\n0000000000000000 t b\t[m]\n");
+        assert!(k.addresses_hidden());
+        assert_eq!(k.address("b"), Some(0));
+        assert!(
+            k.probe_target("a").unwrap().notes[0].contains("hidden"),
+            "hidden addresses must be reported"
+        );
+    }
+
+    #[test]
+    fn garbage_is_skipped_not_fatal() {
+        assert!(Kallsyms::parse("").is_empty());
+        assert!(Kallsyms::parse("\0\0\n\t\t[\n ff").is_empty());
+        let bytes: Vec<u8> = (0..4096u32).map(|i| (i * 7919 % 251) as u8).collect();
+        let _ = Kallsyms::parse(&String::from_utf8_lossy(&bytes));
+        let e = Kallsyms::from_path("/nonexistent/kallsyms").unwrap_err();
+        assert!(matches!(e, KallsymsError::Io { .. }));
+    }
+}
