@@ -17,7 +17,11 @@ use anyhow::{Context as _, bail};
 fn main() -> anyhow::Result<()> {
     let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let root = manifest_dir.parent().context("workspace root")?;
-    for dir in ["notify-ebpf/src", "notify-ebpf/Cargo.toml", "notify-common/src"] {
+    for dir in [
+        "notify-ebpf/src",
+        "notify-ebpf/Cargo.toml",
+        "notify-common/src",
+    ] {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").context("OUT_DIR not set")?);
@@ -49,7 +53,13 @@ fn main() -> anyhow::Result<()> {
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     // The outer build's compiler and wrappers are for the host toolchain, not nightly's.
-    for key in ["RUSTC", "RUSTC_WRAPPER", "RUSTC_WORKSPACE_WRAPPER", "RUSTFLAGS", "CARGO_BUILD_RUSTFLAGS"] {
+    for key in [
+        "RUSTC",
+        "RUSTC_WRAPPER",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "RUSTFLAGS",
+        "CARGO_BUILD_RUSTFLAGS",
+    ] {
         cmd.env_remove(key);
     }
     let output = cmd.output().with_context(|| {

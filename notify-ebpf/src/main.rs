@@ -7,17 +7,18 @@
 //! return half takes them back; fexit reads them directly.
 #![no_std]
 #![no_main]
-// The BPF target has no `AtomicU64::fetch_add` (no CAS), but BPF ISA v3 has an atomic fetch-add:
-// the intrinsic lowers to it directly.
-#![feature(core_intrinsics)]
-#![allow(internal_features)]
+// The sequence counter needs BPF ISA v3's atomic fetch-add. The BPF target has no
+// `AtomicU64::fetch_add`, and the `atomic_xadd` intrinsic was miscompiled here (LLVM 22 through
+// bpf-linker emitted the non-fetching `lock +=` and used the operand as the "old value": every
+// event got the same number), so the instruction is written out.
+#![feature(asm_experimental_arch)]
 
-use core::intrinsics::{AtomicOrdering, atomic_xadd};
+use core::arch::asm;
 
 use aya_ebpf::{
     helpers::{
-        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_smp_processor_id,
-        bpf_ktime_get_ns, bpf_probe_read_kernel,
+        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_smp_processor_id, bpf_ktime_get_ns,
+        bpf_probe_read_kernel,
     },
     macros::{fentry, fexit, kprobe, kretprobe, map, tracepoint},
     maps::{Array, HashMap, PerCpuArray, RingBuf},
@@ -67,8 +68,20 @@ fn read_at<T>(base: u64, off: u32) -> Option<T> {
 #[inline(always)]
 fn next_seq() -> u64 {
     match SEQ.get_ptr_mut(0) {
-        // SAFETY: the map value lives as long as the map; the fetch-add is a BPF atomic (v3).
-        Some(p) => unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(p, 1) + 1 },
+        Some(p) => {
+            let mut v: u64 = 1;
+            // SAFETY: `p` points at the map value, valid for the map's lifetime; BPF_ATOMIC |
+            // BPF_FETCH adds `v` to it and leaves the previous value in `v`.
+            unsafe {
+                asm!(
+                    "{v} = atomic_fetch_add((u64 *)({p} + 0), {v})",
+                    v = inout(reg) v,
+                    p = in(reg) p,
+                    options(nostack),
+                );
+            }
+            v + 1
+        }
         None => 0,
     }
 }
@@ -319,7 +332,13 @@ pub fn notify_kprobe(ctx: ProbeContext) -> u32 {
 #[kretprobe]
 pub fn notify_kretprobe(ctx: RetProbeContext) -> u32 {
     let a = unstash(H_NOTIFY);
-    on_ret(kind::NOTIFY_EXIT, a[0], a[1], a[2], krp_ret(&ctx) as i32 as i64);
+    on_ret(
+        kind::NOTIFY_EXIT,
+        a[0],
+        a[1],
+        a[2],
+        krp_ret(&ctx) as i32 as i64,
+    );
     0
 }
 #[fentry(function = "dax_holder_notify_failure")]
@@ -419,6 +438,21 @@ pub fn fill_super_kretprobe(ctx: RetProbeContext) -> u32 {
     0
 }
 
+#[fentry(function = "xfs_fs_fill_super")]
+pub fn fill_super_fentry(ctx: FEntryContext) -> i32 {
+    sb_mount(kind::FILL_SUPER_ENTER, ctx.arg(0), 0);
+    0
+}
+#[fexit(function = "xfs_fs_fill_super")]
+pub fn fill_super_fexit(ctx: FExitContext) -> i32 {
+    sb_mount(
+        kind::FILL_SUPER_EXIT,
+        ctx.arg(0),
+        ctx.arg::<u64>(2) as i32 as i64,
+    );
+    0
+}
+
 // xfs_mountfs(mp) -> int
 #[kprobe]
 pub fn mountfs_kprobe(ctx: ProbeContext) -> u32 {
@@ -431,6 +465,21 @@ pub fn mountfs_kprobe(ctx: ProbeContext) -> u32 {
 pub fn mountfs_kretprobe(ctx: RetProbeContext) -> u32 {
     let a = unstash(H_MOUNTFS);
     mp_mount(kind::MOUNTFS_EXIT, a[0], krp_ret(&ctx) as i32 as i64);
+    0
+}
+
+#[fentry(function = "xfs_mountfs")]
+pub fn mountfs_fentry(ctx: FEntryContext) -> i32 {
+    mp_mount(kind::MOUNTFS_ENTER, ctx.arg(0), 0);
+    0
+}
+#[fexit(function = "xfs_mountfs")]
+pub fn mountfs_fexit(ctx: FExitContext) -> i32 {
+    mp_mount(
+        kind::MOUNTFS_EXIT,
+        ctx.arg(0),
+        ctx.arg::<u64>(1) as i32 as i64,
+    );
     0
 }
 
@@ -449,6 +498,21 @@ pub fn log_recover_kretprobe(ctx: RetProbeContext) -> u32 {
     0
 }
 
+#[fentry(function = "xlog_recover")]
+pub fn log_recover_fentry(ctx: FEntryContext) -> i32 {
+    log_mount(kind::LOG_RECOVER_ENTER, ctx.arg(0), 0);
+    0
+}
+#[fexit(function = "xlog_recover")]
+pub fn log_recover_fexit(ctx: FExitContext) -> i32 {
+    log_mount(
+        kind::LOG_RECOVER_EXIT,
+        ctx.arg(0),
+        ctx.arg::<u64>(1) as i32 as i64,
+    );
+    0
+}
+
 // xlog_recover_finish(log) -> int
 #[kprobe]
 pub fn log_recover_finish_kprobe(ctx: ProbeContext) -> u32 {
@@ -464,6 +528,21 @@ pub fn log_recover_finish_kretprobe(ctx: RetProbeContext) -> u32 {
         kind::LOG_RECOVER_FINISH_EXIT,
         a[0],
         krp_ret(&ctx) as i32 as i64,
+    );
+    0
+}
+
+#[fentry(function = "xlog_recover_finish")]
+pub fn log_recover_finish_fentry(ctx: FEntryContext) -> i32 {
+    log_mount(kind::LOG_RECOVER_FINISH_ENTER, ctx.arg(0), 0);
+    0
+}
+#[fexit(function = "xlog_recover_finish")]
+pub fn log_recover_finish_fexit(ctx: FExitContext) -> i32 {
+    log_mount(
+        kind::LOG_RECOVER_FINISH_EXIT,
+        ctx.arg(0),
+        ctx.arg::<u64>(1) as i32 as i64,
     );
     0
 }
@@ -490,6 +569,12 @@ pub fn get_tree_fexit(ctx: FExitContext) -> i32 {
 #[kprobe]
 pub fn put_super_kprobe(ctx: ProbeContext) -> u32 {
     sb_mount(kind::PUT_SUPER, ctx.arg::<u64>(0).unwrap_or(0), 0);
+    0
+}
+
+#[fentry(function = "xfs_fs_put_super")]
+pub fn put_super_fentry(ctx: FEntryContext) -> i32 {
+    sb_mount(kind::PUT_SUPER, ctx.arg(0), 0);
     0
 }
 

@@ -537,10 +537,7 @@ mod tests {
             header: header(1, 999),
             payload: Payload::default(),
         };
-        assert_eq!(
-            decode_event(&ev).data,
-            EventData::Unknown { raw_kind: 999 }
-        );
+        assert_eq!(decode_event(&ev).data, EventData::Unknown { raw_kind: 999 });
     }
 
     #[test]

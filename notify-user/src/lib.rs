@@ -3,15 +3,21 @@
 //! The library holds every part of the agent so that tests and xtask can drive them directly;
 //! `src/main.rs` is only the command line.
 
-pub mod btf;
-pub mod event;
-pub mod kallsyms;
-pub mod kernel;
-pub mod readiness;
-pub mod reorder;
-pub mod tracefs;
 pub mod badblocks;
+pub mod btf;
+pub mod doctor;
 pub mod enforce;
+pub mod event;
 pub mod fsmap;
 pub mod journal;
+pub mod kallsyms;
+pub mod kernel;
 pub mod mappers;
+pub mod mountinfo;
+pub mod output;
+pub mod probes;
+pub mod readiness;
+pub mod reorder;
+pub mod session;
+pub mod trace;
+pub mod tracefs;

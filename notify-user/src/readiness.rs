@@ -239,44 +239,42 @@ impl Tracker {
             EventData::FillSuperEnter(step) => {
                 self.mounting.insert(tid, step.holder);
             }
+            // A NULL dax_dev: the device cannot do DAX (e.g. an external log on a ram disk).
             EventData::HolderGet {
                 dax_dev,
                 holder,
                 start_off,
                 dev,
                 ..
-            } => {
-                // NULL: the device cannot do DAX (e.g. an external log on a ram disk).
-                if *dax_dev != 0 {
-                    let mounting = self.mounting.get_mut(&tid);
-                    let mount_tid = if let Some(h) = mounting {
+            } if *dax_dev != 0 => {
+                let mount_tid = match self.mounting.get_mut(&tid) {
+                    Some(h) => {
                         if *h == 0 {
                             *h = *holder;
                         }
                         tid
-                    } else {
-                        0
-                    };
-                    let reg = Registration {
-                        dax_dev: *dax_dev,
-                        holder: *holder,
-                        dev: *dev,
-                        start_off: *start_off,
-                        state: State::Registered,
-                        mount_tid,
-                        registered_seq: ev.seq,
-                        ready_seq: None,
-                    };
-                    out.push(Derived::Transition(Transition {
-                        dax_dev: *dax_dev,
-                        holder: *holder,
-                        dev: *dev,
-                        from: self.regs.get(dax_dev).map(|r| r.state),
-                        to: State::Registered,
-                        cause: cause.to_string(),
-                    }));
-                    self.regs.insert(*dax_dev, reg);
-                }
+                    }
+                    None => 0,
+                };
+                let reg = Registration {
+                    dax_dev: *dax_dev,
+                    holder: *holder,
+                    dev: *dev,
+                    start_off: *start_off,
+                    state: State::Registered,
+                    mount_tid,
+                    registered_seq: ev.seq,
+                    ready_seq: None,
+                };
+                out.push(Derived::Transition(Transition {
+                    dax_dev: *dax_dev,
+                    holder: *holder,
+                    dev: *dev,
+                    from: self.regs.get(dax_dev).map(|r| r.state),
+                    to: State::Registered,
+                    cause: cause.to_string(),
+                }));
+                self.regs.insert(*dax_dev, reg);
             }
             EventData::MountfsEnter(step)
             | EventData::LogRecoverExit(step)
@@ -616,10 +614,13 @@ mod tests {
             s.ev(8, notify(DAX2, MP2, Readiness::NotBorn)),
             s.ev(8, notify_exit(DAX2, EIO)),
             s.ev(2, EventData::GetTreeExit(step(0, -117))),
-            s.ev(2, EventData::HolderPut {
-                dax_dev: DAX2,
-                holder: MP2,
-            }),
+            s.ev(
+                2,
+                EventData::HolderPut {
+                    dax_dev: DAX2,
+                    holder: MP2,
+                },
+            ),
         ];
         let d = feed(&mut t, &evs);
         assert_eq!(
@@ -667,10 +668,13 @@ mod tests {
             s.ev(1, holder_get(DAX, MP)),
             s.ev(1, EventData::GetTreeExit(step(MP, 0))),
             s.ev(3, EventData::PutSuper(step(MP, 0))),
-            s.ev(3, EventData::HolderPut {
-                dax_dev: DAX,
-                holder: MP,
-            }),
+            s.ev(
+                3,
+                EventData::HolderPut {
+                    dax_dev: DAX,
+                    holder: MP,
+                },
+            ),
             s.ev(4, notify(DAX, 0, Readiness::NoHolder)),
             s.ev(4, notify_exit(DAX, EOPNOTSUPP)),
             s.ev(5, EventData::FillSuperEnter(step(MP2, 0))),
@@ -689,19 +693,37 @@ mod tests {
         );
         assert_eq!(notifications(&d)[0].verdict, Verdict::NoHolder);
         let reg = t.registration(DAX).unwrap();
-        assert_eq!((reg.holder, reg.state, reg.ready_seq), (MP2, State::Registered, None));
+        assert_eq!(
+            (reg.holder, reg.state, reg.ready_seq),
+            (MP2, State::Registered, None)
+        );
     }
 
     #[test]
     fn verdict_table() {
         use Readiness::*;
         assert_eq!(verdict(0, MP, Some(Born), None), Verdict::Delivered);
-        assert_eq!(verdict(EIO, MP, Some(NotBorn), Some(State::Ready)), Verdict::Premature);
-        assert_eq!(verdict(EIO, MP, Some(Born), Some(State::Mounting)), Verdict::Failed);
-        assert_eq!(verdict(EIO, MP, Some(Unknown), Some(State::Mounting)), Verdict::Premature);
+        assert_eq!(
+            verdict(EIO, MP, Some(NotBorn), Some(State::Ready)),
+            Verdict::Premature
+        );
+        assert_eq!(
+            verdict(EIO, MP, Some(Born), Some(State::Mounting)),
+            Verdict::Failed
+        );
+        assert_eq!(
+            verdict(EIO, MP, Some(Unknown), Some(State::Mounting)),
+            Verdict::Premature
+        );
         assert_eq!(verdict(EIO, MP, None, Some(State::Ready)), Verdict::Failed);
-        assert_eq!(verdict(EOPNOTSUPP, 0, Some(NoHolder), None), Verdict::NoHolder);
-        assert_eq!(verdict(EOPNOTSUPP, MP, Some(Born), None), Verdict::Unsupported);
+        assert_eq!(
+            verdict(EOPNOTSUPP, 0, Some(NoHolder), None),
+            Verdict::NoHolder
+        );
+        assert_eq!(
+            verdict(EOPNOTSUPP, MP, Some(Born), None),
+            Verdict::Unsupported
+        );
         assert_eq!(verdict(ENXIO, MP, None, None), Verdict::DeviceDead);
         assert_eq!(verdict(-117, MP, Some(Born), None), Verdict::Failed);
         assert!(Verdict::Premature.needs_replay() && Verdict::NoHolder.needs_replay());

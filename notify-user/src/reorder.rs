@@ -61,10 +61,7 @@ impl<T: Sequenced> Reorder<T> {
     /// older than the window (counting them as lost).
     pub fn pop_ready(&mut self, now: Instant) -> Vec<T> {
         let mut out = Vec::new();
-        loop {
-            let Some((&seq, (_, arrived))) = self.pending.first_key_value() else {
-                break;
-            };
+        while let Some((&seq, (_, arrived))) = self.pending.first_key_value() {
             if seq != self.next {
                 // A gap: wait for it until the oldest waiting event is older than the window.
                 if now.saturating_duration_since(*arrived) < self.window {
