@@ -318,7 +318,11 @@ pub fn check_scenario(scenario: &str, ev: &Evidence, require_agent: bool) -> Out
         if r.contains_key("doctor_rc") {
             o.eq("notify doctor exited 0", &r, "doctor_rc", "0");
         } else if require_agent {
-            o.check("agent present", false, "the notify binary was not in the guest");
+            o.check(
+                "agent present",
+                false,
+                "the notify binary was not in the guest",
+            );
         } else {
             o.skipped.push("agent missing: no doctor".into());
         }

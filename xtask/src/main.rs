@@ -66,6 +66,9 @@ struct LabArgs {
     /// Fail (instead of skipping event checks) when the agent is missing.
     #[arg(long)]
     require_agent: bool,
+    /// Re-run the assertions on the console.log of the last run (no boot).
+    #[arg(long)]
+    recheck: bool,
     /// Save each scenario's evidence under xtask/tests/fixtures/ for the unit tests.
     #[arg(long)]
     save_fixtures: bool,
@@ -109,6 +112,7 @@ impl LabArgs {
             scenarios: self.scenarios,
             narrate,
             save_fixtures: self.save_fixtures,
+            recheck: self.recheck,
         })
     }
 }
@@ -141,7 +145,12 @@ fn main() -> Result<()> {
             let status = c.args(&args).status()?;
             std::process::exit(status.code().unwrap_or(1));
         }
-        Cmd::Lab(a) => lab::run(&a.opts(true)?),
-        Cmd::VmTest(a) => lab::run(&a.opts(false)?),
+        Cmd::Lab(a) => lab::run(&a.opts(true)?).map(|_| ()),
+        Cmd::VmTest(a) => {
+            if !lab::run(&a.opts(false)?)? {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
     }
 }
