@@ -15,6 +15,7 @@ pub mod kernel;
 pub mod mappers;
 pub mod mountinfo;
 pub mod output;
+pub mod pmem;
 pub mod probes;
 pub mod readiness;
 pub mod reorder;
