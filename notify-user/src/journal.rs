@@ -71,6 +71,8 @@ pub enum Reason {
     NoHolder,
     /// The mount the notification was waiting for failed.
     MountFailed,
+    /// Found in the pmem driver's bad-block list with no notification seen for it.
+    Badblocks,
 }
 
 /// What the kernel was told and when.

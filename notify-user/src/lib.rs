@@ -6,6 +6,7 @@
 pub mod badblocks;
 pub mod btf;
 pub mod doctor;
+pub mod agent;
 pub mod enforce;
 pub mod event;
 pub mod fsmap;
@@ -19,6 +20,7 @@ pub mod pmem;
 pub mod probes;
 pub mod readiness;
 pub mod reorder;
+pub mod replay;
 pub mod session;
 pub mod trace;
 pub mod tracefs;

@@ -4,11 +4,65 @@ use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand};
 use notify::{
+    agent::{Agent, AgentOptions},
     doctor,
-    output::Format,
+    enforce::{self, Allowlist, Policy},
+    output::{Format, Sink},
     probes::AttachMode,
+    replay,
     trace::{self, TraceOptions},
 };
+
+/// Where the agent keeps notifications awaiting replay.
+const DEFAULT_JOURNAL: &str = "/var/lib/notify/journal";
+
+/// What to do with the processes that map a damaged range.
+#[derive(clap::Args, Debug, Clone)]
+struct EnforceArgs {
+    /// report: log the processes only; sigbus: send SIGBUS (what the kernel would have sent);
+    /// sigkill: send SIGKILL.
+    #[arg(long, value_enum, default_value = "report")]
+    policy: PolicyArg,
+    /// Decide and log, but send no signal.
+    #[arg(long)]
+    dry_run: bool,
+    /// Never signal this pid (repeatable).
+    #[arg(long = "allow-pid", value_name = "PID")]
+    allow_pids: Vec<i32>,
+    /// Never signal processes with this comm (repeatable).
+    #[arg(long = "allow-comm", value_name = "COMM")]
+    allow_comms: Vec<String>,
+    /// Never signal processes in cgroups under this path, e.g. /system.slice/db.service
+    /// (repeatable).
+    #[arg(long = "allow-cgroup", value_name = "PATH")]
+    allow_cgroups: Vec<String>,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy)]
+enum PolicyArg {
+    Report,
+    Sigbus,
+    Sigkill,
+}
+
+impl EnforceArgs {
+    fn config(&self) -> enforce::Config {
+        enforce::Config {
+            policy: match self.policy {
+                PolicyArg::Report => Policy::Report,
+                PolicyArg::Sigbus => Policy::Sigbus,
+                PolicyArg::Sigkill => Policy::Sigkill,
+            },
+            dry_run: self.dry_run,
+            allow: Allowlist {
+                pids: self.allow_pids.clone(),
+                comms: self.allow_comms.clone(),
+                cgroup_prefixes: self.allow_cgroups.clone(),
+            },
+            ..enforce::Config::default()
+        }
+    }
+}
 
 /// Trace and enforce what happens when persistent memory goes bad under XFS on fsdax.
 ///
@@ -45,12 +99,96 @@ enum Command {
         #[arg(long)]
         raw: bool,
     },
+    /// Trace, journal every notification the kernel dropped (premature, no holder), and replay
+    /// it once its filesystem is ready: resolve owners with GETFSMAP, find the processes that
+    /// map them, act by policy.
+    Agent {
+        /// Output format.
+        #[arg(short = 'o', long = "format", value_enum, default_value = "table")]
+        format: Format,
+        #[arg(long, value_enum, default_value = "auto")]
+        attach: AttachMode,
+        /// Append events to this file instead of standard output.
+        #[arg(long)]
+        output: Option<PathBuf>,
+        /// The durable journal of notifications awaiting replay.
+        #[arg(long, default_value = DEFAULT_JOURNAL)]
+        journal: PathBuf,
+        /// Also print the kernel events, not only the agent's conclusions and actions.
+        #[arg(long)]
+        verbose: bool,
+        #[command(flatten)]
+        enforce: EnforceArgs,
+    },
+    /// Show who owns a damaged range and which processes map it, without acting.
+    Resolve {
+        /// A mounted XFS: --offset is a byte offset on its data device.
+        #[arg(long, conflicts_with = "device", required_unless_present = "device")]
+        mount: Option<PathBuf>,
+        /// A pmem disk (/dev/pmemN): --offset is a byte offset on the dax device, as in a
+        /// notification; the filesystem mounted on it (or on its partition) is found.
+        #[arg(long)]
+        device: Option<PathBuf>,
+        /// Byte offset.
+        #[arg(long, value_parser = parse_number)]
+        offset: u64,
+        /// Length in bytes.
+        #[arg(long, value_parser = parse_number, default_value = "4096")]
+        len: u64,
+        #[arg(short = 'o', long = "format", value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Inspect or act on the journal of notifications awaiting replay.
+    Journal {
+        #[arg(long, default_value = DEFAULT_JOURNAL)]
+        journal: PathBuf,
+        #[command(subcommand)]
+        action: JournalCmd,
+    },
     /// Say, for every probe, which attach methods this kernel supports, by trying each.
     Doctor {
         /// Output format.
         #[arg(short = 'o', long = "format", value_enum, default_value = "table")]
         format: Format,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum JournalCmd {
+    /// List every record with its state.
+    List {
+        #[arg(short = 'o', long = "format", value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Replay pending records whose filesystem is mounted now.
+    Replay {
+        #[command(flatten)]
+        enforce: EnforceArgs,
+    },
+    /// Remove every record (pending ones are lost: they will not be replayed).
+    Clear {
+        /// Required: clearing drops pending notifications.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+/// Accepts decimal, 0x-hex, and k/m/g suffixes.
+fn parse_number(s: &str) -> Result<u64, String> {
+    let t = s.trim().to_ascii_lowercase();
+    let (digits, mult) = match t.chars().last() {
+        Some('k') => (&t[..t.len() - 1], 1u64 << 10),
+        Some('m') => (&t[..t.len() - 1], 1 << 20),
+        Some('g') => (&t[..t.len() - 1], 1 << 30),
+        _ => (t.as_str(), 1),
+    };
+    let v = match digits.strip_prefix("0x") {
+        Some(h) => u64::from_str_radix(h, 16),
+        None => digits.parse(),
+    }
+    .map_err(|_| format!("{s:?} is not a number (decimal, 0x-hex, optional k/m/g suffix)"))?;
+    v.checked_mul(mult)
+        .ok_or_else(|| format!("{s:?} is too large"))
 }
 
 fn main() -> ExitCode {
@@ -81,9 +219,83 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 attach,
                 output,
                 derived: !raw,
+                agent: None,
             }))?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Agent {
+            format,
+            attach,
+            output,
+            journal,
+            verbose,
+            enforce,
+        } => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(trace::run(TraceOptions {
+                format,
+                attach,
+                output,
+                derived: verbose,
+                agent: Some(AgentOptions {
+                    journal,
+                    enforce: enforce.config(),
+                }),
+            }))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Resolve {
+            mount,
+            device,
+            offset,
+            len,
+            format,
+        } => {
+            let (site, dax_offset) = match (mount, device) {
+                (Some(m), _) => {
+                    let site = replay::site_of_mount(&m).map_err(|e| {
+                        anyhow::anyhow!("{}: {e}: give the mount point of an XFS", m.display())
+                    })?;
+                    // --offset is on the filesystem's device: as a dax offset it is shifted
+                    // by the partition start.
+                    let off = offset + site.part_start;
+                    (site, off)
+                }
+                (None, Some(dev)) => {
+                    let name = dev
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    let site = replay::find_site(&name, offset)?.ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "no XFS filesystem is mounted on {} (or on a partition of it \
+                             covering offset {offset:#x}): mount it, or use --mount",
+                            dev.display()
+                        )
+                    })?;
+                    (site, offset)
+                }
+                (None, None) => unreachable!("clap requires one"),
+            };
+            let cfg = enforce::Config {
+                policy: Policy::Report,
+                dry_run: true,
+                ..enforce::Config::default()
+            };
+            let report = replay::replay(&cfg, &site, dax_offset, len);
+            match format {
+                Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+                Format::Table => print!("{}", replay::render(&report)),
+            }
+            Ok(if report.error.is_some() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Command::Journal { journal, action } => run_journal(journal, action),
         Command::Doctor { format } => {
             let report = doctor::run()?;
             match format {
@@ -93,4 +305,73 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn run_journal(path: PathBuf, action: JournalCmd) -> anyhow::Result<ExitCode> {
+    if !path.exists() {
+        anyhow::bail!(
+            "no journal at {}: the agent creates it on first start (or pass --journal)",
+            path.display()
+        );
+    }
+    match action {
+        JournalCmd::List { format } => {
+            let (j, recovery) = notify::journal::Journal::open(&path)?;
+            if !recovery.is_clean() {
+                eprintln!("notify: journal recovered: {recovery:?}");
+            }
+            match format {
+                Format::Json => {
+                    for r in j.list() {
+                        println!("{}", serde_json::to_string(r)?);
+                    }
+                }
+                Format::Table => {
+                    println!(
+                        "{:>5} {:<9} {:<11} {:<8} {:>14} {:>8}  NOTE",
+                        "ID", "STATE", "REASON", "DISK", "DAX_OFFSET", "LEN"
+                    );
+                    for r in j.list() {
+                        let n = &r.notification;
+                        println!(
+                            "{:>5} {:<9} {:<11} {:<8} {:>#14x} {:>8}  {}",
+                            r.id,
+                            format!("{:?}", r.state).to_lowercase(),
+                            serde_json::to_value(n.reason)?.as_str().unwrap_or("?"),
+                            n.dax.name,
+                            n.dax_offset,
+                            n.len,
+                            r.note.as_deref().unwrap_or("")
+                        );
+                    }
+                }
+            }
+        }
+        JournalCmd::Replay { enforce } => {
+            let (mut agent, _) = Agent::open(AgentOptions {
+                journal: path,
+                enforce: enforce.config(),
+            })?;
+            let mut sink = Sink::stdout(Format::Json);
+            let actions = agent.replay_mounted();
+            for a in &actions {
+                sink.write_action(a)?;
+            }
+            sink.flush()?;
+            eprintln!(
+                "notify: {} action(s); {} record(s) still pending (filesystem not mounted)",
+                actions.len(),
+                agent.journal.pending().len()
+            );
+        }
+        JournalCmd::Clear { yes } => {
+            if !yes {
+                anyhow::bail!("clearing drops pending notifications for good: add --yes");
+            }
+            let (mut j, _) = notify::journal::Journal::open(&path)?;
+            let n = j.clear()?;
+            eprintln!("notify: cleared {n} record(s) from {}", path.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

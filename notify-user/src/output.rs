@@ -81,6 +81,29 @@ impl Sink {
         }
     }
 
+    /// Writes something the agent did (journaled, replayed, enforcement...).
+    pub fn write_action(&mut self, a: &crate::agent::Action) -> io::Result<()> {
+        let v = serde_json::to_value(a).map_err(io::Error::other)?;
+        match self.format {
+            Format::Json => {
+                serde_json::to_writer(&mut self.out, &v)?;
+                self.out.write_all(b"\n")
+            }
+            Format::Table => {
+                let kind = v["kind"].as_str().unwrap_or("agent").to_string();
+                let mut fields = v;
+                if let Some(m) = fields.as_object_mut() {
+                    m.remove("kind");
+                }
+                writeln!(
+                    self.out,
+                    "{:>6} {:>12} {:>3} {:>7} {:<15} {:<24} {}",
+                    "-", "-", "-", "-", "notify", kind, fields
+                )
+            }
+        }
+    }
+
     pub fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
     }

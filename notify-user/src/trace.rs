@@ -15,6 +15,7 @@ use tokio::{
 };
 
 use crate::{
+    agent::{Action, Agent, AgentOptions},
     event::{self, EventData, TraceEvent},
     output::{Format, Sink},
     probes::AttachMode,
@@ -33,6 +34,8 @@ pub struct TraceOptions {
     pub output: Option<PathBuf>,
     /// Emit the agent's derived events (holder_state, notification) too.
     pub derived: bool,
+    /// Journal and replay (the enforcing agent) instead of only tracing.
+    pub agent: Option<AgentOptions>,
 }
 
 /// Counters printed at the end.
@@ -147,14 +150,41 @@ pub async fn run(opts: TraceOptions) -> anyhow::Result<Totals> {
         .map_err(|e| anyhow::anyhow!("registering the ring buffer with epoll: {e}"))?;
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
-    let mut pipe = Pipeline::new(opts.derived);
+    // The agent needs the derived events whether or not they are printed.
+    let mut pipe = Pipeline::new(opts.derived || opts.agent.is_some());
+    let mut agent = match opts.agent {
+        Some(a) => {
+            let (mut agent, recovery) = Agent::open(a)?;
+            if !recovery.is_clean() {
+                sink.write_action(&Action::JournalRecovered {
+                    recovery: recovery.clone(),
+                })?;
+            }
+            eprintln!(
+                "notify: journal {}: {} record(s), {} pending",
+                agent.journal_path().display(),
+                agent.journal.list().len(),
+                agent.journal.pending().len()
+            );
+            for a in agent.replay_mounted() {
+                sink.write_action(&a)?;
+            }
+            sink.flush()?;
+            Some(agent)
+        }
+        None => None,
+    };
+    let show_derived = opts.derived;
 
     loop {
         let now = Instant::now();
-        let sleep = pipe
+        let mut sleep = pipe
             .reorder
             .deadline(now)
             .unwrap_or(Duration::from_secs(3600));
+        if let Some(w) = agent.as_ref().and_then(|a| a.next_wakeup()) {
+            sleep = sleep.min(w);
+        }
         tokio::select! {
             guard = ring.readable_mut() => {
                 let mut guard = guard?;
@@ -169,8 +199,12 @@ pub async fn run(opts: TraceOptions) -> anyhow::Result<Totals> {
             _ = sigint.recv() => break,
             _ = sigterm.recv() => break,
         }
-        for ev in pipe.ready(Instant::now(), false) {
-            sink.write(&ev)?;
+        let evs = pipe.ready(Instant::now(), false);
+        emit(&mut sink, &mut agent, &pipe.tracker, evs, show_derived)?;
+        if let Some(a) = agent.as_mut() {
+            for act in a.poll(Instant::now()) {
+                sink.write_action(&act)?;
+            }
         }
         sink.flush()?;
     }
@@ -180,9 +214,8 @@ pub async fn run(opts: TraceOptions) -> anyhow::Result<Totals> {
     while let Some(item) = rb.next() {
         pipe.push_raw(&item, now);
     }
-    for ev in pipe.ready(now, true) {
-        sink.write(&ev)?;
-    }
+    let evs = pipe.ready(now, true);
+    emit(&mut sink, &mut agent, &pipe.tracker, evs, show_derived)?;
     sink.flush()?;
     pipe.totals.lost_kernel = lost_in_kernel(&lost);
     let t = &pipe.totals;
@@ -191,4 +224,29 @@ pub async fn run(opts: TraceOptions) -> anyhow::Result<Totals> {
         t.events, t.lost_kernel, t.seq_gaps, t.undecodable
     );
     Ok(pipe.totals)
+}
+
+/// Writes events (derived ones only if asked) and hands every one to the agent.
+fn emit(
+    sink: &mut Sink,
+    agent: &mut Option<Agent>,
+    tracker: &Tracker,
+    evs: Vec<TraceEvent>,
+    show_derived: bool,
+) -> anyhow::Result<()> {
+    for ev in evs {
+        let derived = matches!(
+            ev.data,
+            EventData::HolderState(_) | EventData::Notification(_)
+        );
+        if show_derived || !derived {
+            sink.write(&ev)?;
+        }
+        if let Some(a) = agent.as_mut() {
+            for act in a.on_event(&ev, tracker) {
+                sink.write_action(&act)?;
+            }
+        }
+    }
+    Ok(())
 }

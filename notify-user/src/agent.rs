@@ -1,0 +1,388 @@
+//! The enforcing agent: journals every notification the kernel left for userspace, and replays
+//! it once its filesystem is ready.
+//!
+//! Order of duties for a dropped notification: journal it (fsynced) before anything else, so a
+//! crash at any later point loses nothing; when the filesystem becomes ready, resolve and act;
+//! mark the record replayed only after acting, so a crash mid-replay replays again (the mappers
+//! are re-scanned then, so a process that already died is not hit twice and a new process that
+//! reuses its pid is only signalled if it really maps the damaged range).
+
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use serde::Serialize;
+
+use crate::{
+    badblocks,
+    enforce::{self, Decision},
+    event::{Dev, EventData, TraceEvent},
+    journal::{self, DaxDevice, Journal, Reason, Recovery},
+    pmem::{self, PmemDisk},
+    readiness::{Notification, Tracker, Verdict},
+    replay::{self, ReplayReport},
+};
+
+/// How long after the ready edge the agent waits for the mount to show up in its mount
+/// namespace (the VFS attaches it right after `vfs_get_tree` returns).
+pub const MOUNT_WAIT: Duration = Duration::from_secs(10);
+/// How often it looks meanwhile.
+pub const MOUNT_POLL: Duration = Duration::from_millis(20);
+
+pub struct AgentOptions {
+    pub journal: PathBuf,
+    pub enforce: enforce::Config,
+}
+
+/// What the agent did, as output records (JSON: `kind` plus the fields).
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Action {
+    /// A notification was stored durably for replay.
+    Journaled {
+        id: u64,
+        reason: Reason,
+        disk: String,
+        dax_offset: u64,
+        len: u64,
+        /// How the disk was identified.
+        identified_by: &'static str,
+    },
+    /// A notification that needs replay but whose pmem disk could not be identified.
+    Unidentified {
+        dax_offset: u64,
+        len: u64,
+        why: String,
+    },
+    /// A journal record was replayed on a ready filesystem.
+    Replayed {
+        id: u64,
+        disk: String,
+        #[serde(flatten)]
+        report: ReplayReport,
+    },
+    /// One decision on one process, from a replay (also inside `replayed`, repeated here so
+    /// every kill and every refusal is its own event).
+    Enforcement {
+        id: u64,
+        #[serde(flatten)]
+        decision: Decision,
+    },
+    /// A filesystem became ready but never appeared in this mount namespace.
+    MountNotVisible { dev: Dev, waited_ms: u64 },
+    /// What opening the journal found (cut tails, corrupt frames).
+    JournalRecovered {
+        #[serde(flatten)]
+        recovery: Recovery,
+    },
+}
+
+pub struct Agent {
+    pub journal: Journal,
+    cfg: enforce::Config,
+    /// dax device pointer -> pmem disk, learned from holder registrations.
+    dax_disk: HashMap<u64, String>,
+    /// Last `memory_failure` pfn per thread: the notification that follows in the same thread
+    /// is about it.
+    last_pfn: HashMap<u32, u64>,
+    /// Block devices that became ready, waiting to appear in mountinfo.
+    waiting: Vec<(Dev, Instant)>,
+}
+
+fn disks() -> Vec<PmemDisk> {
+    pmem::scan().unwrap_or_default()
+}
+
+impl Agent {
+    pub fn open(opts: AgentOptions) -> anyhow::Result<(Agent, Recovery)> {
+        if let Some(dir) = opts.journal.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                anyhow::anyhow!("cannot create journal directory {}: {e}", dir.display())
+            })?;
+        }
+        let (journal, recovery) = Journal::open(&opts.journal)?;
+        Ok((
+            Agent {
+                journal,
+                cfg: opts.enforce,
+                dax_disk: HashMap::new(),
+                last_pfn: HashMap::new(),
+                waiting: Vec::new(),
+            },
+            recovery,
+        ))
+    }
+
+    pub fn journal_path(&self) -> &Path {
+        self.journal.path()
+    }
+
+    /// Pending records whose filesystem is already mounted: replays them now. Called at start,
+    /// for notifications journaled before a restart whose mount completed meanwhile.
+    pub fn replay_mounted(&mut self) -> Vec<Action> {
+        let disks: Vec<String> = self
+            .journal
+            .pending()
+            .iter()
+            .map(|r| r.notification.dax.name.clone())
+            .collect();
+        let mut out = Vec::new();
+        let mut seen = Vec::new();
+        for d in disks {
+            if !seen.contains(&d) {
+                out.extend(self.replay_disk(&d));
+                seen.push(d);
+            }
+        }
+        out
+    }
+
+    /// Replays every pending record of `disk` whose filesystem is mounted; returns what it did.
+    fn replay_disk(&mut self, disk: &str) -> Vec<Action> {
+        let mut out = Vec::new();
+        let pending: Vec<(u64, u64, u64)> = self
+            .journal
+            .pending()
+            .iter()
+            .filter(|r| r.notification.dax.name == disk)
+            .map(|r| (r.id, r.notification.dax_offset, r.notification.len))
+            .collect();
+        for (id, off, len) in pending {
+            let site = match replay::find_site(disk, off) {
+                Ok(Some(s)) => s,
+                Ok(None) => continue,
+                Err(e) => {
+                    log::warn!("finding the filesystem of {disk}: {e}");
+                    continue;
+                }
+            };
+            let report = replay::replay(&self.cfg, &site, off, len);
+            for d in &report.decisions {
+                out.push(Action::Enforcement {
+                    id,
+                    decision: d.clone(),
+                });
+            }
+            // Acted (or decided not to): only now is the record done.
+            if let Err(e) = self.journal.mark_replayed(id, &report.summary()) {
+                log::error!("journal: marking {id} replayed: {e}");
+            }
+            out.push(Action::Replayed {
+                id,
+                disk: disk.to_string(),
+                report,
+            });
+        }
+        out
+    }
+
+    /// Which pmem disk a notification is about, and how we know.
+    fn identify(
+        &self,
+        n: &Notification,
+        tid: u32,
+        tracker: &Tracker,
+    ) -> Option<(PmemDisk, &'static str)> {
+        let disks = disks();
+        let sys_dev_block = Path::new("/sys/dev/block");
+        if n.dev.is_known()
+            && let Some(d) = pmem::disk_of(sys_dev_block, &disks, n.dev)
+        {
+            return Some((d, "holder registration"));
+        }
+        if let Some(reg) = tracker.registration(n.dax_dev)
+            && let Some(d) = pmem::disk_of(sys_dev_block, &disks, reg.dev)
+        {
+            return Some((d, "holder registration"));
+        }
+        if let Some(name) = self.dax_disk.get(&n.dax_dev)
+            && let Some(d) = disks.iter().find(|d| &d.name == name)
+        {
+            return Some((d.clone(), "earlier registration of this dax device"));
+        }
+        if let Some(pfn) = self.last_pfn.get(&tid)
+            && let Some(d) = pmem::by_pfn(&disks, *pfn)
+        {
+            return Some((d.clone(), "pfn of memory_failure"));
+        }
+        None
+    }
+
+    /// Feeds one event (kernel or derived, in order).
+    pub fn on_event(&mut self, ev: &TraceEvent, tracker: &Tracker) -> Vec<Action> {
+        let mut out = Vec::new();
+        match &ev.data {
+            EventData::MemoryFailureEnter { pfn, .. } => {
+                self.last_pfn.insert(ev.tid, *pfn);
+            }
+            EventData::HolderGet { dax_dev, dev, .. } if *dax_dev != 0 => {
+                if let Some(d) = pmem::disk_of(Path::new("/sys/dev/block"), &disks(), *dev) {
+                    self.dax_disk.insert(*dax_dev, d.name);
+                }
+            }
+            EventData::Notification(n) if n.verdict.needs_replay() => {
+                out.push(self.journal_notification(ev, n, tracker));
+                self.last_pfn.remove(&ev.tid);
+            }
+            // The ready edge: from the tracker when it saw the registration, or straight from
+            // vfs_get_tree's return (an agent started mid-mount never saw the registration).
+            EventData::HolderState(t) if t.to == crate::readiness::State::Ready => {
+                self.waiting.push((t.dev, Instant::now() + MOUNT_WAIT));
+            }
+            EventData::GetTreeExit(step) if step.ret == 0 && step.dev.is_known() => {
+                if !self.waiting.iter().any(|(d, _)| *d == step.dev) {
+                    self.waiting.push((step.dev, Instant::now() + MOUNT_WAIT));
+                }
+            }
+            _ => {}
+        }
+        out
+    }
+
+    fn journal_notification(
+        &mut self,
+        ev: &TraceEvent,
+        n: &Notification,
+        tracker: &Tracker,
+    ) -> Action {
+        let reason = match n.verdict {
+            Verdict::NoHolder => Reason::NoHolder,
+            _ if n.state == Some(crate::readiness::State::Failed) => Reason::MountFailed,
+            _ => Reason::Premature,
+        };
+        let Some((disk, how)) = self.identify(n, ev.tid, tracker) else {
+            return Action::Unidentified {
+                dax_offset: n.offset,
+                len: n.len,
+                why: "no holder registration, no earlier registration of this dax device and \
+                      no memory_failure pfn on a known pmem disk"
+                    .into(),
+            };
+        };
+        // The same range already waiting: one replay covers both.
+        if let Some(r) = self.journal.pending().iter().find(|r| {
+            r.notification.dax.name == disk.name
+                && r.notification.dax_offset == n.offset
+                && r.notification.len == n.len
+        }) {
+            return Action::Journaled {
+                id: r.id,
+                reason,
+                disk: disk.name,
+                dax_offset: n.offset,
+                len: n.len,
+                identified_by: "duplicate of a pending record",
+            };
+        }
+        let rec = journal::Notification {
+            dax: DaxDevice {
+                name: disk.name.clone(),
+                major: disk.dev.major(),
+                minor: disk.dev.minor(),
+            },
+            dax_offset: n.offset,
+            len: n.len,
+            mf_flags: n.mf_flags,
+            kernel_seq: n.exit_seq,
+            ktime_ns: ev.ktime_ns,
+            wall_ns: journal::now_ns(),
+            reason,
+        };
+        match self.journal.append(rec) {
+            Ok(id) => Action::Journaled {
+                id,
+                reason,
+                disk: disk.name,
+                dax_offset: n.offset,
+                len: n.len,
+                identified_by: how,
+            },
+            Err(e) => Action::Unidentified {
+                dax_offset: n.offset,
+                len: n.len,
+                why: format!("journal append failed: {e}"),
+            },
+        }
+    }
+
+    /// When the agent next needs to look at mountinfo, if it is waiting for a mount.
+    pub fn next_wakeup(&self) -> Option<Duration> {
+        (!self.waiting.is_empty()).then_some(MOUNT_POLL)
+    }
+
+    /// Replays for every ready device whose mount is now visible; gives up on those past their
+    /// deadline.
+    pub fn poll(&mut self, now: Instant) -> Vec<Action> {
+        let mut out = Vec::new();
+        let waiting = std::mem::take(&mut self.waiting);
+        let disks = disks();
+        for (dev, deadline) in waiting {
+            let mounted = crate::mountinfo::read()
+                .map(|m| m.iter().any(|m| m.dev == dev))
+                .unwrap_or(false);
+            if mounted {
+                if let Some(d) = pmem::disk_of(Path::new("/sys/dev/block"), &disks, dev) {
+                    out.extend(self.reconcile_badblocks(&d));
+                    out.extend(self.replay_disk(&d.name));
+                }
+            } else if now >= deadline {
+                out.push(Action::MountNotVisible {
+                    dev,
+                    waited_ms: MOUNT_WAIT.as_millis() as u64,
+                });
+            } else {
+                self.waiting.push((dev, deadline));
+            }
+        }
+        out
+    }
+
+    /// The pmem driver's bad-block list is a second source (background scrub, ARS): ranges in it
+    /// that no journal record covers are journaled so the replay that follows handles them too.
+    fn reconcile_badblocks(&mut self, disk: &PmemDisk) -> Vec<Action> {
+        let Ok(bad) = badblocks::read(&disk.name) else {
+            return vec![];
+        };
+        let covered: Vec<badblocks::ByteRange> = self
+            .journal
+            .list()
+            .iter()
+            .filter(|r| r.notification.dax.name == disk.name)
+            .map(|r| badblocks::ByteRange {
+                start: r.notification.dax_offset,
+                len: r.notification.len,
+            })
+            .collect();
+        let mut out = Vec::new();
+        for r in badblocks::subtract(&bad, &covered) {
+            let rec = journal::Notification {
+                dax: DaxDevice {
+                    name: disk.name.clone(),
+                    major: disk.dev.major(),
+                    minor: disk.dev.minor(),
+                },
+                dax_offset: r.start,
+                len: r.len,
+                mf_flags: 0,
+                kernel_seq: 0,
+                ktime_ns: 0,
+                wall_ns: journal::now_ns(),
+                reason: Reason::Badblocks,
+            };
+            match self.journal.append(rec) {
+                Ok(id) => out.push(Action::Journaled {
+                    id,
+                    reason: Reason::Badblocks,
+                    disk: disk.name.clone(),
+                    dax_offset: r.start,
+                    len: r.len,
+                    identified_by: "badblocks list",
+                }),
+                Err(e) => log::error!("journal append: {e}"),
+            }
+        }
+        out
+    }
+}
