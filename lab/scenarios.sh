@@ -5,6 +5,7 @@
 #   lab.attach=kprobe|fentry|auto|none   how to run the agent (none: no agent)
 #   lab.scenarios=a,b,c                  subset/order (default: all four)
 #   lab.delay_ms=N                       dm-delay per log I/O (premature)
+#   lab.rust_log=FILTER                  RUST_LOG for the agent (its stderr: agent.log)
 #
 # Per scenario S the host gets these files back (under target/lab/<k>/<flavour>/S/):
 #   result.txt   key=value facts the script measured (exit codes, pfns, ...)
@@ -24,6 +25,7 @@ for kv in $(cat /proc/cmdline); do
 	lab.attach=*) ATTACH=${kv#lab.attach=} ;;
 	lab.scenarios=*) SCENARIOS=${kv#lab.scenarios=} ;;
 	lab.delay_ms=*) DELAY_MS=${kv#lab.delay_ms=} ;;
+	lab.rust_log=*) export RUST_LOG=${kv#lab.rust_log=} ;;
 	esac
 done
 AGENT=/bin/notify

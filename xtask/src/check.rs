@@ -397,14 +397,76 @@ fn agent_events(
                 .map_or(String::new(), |b| format!(", first: {b}"))
         ),
     );
-    let mut seqs: Vec<u64> = events.iter().map(Event::seq).collect();
-    seqs.dedup();
+    let (kernel, dups) = kernel_seq_duplicates(&events);
     o.check(
-        "event seq numbers are unique",
-        seqs.len() == events.len() && !seqs.contains(&u64::MAX),
-        format!("{} events, {} distinct seq", events.len(), seqs.len()),
+        "kernel events have unique seq numbers",
+        dups.is_empty(),
+        format!("{kernel} kernel events, duplicated seq: {dups:?}"),
+    );
+    let backwards = seq_backwards(text);
+    o.check(
+        "events are written in seq order",
+        backwards.is_none(),
+        backwards.map_or("ok".into(), |(a, b)| format!("seq {b} written after {a}")),
     );
     Some(events)
+}
+
+/// Kinds the agent derives from a kernel event; they carry their cause's seq.
+pub const DERIVED_KINDS: &[&str] = &["holder_state", "notification"];
+
+/// Number of kernel (non-derived) events, and the seq numbers more than one of them has.
+pub fn kernel_seq_duplicates(events: &[Event]) -> (usize, Vec<u64>) {
+    let mut seqs: Vec<u64> = events
+        .iter()
+        .filter(|e| !DERIVED_KINDS.contains(&e.kind()))
+        .map(Event::seq)
+        .collect();
+    let n = seqs.len();
+    seqs.sort_unstable();
+    let mut dups: Vec<u64> = seqs
+        .windows(2)
+        .filter(|w| w[0] == w[1])
+        .map(|w| w[0])
+        .collect();
+    dups.dedup();
+    if seqs.contains(&u64::MAX) {
+        dups.push(u64::MAX);
+    }
+    (n, dups)
+}
+
+/// The first place where the file's seq goes down: (previous, next).
+pub fn seq_backwards(text: &str) -> Option<(u64, u64)> {
+    let mut last = 0u64;
+    for l in text.lines() {
+        let Ok(Value::Object(m)) = serde_json::from_str::<Value>(l) else {
+            continue;
+        };
+        let s = m.get("seq").and_then(Value::as_u64)?;
+        if s < last {
+            return Some((last, s));
+        }
+        last = s;
+    }
+    None
+}
+
+/// The agent's own conclusion about the notification for `off`, when it
+/// emits `notification` events (an addition to the kernel events).
+fn verdict(o: &mut Outcome, ev: &[Event], off: i128, want: &'static str) {
+    if !ev.iter().any(|e| e.kind() == "notification") {
+        o.skipped
+            .push("no notification events: the agent's verdict was not checked".into());
+        return;
+    }
+    o.seq(
+        &format!("agent's verdict on the notification is {want:?}"),
+        ev,
+        &[Step::new("notification")
+            .num("offset", off)
+            .str("verdict", want)],
+    );
 }
 
 fn num(r: &BTreeMap<String, String>, k: &str) -> Option<i128> {
@@ -444,6 +506,7 @@ fn no_holder(o: &mut Outcome, r: &BTreeMap<String, String>, dmesg: &str, events:
                 .num("ret", EOPNOTSUPP),
         ],
     );
+    verdict(o, ev, off, "no_holder");
     let xfs = ev.iter().filter(|e| e.kind() == "xfs_notify_exit").count();
     o.check(
         "XFS was not called",
@@ -590,7 +653,7 @@ fn premature(o: &mut Outcome, r: &BTreeMap<String, String>, dmesg: &str, events:
         "mountfs_enter -> memory_failure -> notify_enter(not_born) -> xfs(-EIO) -> notify_exit(-EIO) -> get_tree_exit(0)",
         ev,
         &[
-            Step::new("holder_get"),
+            Step::new("holder_get").nonzero("dax_dev"),
             Step::new("mountfs_enter"),
             Step::new("memory_failure_enter").num("pfn", pfn),
             Step::new("notify_enter").num("offset", off).num("len", PAGE).str("readiness", "not_born"),
@@ -599,6 +662,7 @@ fn premature(o: &mut Outcome, r: &BTreeMap<String, String>, dmesg: &str, events:
             Step::new("get_tree_exit").num("ret", 0),
         ],
     );
+    verdict(o, ev, off, "premature");
 }
 
 #[cfg(test)]

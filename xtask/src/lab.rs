@@ -34,6 +34,8 @@ pub struct Opts {
     pub scenarios: Vec<String>,
     /// Narrate (lab) rather than just assert (vm-test).
     pub narrate: bool,
+    /// RUST_LOG for the agent in the guest.
+    pub agent_log: Option<String>,
     /// Re-check the console.log of an earlier run instead of booting.
     pub recheck: bool,
     /// Copy each scenario's evidence to `xtask/tests/fixtures/<kernel>-<flavour>/`.
@@ -172,10 +174,13 @@ fn boot_one(opts: &Opts, kern: &kernel::Kernel, img: &Path, flavour: &str) -> Re
     }
     let _ = fs::remove_dir_all(&out);
     util::mkdirp(&out)?;
-    let append = format!(
+    let mut append = format!(
         "lab.attach={flavour} lab.scenarios={}",
         opts.scenarios.join(",")
     );
+    if let Some(l) = &opts.agent_log {
+        append.push_str(&format!(" lab.rust_log={l}"));
+    }
     println!(
         "\n== {} ({}) agent={flavour}: booting qemu (TCG)",
         kern.flavor.label(),

@@ -66,6 +66,9 @@ struct LabArgs {
     /// Fail (instead of skipping event checks) when the agent is missing.
     #[arg(long)]
     require_agent: bool,
+    /// RUST_LOG for the agent inside the guest (e.g. trace); its stderr is agent.log.
+    #[arg(long)]
+    agent_log: Option<String>,
     /// Re-run the assertions on the console.log of the last run (no boot).
     #[arg(long)]
     recheck: bool,
@@ -113,6 +116,7 @@ impl LabArgs {
             narrate,
             save_fixtures: self.save_fixtures,
             recheck: self.recheck,
+            agent_log: self.agent_log,
         })
     }
 }
