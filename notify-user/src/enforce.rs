@@ -10,26 +10,36 @@
 //! pidfd is for a newer process and we refuse. If the original process dies after the check,
 //! `pidfd_send_signal` fails with ESRCH and we report it gone.
 //!
-//! What SIGBUS looks like to the victim (tested in tests/enforce.rs, kernel 6.18):
+//! What SIGBUS looks like to the victim (each point tested in tests/enforce.rs, kernel 6.18):
 //! - The kernel's own memory-failure kill sends SIGBUS with si_code BUS_MCEERR_AO (action
 //!   optional, early kill) or BUS_MCEERR_AR (on access), si_addr = the poisoned address and
 //!   si_addr_lsb = page shift.
 //! - Userspace cannot forge that for another process: `pidfd_send_signal()` (like
-//!   `rt_sigqueueinfo()`) returns EPERM when the target is not the caller and si_code >= 0 or
-//!   SI_TKILL ("Only allow sending arbitrary signals to yourself", kernel/signal.c).
-//!   BUS_MCEERR_AO is 5, so it is refused for others and works only for the caller itself.
-//! - What we can send: no siginfo (the kernel fills SI_USER, si_pid = us, like kill(2)) or a
-//!   negative si_code such as SI_QUEUE, whose payload (si_value) we choose. With
+//!   `rt_sigqueueinfo()`) returns EPERM unless the target is the caller or si_code is negative
+//!   and not SI_TKILL ("Only allow sending arbitrary signals to yourself", kernel/signal.c).
+//!   BUS_MCEERR_AO is 5: EPERM for other processes. "The caller" is the calling *thread*
+//!   (`task_pid(current) == pid`): even a process's own pidfd is refused from a non-leader
+//!   thread; only a PIDFD_THREAD pidfd of the calling thread itself gets it through, and then
+//!   si_code and si_addr arrive as sent.
+//! - What we can send: no siginfo (the kernel fills SI_USER, si_pid = us, like kill(2)) — the
+//!   default — or a negative si_code such as SI_QUEUE, whose payload we choose: with
 //!   [`SigbusInfo::Queue`] the victim gets si_code SI_QUEUE and the first damaged virtual
-//!   address in si_value, so a handler that knows notify can find the page; a handler that
-//!   only understands BUS_MCEERR_* sees a plain user SIGBUS. Under the default disposition
-//!   both kill the process with SIGBUS (core), which is the point of the policy.
+//!   address in si_value. A handler that only understands BUS_MCEERR_* sees a plain user
+//!   SIGBUS either way.
+//! - A SIGBUS is fatal only under the default disposition. Processes with a SIGBUS handler may
+//!   survive it. Notably every Rust program: the runtime's stack-overflow handler resets SIGBUS
+//!   to SIG_DFL and returns when si_addr is not its guard page — a real fault re-faults and
+//!   dies, but a sent SIGBUS (ours, or the kernel's BUS_MCEERR_AO early kill) has nothing to
+//!   re-trigger, so the first one is swallowed and only a second is fatal. Set
+//!   [`Config::wait_exit`] to record whether the process really exited
+//!   ([`Decision::exited`]); use policy `sigkill` when mappers must be gone.
 
 use std::{
     io,
     os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd},
     path::{Path, PathBuf},
     str::FromStr,
+    time::{Duration, Instant},
 };
 
 use serde::Serialize;
@@ -196,6 +206,11 @@ pub struct Config {
     /// Re-read the candidate's maps after opening the pidfd and skip it when it no longer maps
     /// the damaged range (it unmapped or exec'd since the scan).
     pub recheck_mapping: bool,
+    /// After a signal, wait up to this long for the process to exit (pidfd becomes readable)
+    /// and record the outcome in `Decision::exited`. A SIGBUS is not always fatal: a process
+    /// with a SIGBUS handler may survive it (see the module docs), and the caller may want to
+    /// know, or escalate with policy sigkill.
+    pub wait_exit: Option<Duration>,
     pub proc_root: PathBuf,
 }
 
@@ -207,6 +222,7 @@ impl Default for Config {
             allow: Allowlist::default(),
             sigbus_info: SigbusInfo::Kill,
             recheck_mapping: true,
+            wait_exit: None,
             proc_root: PathBuf::from("/proc"),
         }
     }
@@ -246,6 +262,8 @@ pub struct Decision {
     pub dry_run: bool,
     /// First damaged virtual address in the process, when known.
     pub addr: Option<u64>,
+    /// With `Config::wait_exit`: whether the process exited within that time after the signal.
+    pub exited: Option<bool>,
 }
 
 pub fn signal_name(sig: i32) -> &'static str {
@@ -327,6 +345,7 @@ pub fn enforce(cfg: &Config, m: &Mapper) -> Decision {
         si_code: None,
         dry_run: cfg.dry_run,
         addr,
+        exited: None,
     };
     let done = |mut d: Decision, action: Action, reason: String| {
         d.action = action;
@@ -447,7 +466,19 @@ pub fn enforce(cfg: &Config, m: &Mapper) -> Decision {
     match pidfd_send_signal(pidfd.as_fd(), sig, info.as_ref()) {
         Ok(()) => {
             d.si_code = Some(si_code);
-            done(d, Action::Signalled, "maps the damaged range".into())
+            let mut reason = "maps the damaged range".to_string();
+            if let Some(t) = cfg.wait_exit {
+                let exited = wait_pidfd(pidfd.as_fd(), t);
+                d.exited = Some(exited);
+                if !exited {
+                    reason = format!(
+                        "maps the damaged range; still running {t:?} after {} (handled or \
+                         blocked it)",
+                        signal_name(sig)
+                    );
+                }
+            }
+            done(d, Action::Signalled, reason)
         }
         Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {
             done(d, Action::Gone, "exited before the signal (ESRCH)".into())
@@ -457,6 +488,27 @@ pub fn enforce(cfg: &Config, m: &Mapper) -> Decision {
             Action::Failed,
             format!("pidfd_send_signal: {}", errno_str(&e)),
         ),
+    }
+}
+
+/// Wait until the process behind `pidfd` has exited (the pidfd polls readable), up to `t`.
+pub fn wait_pidfd(pidfd: BorrowedFd<'_>, t: Duration) -> bool {
+    let deadline = Instant::now() + t;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let mut p = libc::pollfd {
+            fd: pidfd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        let rc = unsafe { libc::poll(&mut p, 1, left.as_millis().min(i32::MAX as u128) as i32) };
+        if rc > 0 {
+            return true;
+        }
+        if rc == 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+            return false;
+        }
     }
 }
 

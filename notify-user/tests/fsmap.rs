@@ -71,7 +71,10 @@ fn file_extent_resolves_to_its_inode_and_file_offsets() {
     let mut p = paths.lookup(ino(&a)).unwrap().to_vec();
     p.sort();
     assert_eq!(p, vec![a.clone(), x.path("a.link")]);
-    assert_eq!(fsmap::mount_root(&a).unwrap(), x.mnt.canonicalize().unwrap());
+    assert_eq!(
+        fsmap::mount_root(&a).unwrap(),
+        x.mnt.canonicalize().unwrap()
+    );
 }
 
 #[test]
@@ -166,7 +169,10 @@ fn ag_header_is_static_fs_metadata_and_full_map_matches_xfs_io() {
     let mut saw_log = false;
     for (o, t) in ours.iter().zip(&theirs) {
         let (maj, min) = fsmap::new_decode_dev(o.device);
-        assert_eq!((maj.to_string(), min.to_string()), (t[1].clone(), t[2].clone()));
+        assert_eq!(
+            (maj.to_string(), min.to_string()),
+            (t[1].clone(), t[2].clone())
+        );
         assert_eq!((o.physical / 512).to_string(), t[3], "{o:?} vs {t:?}");
         assert_eq!(((o.physical + o.length) / 512 - 1).to_string(), t[4]);
         assert_eq!((o.length / 512).to_string(), t[8]);
@@ -228,7 +234,9 @@ fn no_rmapbt_gives_a_clear_error() {
     assert!(matches!(err, FsmapError::NoRmapbt { .. }), "{err:?}");
     let msg = err.to_string();
     assert!(
-        msg.contains("no reverse-mapping btree (mkfs.xfs -m rmapbt=1): notify cannot resolve owners"),
+        msg.contains(
+            "no reverse-mapping btree (mkfs.xfs -m rmapbt=1): notify cannot resolve owners"
+        ),
         "{msg}"
     );
     // The kernel fact behind the geometry check: without rmapbt XFS does not fail GETFSMAP, it
@@ -251,7 +259,10 @@ fn ranges_outside_the_device_and_non_xfs_are_errors() {
     let size = fs.geometry.data_bytes();
     assert_eq!(size, 512 << 20);
     let err = fs.resolve(size, 4096).unwrap_err();
-    assert!(matches!(err, FsmapError::RangeOutsideDevice { .. }), "{err}");
+    assert!(
+        matches!(err, FsmapError::RangeOutsideDevice { .. }),
+        "{err}"
+    );
     assert!(err.to_string().contains("outside the data device"));
     // Straddling the end: the inside part is resolved, and the cut is reported.
     let r = fs.resolve(size - 4096, 8192).unwrap();

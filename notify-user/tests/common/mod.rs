@@ -9,7 +9,7 @@ use std::{
     io::{BufRead, BufReader, Write},
     os::unix::ffi::OsStrExt,
     path::{Path, PathBuf},
-    process::{Child, ChildStdout, Command, Stdio},
+    process::{Child, Command, Stdio},
     sync::atomic::{AtomicU32, Ordering},
     time::{Duration, Instant},
 };
@@ -79,16 +79,48 @@ pub struct Xfs {
     mounted: bool,
 }
 
+/// Unmount and detach what a killed test run (timeout, SIGKILL: no Drop) left behind: mounts
+/// of our own naming scheme, `<tmp>/notify-xfs-<pid>-<n>/mnt`, whose pid no longer exists.
+pub fn reap_stale() {
+    let Ok(mounts) = fs::read_to_string("/proc/self/mounts") else {
+        return;
+    };
+    let tmp = std::env::temp_dir();
+    for line in mounts.lines() {
+        let mut f = line.split(' ');
+        let (Some(src), Some(mnt)) = (f.next(), f.next()) else {
+            continue;
+        };
+        let Some(rest) = Path::new(mnt)
+            .strip_prefix(&tmp)
+            .ok()
+            .and_then(|r| r.to_str())
+            .and_then(|r| r.strip_prefix("notify-xfs-"))
+        else {
+            continue;
+        };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if Path::new(&format!("/proc/{pid}")).exists() || !rest.ends_with("/mnt") {
+            continue;
+        }
+        eprintln!("reaping stale test mount {mnt} ({src}) of dead pid {pid}");
+        if run(Command::new("umount").arg(mnt)).is_ok() && src.starts_with("/dev/loop") {
+            let _ = run(Command::new("losetup").arg("-d").arg(src));
+        }
+        let _ = fs::remove_dir_all(Path::new(mnt).parent().unwrap());
+    }
+}
+
 impl Xfs {
     pub fn new(meta: &str) -> Xfs {
+        reap_stale();
         let dir = TempDir::new("xfs");
         let image = dir.path().join("img");
         let mnt = dir.path().join("mnt");
         fs::create_dir(&mnt).unwrap();
-        File::create(&image)
-            .unwrap()
-            .set_len(512 << 20)
-            .unwrap();
+        File::create(&image).unwrap().set_len(512 << 20).unwrap();
         let mut x = Xfs {
             dir,
             image,
@@ -114,7 +146,10 @@ impl Xfs {
                 }
             }
         }
-        let dev = x.loopdev.clone().unwrap_or_else(|| panic!("losetup: {last}"));
+        let dev = x
+            .loopdev
+            .clone()
+            .unwrap_or_else(|| panic!("losetup: {last}"));
         run(Command::new("mount").arg(&dev).arg(&x.mnt)).unwrap();
         x.mounted = true;
         x
@@ -149,7 +184,9 @@ impl Drop for Xfs {
 /// FIEMAP/GETFSMAP see real extents, not delayed allocation).
 pub fn write_file(path: &Path, len: usize, seed: u8) {
     let mut f = File::create(path).unwrap();
-    let buf: Vec<u8> = (0..len).map(|i| (i as u8).wrapping_mul(31) ^ seed).collect();
+    let buf: Vec<u8> = (0..len)
+        .map(|i| (i as u8).wrapping_mul(31) ^ seed)
+        .collect();
     f.write_all(&buf).unwrap();
     f.sync_all().unwrap();
 }
@@ -168,41 +205,76 @@ pub const CHILD_ENV: &str = "NOTIFY_TEST_CHILD";
 
 pub struct Helper {
     pub child: Child,
-    pub out: BufReader<ChildStdout>,
+    /// Lines the child printed with our prefix, read by a thread so that waiting for one can
+    /// time out instead of hanging the test.
+    msgs: std::sync::mpsc::Receiver<String>,
 }
+
+/// How long a child may take to say something before the test fails.
+pub const MSG_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Helper {
     pub fn spawn(mode: &str, args: &[&str]) -> Helper {
+        Self::spawn_io(mode, args, Stdio::null())
+    }
+
+    /// As `spawn`, with the child's stdin piped (for modes that wait for a command).
+    pub fn spawn_piped(mode: &str, args: &[&str]) -> Helper {
+        Self::spawn_io(mode, args, Stdio::piped())
+    }
+
+    fn spawn_io(mode: &str, args: &[&str], stdin: Stdio) -> Helper {
         let exe = std::env::current_exe().unwrap();
         let mut child = Command::new(exe)
-            .args(["__child_entry", "--exact", "--nocapture", "--test-threads=1"])
+            .args([
+                "__child_entry",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(CHILD_ENV, mode)
             .env("NOTIFY_CHILD_ARGS", args.join("\u{1f}"))
-            .stdin(Stdio::null())
+            .stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap();
         let out = BufReader::new(child.stdout.take().unwrap());
-        Helper { child, out }
+        let (tx, msgs) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in out.lines() {
+                let Ok(line) = line else { break };
+                // libtest prints "test __child_entry ... " without a newline before running the
+                // test, so our prefix can be in the middle of a line.
+                if let Some(i) = line.find("NOTIFY:") {
+                    if tx.send(line[i + 7..].trim_end().to_string()).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        Helper { child, msgs }
     }
 
     pub fn pid(&self) -> i32 {
         self.child.id() as i32
     }
 
-    /// Next line the child printed with our "NOTIFY:" prefix (libtest prints its own lines).
+    /// Next message the child printed with our "NOTIFY:" prefix; None when the child closed
+    /// stdout (exited). Panics after MSG_TIMEOUT.
     pub fn next_msg(&mut self) -> Option<String> {
-        let mut line = String::new();
-        loop {
-            line.clear();
-            if self.out.read_line(&mut line).ok()? == 0 {
-                return None;
-            }
-            if let Some(m) = line.trim_end().strip_prefix("NOTIFY:") {
-                return Some(m.to_string());
+        match self.msgs.recv_timeout(MSG_TIMEOUT) {
+            Ok(m) => Some(m),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => None,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                panic!("child {} said nothing for {MSG_TIMEOUT:?}", self.pid())
             }
         }
+    }
+
+    /// Like next_msg with a short timeout: None if nothing arrives in `t`.
+    pub fn try_msg(&mut self, t: Duration) -> Option<String> {
+        self.msgs.recv_timeout(t).ok()
     }
 
     pub fn wait_ready(&mut self) {
@@ -278,10 +350,11 @@ pub fn say(msg: &str) {
     o.flush().unwrap();
 }
 
+/// Rename the process. Through /proc/self/comm, which names the thread-group leader: libtest
+/// runs the child's code on a worker thread, and PR_SET_NAME would only rename that thread
+/// (/proc/PID/stat shows the leader's comm).
 pub fn set_comm(name: &str) {
-    let c = CString::new(name).unwrap();
-    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
-    unsafe { libc::prctl(libc::PR_SET_NAME, c.as_ptr() as libc::c_ulong, 0, 0, 0) };
+    fs::write("/proc/self/comm", name).unwrap();
 }
 
 /// mmap `len` bytes of `path` at file `offset` (MAP_SHARED, read/write) and touch every page.
@@ -313,5 +386,193 @@ pub fn map_file(path: &str, offset: u64, len: usize) -> *mut u8 {
 pub fn sleep_forever() -> ! {
     loop {
         std::thread::sleep(Duration::from_secs(3600));
+    }
+}
+
+// -------------------------------------------------------------------------------------------
+// The child side.
+// -------------------------------------------------------------------------------------------
+
+static SIG_GOT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+static SIG_CODE: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+static SIG_W16: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static SIG_W24: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+extern "C" fn on_sigbus(_sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut libc::c_void) {
+    // Read the raw words: si_code at 8; the union at 16 (si_addr for faults, si_pid|si_uid
+    // for kill/queue) and 24 (si_addr_lsb for faults, si_value for SI_QUEUE).
+    // SAFETY: the kernel passes a valid 128-byte siginfo.
+    unsafe {
+        let w = info as *const u8;
+        SIG_CODE.store(*(w.add(8) as *const i32), Ordering::SeqCst);
+        SIG_W16.store(*(w.add(16) as *const u64), Ordering::SeqCst);
+        SIG_W24.store(*(w.add(24) as *const u64), Ordering::SeqCst);
+    }
+    SIG_GOT.store(true, Ordering::SeqCst);
+}
+
+fn install_sigbus_handler() {
+    // SAFETY: plain sigaction with an async-signal-safe handler (atomics only).
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_sigbus as *const () as usize;
+        sa.sa_flags = libc::SA_SIGINFO;
+        libc::sigemptyset(&mut sa.sa_mask);
+        assert_eq!(libc::sigaction(libc::SIGBUS, &sa, std::ptr::null_mut()), 0);
+    }
+}
+
+fn report_siginfo_and_exit() -> ! {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !SIG_GOT.load(Ordering::SeqCst) {
+        assert!(Instant::now() < deadline, "no SIGBUS within 30 s");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let w16 = SIG_W16.load(Ordering::SeqCst);
+    say(&format!(
+        "SIGINFO code={} pid={} w16={:#x} w24={:#x}",
+        SIG_CODE.load(Ordering::SeqCst),
+        w16 as u32 as i32,
+        w16,
+        SIG_W24.load(Ordering::SeqCst)
+    ));
+    std::process::exit(42);
+}
+
+/// Entry point for re-executed children. Modes (NOTIFY_TEST_CHILD), args in NOTIFY_CHILD_ARGS:
+/// - `idle`: do nothing (a bystander);
+/// - `open FILE`: keep the file open, no mapping;
+/// - `map FILE OFFSET LEN [COMM]`: mmap that file window shared and touch it; SIGBUS at its
+///   default disposition (like a C program);
+/// - `map-rust ...`: the same, keeping the Rust runtime's SIGBUS handler;
+/// - `map-handler FILE OFFSET LEN`: as map, plus a SA_SIGINFO SIGBUS handler that prints what
+///   it received and exits 42;
+/// - `map-unmap FILE OFFSET LEN`: as map; munmap when a line arrives on stdin;
+/// - `self-mceerr`: send itself SIGBUS/BUS_MCEERR_AO through a process pidfd, then through a
+///   thread pidfd; print the results and the siginfo received;
+/// - `journal-append JOURNAL`: append records forever, printing "STORED id" after each Ok.
+///
+/// Every mode prints "READY" (with our prefix) once set up, then waits to be killed.
+pub fn child_main() {
+    let Ok(mode) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let a = child_args();
+    match mode.as_str() {
+        "idle" => {
+            say("READY");
+            sleep_forever()
+        }
+        "open" => {
+            let _f = File::open(&a[0]).unwrap();
+            say("READY");
+            sleep_forever()
+        }
+        "map" | "map-rust" => {
+            if let Some(c) = a.get(3) {
+                set_comm(c);
+            }
+            if mode == "map" {
+                // Behave like a C program: default SIGBUS disposition. The Rust runtime
+                // installs its own SIGBUS handler (stack-overflow detection) that swallows the
+                // first SIGBUS not caused by a fault; "map-rust" keeps it.
+                // SAFETY: resetting a signal disposition.
+                unsafe { libc::signal(libc::SIGBUS, libc::SIG_DFL) };
+            }
+            let p = map_file(&a[0], a[1].parse().unwrap(), a[2].parse().unwrap());
+            say(&format!("MAPPED {:#x}", p as usize));
+            say("READY");
+            sleep_forever()
+        }
+        "map-handler" => {
+            install_sigbus_handler();
+            let p = map_file(&a[0], a[1].parse().unwrap(), a[2].parse().unwrap());
+            say(&format!("MAPPED {:#x}", p as usize));
+            say("READY");
+            report_siginfo_and_exit()
+        }
+        "map-unmap" => {
+            let len: usize = a[2].parse().unwrap();
+            let p = map_file(&a[0], a[1].parse().unwrap(), len);
+            say("READY");
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line).unwrap();
+            // SAFETY: p/len is the mapping made above.
+            unsafe { libc::munmap(p as *mut libc::c_void, len) };
+            say("UNMAPPED");
+            sleep_forever()
+        }
+        "self-mceerr" => {
+            use notify::enforce::{BUS_MCEERR_AO, RawSiginfo, pidfd_open, pidfd_send_signal};
+            use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+            install_sigbus_handler();
+            say("READY");
+            let info = RawSiginfo::mceerr(BUS_MCEERR_AO, 0x7777_0000, 12);
+            // 1. A pidfd for the process, used from this (non-leader: libtest's worker) thread.
+            let fd = pidfd_open(std::process::id() as i32).unwrap();
+            let r = pidfd_send_signal(fd.as_fd(), libc::SIGBUS, Some(&info));
+            say(&format!(
+                "PROCESS_PIDFD {}",
+                match &r {
+                    Ok(()) => "ok".to_string(),
+                    Err(e) => format!("errno={}", e.raw_os_error().unwrap_or(0)),
+                }
+            ));
+            if r.is_ok() {
+                report_siginfo_and_exit()
+            }
+            // 2. A pidfd for this very thread (PIDFD_THREAD = O_EXCL, Linux 6.9+).
+            // SAFETY: plain syscalls.
+            let tid = unsafe { libc::gettid() };
+            let tfd = unsafe { libc::syscall(libc::SYS_pidfd_open, tid, libc::O_EXCL) };
+            if tfd < 0 {
+                say(&format!(
+                    "THREAD_PIDFD open errno={}",
+                    std::io::Error::last_os_error()
+                ));
+                std::process::exit(3)
+            }
+            // SAFETY: fresh fd.
+            let tfd = unsafe { OwnedFd::from_raw_fd(tfd as i32) };
+            match pidfd_send_signal(tfd.as_fd(), libc::SIGBUS, Some(&info)) {
+                Ok(()) => {
+                    say("THREAD_PIDFD ok");
+                    report_siginfo_and_exit()
+                }
+                Err(e) => {
+                    say(&format!(
+                        "THREAD_PIDFD errno={}",
+                        e.raw_os_error().unwrap_or(0)
+                    ));
+                    std::process::exit(3)
+                }
+            }
+        }
+        "journal-append" => {
+            use notify::journal::{DaxDevice, Journal, Notification, Reason};
+            let (mut j, _) = Journal::open(&a[0]).unwrap();
+            say("READY");
+            for seq in 0u64.. {
+                let id = j
+                    .append(Notification {
+                        dax: DaxDevice {
+                            name: "pmem0".into(),
+                            major: 259,
+                            minor: 0,
+                        },
+                        dax_offset: seq * 4096,
+                        len: 4096,
+                        mf_flags: 0x20,
+                        kernel_seq: seq,
+                        ktime_ns: seq,
+                        wall_ns: notify::journal::now_ns(),
+                        reason: Reason::Premature,
+                    })
+                    .unwrap();
+                say(&format!("STORED {id} {seq}"));
+            }
+            unreachable!()
+        }
+        m => panic!("unknown child mode {m}"),
     }
 }
