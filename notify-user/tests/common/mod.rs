@@ -246,10 +246,10 @@ impl Helper {
                 let Ok(line) = line else { break };
                 // libtest prints "test __child_entry ... " without a newline before running the
                 // test, so our prefix can be in the middle of a line.
-                if let Some(i) = line.find("NOTIFY:") {
-                    if tx.send(line[i + 7..].trim_end().to_string()).is_err() {
-                        break;
-                    }
+                if let Some(i) = line.find("NOTIFY:")
+                    && tx.send(line[i + 7..].trim_end().to_string()).is_err()
+                {
+                    break;
                 }
             }
         });
