@@ -707,14 +707,23 @@ impl Filesystem {
             .iter()
             .filter_map(|r| clip_record(r, physical, len))
             .collect();
-        if hits.iter().any(|h| {
+        // The free-space-btree answer (no CAP_SYS_ADMIN) has only "unknown" and "free" owners.
+        // Judge by that shape, not by a single "unknown" record, which an rmapbt can hold too.
+        let unknown = hits.iter().any(|h| {
             matches!(
                 h.kind,
                 HitKind::Special {
                     owner: SpecialOwner::Unknown
                 }
             )
-        }) {
+        });
+        let informative = hits.iter().any(|h| match h.kind {
+            HitKind::Special { owner } => {
+                !matches!(owner, SpecialOwner::Unknown | SpecialOwner::Free)
+            }
+            _ => true,
+        });
+        if unknown && !informative {
             return Err(FsmapError::NoOwnerInfo {
                 path: self.path.clone(),
             });

@@ -114,6 +114,9 @@ pub enum Entry {
         wall_ns: u64,
         note: String,
     },
+    /// Written first by `compact`/`clear`: ids never go back, even when the records holding
+    /// the highest ones were dropped, so an id in an old log line names one notification only.
+    Meta { next_id: u64 },
 }
 
 /// A notification and its current state.
@@ -544,6 +547,10 @@ impl Journal {
                 }
                 None => Some(id),
             },
+            Entry::Meta { next_id } => {
+                self.next_id = self.next_id.max(next_id);
+                None
+            }
         }
     }
 
@@ -614,7 +621,13 @@ impl Journal {
         &self.path
     }
 
-    fn rewrite(&mut self, keep: Vec<Entry>) -> Result<()> {
+    fn rewrite(&mut self, mut keep: Vec<Entry>) -> Result<()> {
+        keep.insert(
+            0,
+            Entry::Meta {
+                next_id: self.next_id,
+            },
+        );
         let mut bytes = encode_header(now_ns()).to_vec();
         for e in &keep {
             bytes.extend(encode_frame(
@@ -627,14 +640,10 @@ impl Journal {
             .append(true)
             .open(&self.path)
             .map_err(io_err(&self.path, "open"))?;
-        let next_id = self.next_id;
         self.records.clear();
         for e in keep {
             self.apply(e);
         }
-        // Ids are never reused, even for dropped records: logs that named them stay unambiguous
-        // while this process runs (after a restart ids continue from the highest kept one).
-        self.next_id = next_id;
         Ok(())
     }
 

@@ -220,6 +220,41 @@ fn special_code(r: &fsmap::FsmapRecord) -> u64 {
 }
 
 #[test]
+fn __child_entry() {
+    common::child_main();
+}
+
+#[test]
+fn without_cap_sys_admin_the_kernel_hides_owners_and_we_say_so() {
+    if !require_root("without_cap_sys_admin_the_kernel_hides_owners_and_we_say_so") {
+        return;
+    }
+    let x = Xfs::new("rmapbt=1,reflink=1");
+    let a = x.path("a");
+    write_file(&a, 64 << 10, 1);
+    let e = fiemap(&File::open(&a).unwrap()).unwrap()[0];
+    let args = [
+        x.mnt.to_str().unwrap().to_string(),
+        e.physical.to_string(),
+        "4096".to_string(),
+    ];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut h = common::Helper::spawn("fsmap-nocap", &args);
+    h.wait_ready();
+    let msg = h.next_msg().unwrap();
+    assert!(
+        msg.starts_with("ERR ") && msg.contains("CAP_SYS_ADMIN"),
+        "without CAP_SYS_ADMIN: {msg}"
+    );
+    // With the capability (this process) the same range resolves to the file.
+    let r = Filesystem::open(&x.mnt)
+        .unwrap()
+        .resolve(e.physical, 4096)
+        .unwrap();
+    assert_eq!(r.files().keys().copied().collect::<Vec<_>>(), vec![ino(&a)]);
+}
+
+#[test]
 fn no_rmapbt_gives_a_clear_error() {
     if !require_root("no_rmapbt_gives_a_clear_error") {
         return;

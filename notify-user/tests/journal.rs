@@ -107,8 +107,11 @@ fn append_reopen_and_replayed_state_survive() {
     );
     assert_eq!(j.clear().unwrap(), 3);
     drop(j);
-    let (j, _) = Journal::open(&p).unwrap();
+    let (mut j, rec) = Journal::open(&p).unwrap();
+    assert!(rec.is_clean());
     assert!(j.list().is_empty());
+    // Ids are not reused after clear, across a reopen.
+    assert_eq!(j.append(note(5)).unwrap(), 5);
     // No temp files left behind.
     let names: Vec<String> = fs::read_dir(p.parent().unwrap())
         .unwrap()

@@ -548,6 +548,41 @@ pub fn child_main() {
                 }
             }
         }
+        "fsmap-nocap" => {
+            // Drop CAP_SYS_ADMIN from this thread's effective set (capabilities are per
+            // thread; GETFSMAP runs on this one), then resolve.
+            #[repr(C)]
+            struct Hdr {
+                version: u32,
+                pid: i32,
+            }
+            #[repr(C)]
+            #[derive(Clone, Copy, Default)]
+            struct Data {
+                effective: u32,
+                permitted: u32,
+                inheritable: u32,
+            }
+            let mut h = Hdr {
+                version: 0x2008_0522,
+                pid: 0,
+            };
+            let mut d = [Data::default(); 2];
+            // SAFETY: capget/capset with a v3 header and two data words.
+            unsafe {
+                assert_eq!(libc::syscall(libc::SYS_capget, &mut h, d.as_mut_ptr()), 0);
+                d[0].effective &= !(1 << 21); // CAP_SYS_ADMIN
+                assert_eq!(libc::syscall(libc::SYS_capset, &mut h, d.as_ptr()), 0);
+            }
+            say("READY");
+            let fs = notify::fsmap::Filesystem::open(&a[0]).unwrap();
+            let r = fs.resolve(a[1].parse().unwrap(), a[2].parse().unwrap());
+            match r {
+                Ok(r) => say(&format!("OK {}", r.hits.len())),
+                Err(e) => say(&format!("ERR {e}")),
+            }
+            std::process::exit(0)
+        }
         "journal-append" => {
             use notify::journal::{DaxDevice, Journal, Notification, Reason};
             let (mut j, _) = Journal::open(&a[0]).unwrap();
