@@ -709,6 +709,81 @@ mod tests {
         assert!(runs > 0, "no fixtures in {}", root.display());
     }
 
+    fn fixture(run: &str, sc: &str, f: &str) -> String {
+        let p = crate::lab::fixtures_dir().join(run).join(sc).join(f);
+        std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+    }
+
+    /// A recorded premature run, broken in the ways a regression would break
+    /// it: each must fail with a message naming the step.
+    #[test]
+    fn broken_premature_fixture_fails_clearly() {
+        let (result, dmesg, events) = (
+            fixture("6.1-kprobe", "premature", "result.txt"),
+            fixture("6.1-kprobe", "premature", "dmesg.txt"),
+            fixture("6.1-kprobe", "premature", "events.jsonl"),
+        );
+        let run = |events: &str, dmesg: &str| {
+            let ev = Evidence {
+                result: &result,
+                dmesg,
+                events: Some(events),
+            };
+            check_scenario("premature", &ev, true)
+        };
+        assert!(run(&events, &dmesg).passed());
+        let failed = |o: &Outcome| -> String {
+            o.checks
+                .iter()
+                .filter(|c| !c.ok)
+                .map(|c| format!("{}: {}", c.what, c.detail))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+
+        // XFS accepted it: ret 0 instead of -EIO.
+        let ok_ret = events
+            .lines()
+            .map(|l| {
+                if l.contains(r#""kind":"notify_exit""#) {
+                    l.replace(r#""ret":-5"#, r#""ret":0"#)
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let msg = failed(&run(&ok_ret, &dmesg));
+        assert!(msg.contains("step 6 of 7 missing: notify_exit"), "{msg}");
+        assert!(msg.contains("ret=0 (want -5)"), "{msg}");
+
+        // The agent thought the filesystem was born.
+        let born = events.replace(r#""readiness":"not_born""#, r#""readiness":"born""#);
+        let msg = failed(&run(&born, &dmesg));
+        assert!(msg.contains("missing: notify_enter"), "{msg}");
+        assert!(
+            msg.contains(r#"readiness="born" (want "not_born")"#),
+            "{msg}"
+        );
+
+        // The notification arrived after the mount had completed.
+        let no_tree: String = events
+            .lines()
+            .filter(|l| !l.contains(r#""kind":"get_tree_exit""#))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let msg = failed(&run(&no_tree, &dmesg));
+        assert!(msg.contains("step 7 of 7 missing: get_tree_exit"), "{msg}");
+        assert!(msg.contains("no get_tree_exit event at all"), "{msg}");
+
+        // The kernel did not drop it.
+        let msg = failed(&run(&events, &dmesg.replace("not ready", "ready")));
+        assert!(
+            msg.contains("filesystem is not ready for notify_failure()!"),
+            "{msg}"
+        );
+    }
+
     #[test]
     fn numbers() {
         assert_eq!(parse_num("0x40019"), Some(0x40019));
