@@ -229,12 +229,10 @@ impl Agent {
             // The ready edge: from the tracker when it saw the registration, or straight from
             // vfs_get_tree's return (an agent started mid-mount never saw the registration).
             EventData::HolderState(t) if t.to == crate::readiness::State::Ready => {
-                self.waiting.push((t.dev, Instant::now() + MOUNT_WAIT));
+                self.await_mount(t.dev);
             }
             EventData::GetTreeExit(step) if step.ret == 0 && step.dev.is_known() => {
-                if !self.waiting.iter().any(|(d, _)| *d == step.dev) {
-                    self.waiting.push((step.dev, Instant::now() + MOUNT_WAIT));
-                }
+                self.await_mount(step.dev);
             }
             _ => {}
         }
@@ -304,6 +302,13 @@ impl Agent {
                 len: n.len,
                 why: format!("journal append failed: {e}"),
             },
+        }
+    }
+
+    /// Starts waiting for `dev`'s mount to appear (once per device).
+    fn await_mount(&mut self, dev: Dev) {
+        if dev.is_known() && !self.waiting.iter().any(|(d, _)| *d == dev) {
+            self.waiting.push((dev, Instant::now() + MOUNT_WAIT));
         }
     }
 

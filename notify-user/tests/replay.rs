@@ -1,0 +1,212 @@
+//! The whole replay chain on the host, for real: a real XFS (rmapbt) on a loop device, a range
+//! found with FIEMAP, GETFSMAP owners, /proc maps, and real signals to real processes.
+//!
+//! What the VM lab adds on top is the kernel side (the dropped notification itself); from the
+//! dax offset on, replay is the same code on the host and in the guest.
+
+mod common;
+
+use std::{fs::File, process::Command, time::Duration};
+
+use common::{Helper, Xfs, require_root, termsig, write_file};
+use notify::{
+    enforce::{Action, Config, Policy},
+    fsmap,
+    replay::{self, Site},
+};
+
+#[test]
+fn __child_entry() {
+    common::child_main();
+}
+
+/// Waits for a child's READY, skipping what it says before (e.g. where it mapped).
+fn ready(h: &mut Helper) {
+    loop {
+        match h.next_msg() {
+            Some(m) if m == "READY" => return,
+            Some(_) => continue,
+            None => panic!("child {} died before READY", h.pid()),
+        }
+    }
+}
+
+/// Physical byte offset of a file's first block.
+fn first_block(path: &std::path::Path) -> u64 {
+    let ext = fsmap::fiemap(&File::open(path).unwrap()).unwrap();
+    assert!(!ext.is_empty(), "{} has no extents", path.display());
+    assert_eq!(ext[0].logical, 0);
+    ext[0].physical
+}
+
+fn site(x: &Xfs) -> Site {
+    let s = replay::site_of_mount(&x.mnt).unwrap();
+    assert_eq!(
+        s.part_start, 0,
+        "a whole loop device has no partition offset"
+    );
+    s
+}
+
+#[test]
+fn replay_kills_exactly_the_mapper_of_the_damaged_page() {
+    if !require_root("replay_kills_exactly_the_mapper_of_the_damaged_page") {
+        return;
+    }
+    let x = Xfs::new("rmapbt=1,reflink=1");
+    let victim = x.path("victim");
+    let other = x.path("other");
+    write_file(&victim, 64 << 10, 1);
+    write_file(&other, 64 << 10, 2);
+    let phys = first_block(&victim);
+    let v = victim.to_str().unwrap();
+
+    let mut hit = Helper::spawn("map", &[v, "0", "4096"]);
+    let mut elsewhere = Helper::spawn("map", &[v, "32768", "4096"]);
+    let mut opener = Helper::spawn("open", &[v]);
+    let mut bystander = Helper::spawn("map", &[other.to_str().unwrap(), "0", "4096"]);
+    for h in [&mut hit, &mut elsewhere, &mut opener, &mut bystander] {
+        ready(h);
+    }
+
+    let cfg = Config {
+        policy: Policy::Sigbus,
+        ..Config::default()
+    };
+    let report = replay::replay(&cfg, &site(&x), phys, 4096);
+    assert!(report.error.is_none(), "{report:?}");
+    let ino = common::ino(&victim);
+    let owner = report
+        .owners
+        .iter()
+        .find(|o| o.ino == Some(ino))
+        .unwrap_or_else(|| panic!("victim inode {ino} not among owners: {report:#?}"));
+    assert_eq!(owner.ranges, [(0, 4096)]);
+    assert!(owner.paths.iter().any(|p| p == &victim), "{owner:?}");
+    assert_eq!(report.owners.len(), 1, "only the victim owns that block");
+
+    let signalled: Vec<i32> = report
+        .decisions
+        .iter()
+        .filter(|d| d.action == Action::Signalled)
+        .map(|d| d.pid)
+        .collect();
+    assert_eq!(signalled, [hit.pid()], "{:#?}", report.decisions);
+    let status = hit
+        .wait_status(Duration::from_secs(5))
+        .expect("the mapper of the damaged page must die");
+    assert_eq!(termsig(status), Some(libc::SIGBUS));
+    for h in [&elsewhere, &opener, &bystander] {
+        assert!(h.alive(), "pid {} must survive", h.pid());
+    }
+    assert!(
+        report.summary().contains("signalled 1"),
+        "{}",
+        report.summary()
+    );
+}
+
+#[test]
+fn a_metadata_hit_is_reported_and_nobody_is_signalled() {
+    if !require_root("a_metadata_hit_is_reported_and_nobody_is_signalled") {
+        return;
+    }
+    let x = Xfs::new("rmapbt=1,reflink=1");
+    let f = x.path("f");
+    write_file(&f, 16 << 10, 3);
+    let mut mapper = Helper::spawn("map", &[f.to_str().unwrap(), "0", "4096"]);
+    ready(&mut mapper);
+    let cfg = Config {
+        policy: Policy::Sigkill,
+        ..Config::default()
+    };
+    // Byte 0 of the data device: AG 0's headers.
+    let report = replay::replay(&cfg, &site(&x), 0, 4096);
+    assert!(report.error.is_none(), "{report:?}");
+    assert!(!report.owners.is_empty());
+    assert!(report.owners.iter().all(|o| o.metadata), "{report:#?}");
+    assert!(report.decisions.is_empty());
+    assert!(mapper.alive());
+    let text = replay::render(&report);
+    assert!(text.contains("metadata"), "{text}");
+}
+
+#[test]
+fn reflinked_extent_kills_the_mappers_of_both_files() {
+    if !require_root("reflinked_extent_kills_the_mappers_of_both_files") {
+        return;
+    }
+    let x = Xfs::new("rmapbt=1,reflink=1");
+    let a = x.path("a");
+    let b = x.path("b");
+    write_file(&a, 16 << 10, 4);
+    let out = Command::new("cp")
+        .arg("--reflink=always")
+        .arg(&a)
+        .arg(&b)
+        .status()
+        .unwrap();
+    assert!(out.success());
+    let phys = first_block(&a);
+    assert_eq!(first_block(&b), phys, "reflink shares the block");
+    let mut ma = Helper::spawn("map", &[a.to_str().unwrap(), "0", "4096"]);
+    let mut mb = Helper::spawn("map", &[b.to_str().unwrap(), "0", "4096"]);
+    ready(&mut ma);
+    ready(&mut mb);
+    let cfg = Config {
+        policy: Policy::Sigbus,
+        ..Config::default()
+    };
+    let report = replay::replay(&cfg, &site(&x), phys, 4096);
+    let owners: Vec<u64> = report.owners.iter().filter_map(|o| o.ino).collect();
+    assert!(
+        owners.contains(&common::ino(&a)) && owners.contains(&common::ino(&b)),
+        "{report:#?}"
+    );
+    assert!(report.owners.iter().all(|o| o.shared));
+    for h in [&mut ma, &mut mb] {
+        let st = h
+            .wait_status(Duration::from_secs(5))
+            .expect("both mappers die");
+        assert_eq!(termsig(st), Some(libc::SIGBUS));
+    }
+}
+
+#[test]
+fn resolve_command_names_owner_and_mapper_without_acting() {
+    if !require_root("resolve_command_names_owner_and_mapper_without_acting") {
+        return;
+    }
+    let x = Xfs::new("rmapbt=1,reflink=1");
+    let f = x.path("data.bin");
+    write_file(&f, 16 << 10, 5);
+    let phys = first_block(&f);
+    let mut m = Helper::spawn("map", &[f.to_str().unwrap(), "0", "4096"]);
+    ready(&mut m);
+    let out = Command::new(env!("CARGO_BIN_EXE_notify"))
+        .args(["resolve", "--mount"])
+        .arg(&x.mnt)
+        .args(["--offset", &format!("{phys:#x}"), "--len", "4096"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("data.bin"), "{text}");
+    assert!(text.contains(&format!("process {}", m.pid())), "{text}");
+    assert!(m.alive(), "resolve must not act");
+    // A filesystem without rmapbt: a clear error naming the fix, non-zero exit.
+    let plain = Xfs::new("rmapbt=0,reflink=0");
+    let out = Command::new(env!("CARGO_BIN_EXE_notify"))
+        .args(["resolve", "--mount"])
+        .arg(&plain.mnt)
+        .args(["--offset", "0"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    assert!(text.contains("rmapbt"), "{text}");
+}
