@@ -42,7 +42,14 @@ impl Event {
             if matches!(k.as_str(), "seq" | "kind" | "ktime_ns" | "cpu" | "tid") {
                 continue;
             }
-            let _ = write!(s, " {k}={v}");
+            match (k.as_str(), v.as_u64()) {
+                ("pfn" | "offset", Some(n)) => {
+                    let _ = write!(s, " {k}={n:#x}");
+                }
+                _ => {
+                    let _ = write!(s, " {k}={v}");
+                }
+            }
         }
         s
     }
