@@ -5,6 +5,7 @@ mod initramfs;
 mod kernel;
 mod lab;
 mod setup;
+mod test;
 mod util;
 mod vm;
 
@@ -40,6 +41,15 @@ enum Cmd {
     Lab(LabArgs),
     /// The lab's scenarios as assertions; exits non-zero on a failure.
     VmTest(LabArgs),
+    /// Everything: setup, the workspace's unit and host tests, then vm-test (README's test
+    /// command, what CI runs).
+    Test {
+        /// Skip the VM lab.
+        #[arg(long)]
+        no_vm: bool,
+        #[command(flatten)]
+        lab: LabArgs,
+    },
 }
 
 #[derive(Args)]
@@ -150,6 +160,9 @@ fn main() -> Result<()> {
             std::process::exit(status.code().unwrap_or(1));
         }
         Cmd::Lab(a) => lab::run(&a.opts(true)?).map(|_| ()),
+        Cmd::Test { no_vm, lab } => test::run(test::TestOpts {
+            vm: if no_vm { None } else { Some(lab.opts(false)?) },
+        }),
         Cmd::VmTest(a) => {
             if !lab::run(&a.opts(false)?)? {
                 std::process::exit(1);

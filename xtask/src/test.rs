@@ -1,0 +1,40 @@
+//! `cargo xtask test`: everything, in the order a fresh machine needs it.
+//!
+//! 1. setup (Debian packages, nightly rust-src, bpf-linker; idempotent);
+//! 2. the workspace's tests: unit tests, and host tests that use a real XFS on loop devices,
+//!    real processes and signals, and the real BPF object on the host kernel (root);
+//! 3. the VM lab's scenarios as assertions on both kernels and both attach flavours.
+
+use std::process::Command;
+
+use anyhow::{Result, bail};
+
+use crate::{lab, setup, util};
+
+pub struct TestOpts {
+    pub vm: Option<lab::Opts>,
+}
+
+pub fn run(opts: TestOpts) -> Result<()> {
+    setup::setup()?;
+    if !util::is_root() {
+        bail!(
+            "the tests need root (BPF, loop devices, mount, signals to other users' processes): \
+             run `sudo -E cargo xtask test`"
+        );
+    }
+    let mut c = Command::new(env!("CARGO"));
+    // The default members: notify-ebpf builds only for the BPF target (via notify-user's
+    // build.rs). Cargo runs the test binaries one after another.
+    c.args(["test", "--all-targets"]);
+    util::run(&mut c)?;
+    let Some(vm) = opts.vm else {
+        eprintln!("xtask test: VM lab skipped (--no-vm)");
+        return Ok(());
+    };
+    let ok = lab::run(&vm)?;
+    if !ok {
+        bail!("vm-test: an assertion failed (see the summary above and target/lab/)");
+    }
+    Ok(())
+}
