@@ -21,7 +21,7 @@ use aya_ebpf::{
         bpf_probe_read_kernel,
     },
     macros::{fentry, fexit, kprobe, kretprobe, map, tracepoint},
-    maps::{Array, HashMap, PerCpuArray, RingBuf},
+    maps::{Array, LruHashMap, PerCpuArray, RingBuf},
     programs::{FEntryContext, FExitContext, ProbeContext, RetProbeContext, TracePointContext},
 };
 use notify_common::{
@@ -40,9 +40,10 @@ static LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 #[map(name = "SEQ")]
 static SEQ: Array<u64> = Array::with_max_entries(1, 0);
 
-/// Arguments stashed by a kprobe for its kretprobe: key (pid_tgid, hook id).
+/// Arguments stashed by a kprobe for its kretprobe: key (pid_tgid, hook id). LRU, so that
+/// entries orphaned by a missed kretprobe (maxactive exhausted) age out instead of filling it.
 #[map(name = "STASH")]
-static STASH: HashMap<[u64; 2], [u64; 4]> = HashMap::with_max_entries(8192, 0);
+static STASH: LruHashMap<[u64; 2], [u64; 4]> = LruHashMap::with_max_entries(8192, 0);
 
 /// Filled in by the loader from the running kernel's BTF and tracefs formats.
 #[unsafe(no_mangle)]
