@@ -115,6 +115,12 @@ impl Agent {
         ))
     }
 
+    /// Replaces the enforcement settings (policy, allowlists, dry run): a SIGHUP reload.
+    /// Applies from the next replay on.
+    pub fn set_enforce(&mut self, cfg: enforce::Config) {
+        self.cfg = cfg;
+    }
+
     pub fn journal_path(&self) -> &Path {
         self.journal.path()
     }

@@ -2,9 +2,10 @@
 
 use std::{path::PathBuf, process::ExitCode};
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, parser::ValueSource};
 use notify::{
     agent::{Agent, AgentOptions},
+    agent_config::{self, Layer, Loaded, MetricsAddr},
     doctor,
     enforce::{self, Allowlist, Policy},
     output::{Format, Sink},
@@ -102,17 +103,40 @@ enum Command {
     /// Trace, journal every notification the kernel dropped (premature, no holder), and replay
     /// it once its filesystem is ready: resolve owners with GETFSMAP, find the processes that
     /// map them, act by policy.
+    ///
+    /// Meant to run for good on every host (packaging/notify-agent.service), writing JSON lines
+    /// (docs/EVENTS.md) to standard output or to a rotating file, and serving Prometheus
+    /// metrics and a health check (docs/AGENT.md).
+    #[command(after_long_help = AGENT_MORE)]
     Agent {
-        /// Output format.
+        /// Read settings from this TOML file (default: /etc/notify/agent.toml if it exists).
+        /// Flags given on the command line win over the file. Keys: docs/AGENT.md.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Output format: json for pipelines (journald, Fluent Bit, Vector), table for people.
         #[arg(short = 'o', long = "format", value_enum, default_value = "table")]
         format: Format,
+        /// How to attach function hooks: fentry where BPF trampolines work and the function is
+        /// in vmlinux, kprobe otherwise (auto); or force one.
         #[arg(long, value_enum, default_value = "auto")]
         attach: AttachMode,
-        /// Append events to this file instead of standard output.
-        #[arg(long)]
+        /// Append events to this file instead of standard output; it is rotated by size
+        /// (--rotate-size, --rotate-keep).
+        #[arg(long, value_name = "FILE")]
         output: Option<PathBuf>,
+        /// Rotate the --output file before it would grow past this size (bytes, or with a
+        /// K/M/G suffix); 0 never rotates. [default: 64M]
+        #[arg(long, value_name = "SIZE", value_parser = agent_config::parse_size)]
+        rotate_size: Option<u64>,
+        /// How many rotated files to keep: FILE.1 (newest) ... FILE.N. [default: 5]
+        #[arg(long, value_name = "N")]
+        rotate_keep: Option<usize>,
+        /// Serve /metrics (Prometheus) and /healthz at this IP:PORT (port 0: any free port, as
+        /// logged), or "off". [default: 127.0.0.1:9464]
+        #[arg(long, value_name = "ADDR", value_parser = agent_config::parse_metrics_addr)]
+        metrics_addr: Option<MetricsAddr>,
         /// The durable journal of notifications awaiting replay.
-        #[arg(long, default_value = DEFAULT_JOURNAL)]
+        #[arg(long, value_name = "FILE", default_value = DEFAULT_JOURNAL)]
         journal: PathBuf,
         /// Also print the kernel events, not only the agent's conclusions and actions.
         #[arg(long)]
@@ -135,12 +159,14 @@ enum Command {
         /// Length in bytes.
         #[arg(long, value_parser = parse_number, default_value = "4096")]
         len: u64,
+        /// Output format.
         #[arg(short = 'o', long = "format", value_enum, default_value = "table")]
         format: Format,
     },
     /// Inspect or act on the journal of notifications awaiting replay.
     Journal {
-        #[arg(long, default_value = DEFAULT_JOURNAL)]
+        /// The journal file (the agent's --journal).
+        #[arg(long, value_name = "FILE", default_value = DEFAULT_JOURNAL)]
         journal: PathBuf,
         #[command(subcommand)]
         action: JournalCmd,
@@ -151,12 +177,47 @@ enum Command {
         #[arg(short = 'o', long = "format", value_enum, default_value = "table")]
         format: Format,
     },
+    /// Print a shell completion script: `notify completions bash > /etc/bash_completion.d/notify`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
+
+const AGENT_MORE: &str = "\
+CONFIGURATION:
+    A flat TOML file (--config, default /etc/notify/agent.toml when it exists). Every key is a
+    long flag's name with '_' (lists take the plural: --allow-pid -> allow_pids). Precedence:
+    defaults < file < command line. The file is validated at start; an error names the file,
+    line, key and fix, and the agent does not start.
+
+SIGNALS:
+    SIGHUP   re-read the file: policy, dry_run, allow_* and rotate_* apply at once; the log says
+             which changed keys need a restart (format, attach, journal, verbose, output,
+             metrics_addr) and which are pinned by a flag. An invalid file is reported and the
+             running settings stay. The output file is also re-opened by name.
+    SIGTERM, SIGINT
+             drain the ring buffer, write and flush what is left, close the journal and the
+             event log, detach every probe, exit 0.
+
+ENDPOINTS (--metrics-addr, default 127.0.0.1:9464):
+    /metrics  Prometheus/OpenMetrics text; metric list in docs/AGENT.md
+    /healthz  200 and a JSON body when every required probe is attached, else 503 naming them
+
+FILES:
+    /etc/notify/agent.toml     configuration
+    /var/lib/notify/journal    notifications awaiting replay (kept across restarts)
+
+EXIT STATUS:
+    0 after SIGTERM/SIGINT; 1 on a configuration, journal, BPF or bind error (on stderr).
+";
 
 #[derive(Subcommand, Debug)]
 enum JournalCmd {
     /// List every record with its state.
     List {
+        /// Output format.
         #[arg(short = 'o', long = "format", value_enum, default_value = "table")]
         format: Format,
     },
@@ -193,8 +254,22 @@ fn parse_number(s: &str) -> Result<u64, String> {
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
-    let cli = Cli::parse();
-    match run(cli) {
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
+    // Which agent flags were given on the command line (they win over the config file).
+    let given: Vec<String> = matches
+        .subcommand_matches("agent")
+        .map(|m| {
+            m.ids()
+                .filter(|id| m.value_source(id.as_str()) == Some(ValueSource::CommandLine))
+                .map(|id| id.to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    match run(cli, &given) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("notify: error: {e:#}");
@@ -203,7 +278,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+fn run(cli: Cli, given: &[String]) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Trace {
             format,
@@ -220,30 +295,68 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 output,
                 derived: !raw,
                 agent: None,
+                fleet: None,
             }))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Agent {
+            config,
             format,
             attach,
             output,
+            rotate_size,
+            rotate_keep,
+            metrics_addr,
             journal,
             verbose,
             enforce,
         } => {
+            let on = |id: &str| given.iter().any(|g| g == id);
+            let cwd = std::env::current_dir()?;
+            let flags = Layer {
+                format: on("format").then_some(format),
+                attach: on("attach").then_some(attach),
+                journal: on("journal").then(|| cwd.join(&journal)),
+                verbose: on("verbose").then_some(verbose),
+                output: output.map(|p| Some(cwd.join(p))),
+                rotate_size,
+                rotate_keep,
+                metrics_addr,
+                policy: on("policy").then(|| enforce.config().policy),
+                dry_run: on("dry_run").then_some(enforce.dry_run),
+                allow_pids: on("allow_pids").then(|| enforce.allow_pids.clone()),
+                allow_comms: on("allow_comms").then(|| enforce.allow_comms.clone()),
+                allow_cgroups: on("allow_cgroups").then(|| enforce.allow_cgroups.clone()),
+            };
+            agent_config::validate_flags(&flags).map_err(anyhow::Error::msg)?;
+            let loaded = Loaded::load(agent_config::config_path(config.as_deref()), flags)?;
+            if let Some(f) = &loaded.file {
+                eprintln!(
+                    "notify: configuration {} (keys set: {}; on the command line: {})",
+                    f.display(),
+                    none_if_empty(loaded.file_layer.keys()),
+                    none_if_empty(loaded.flags.keys())
+                );
+            }
+            let s = loaded.settings.clone();
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
             rt.block_on(trace::run(TraceOptions {
-                format,
-                attach,
-                output,
-                derived: verbose,
+                format: s.format,
+                attach: s.attach,
+                output: None,
+                derived: s.verbose,
                 agent: Some(AgentOptions {
-                    journal,
-                    enforce: enforce.config(),
+                    journal: s.journal,
+                    enforce: s.enforce,
                 }),
+                fleet: Some(notify::fleet::Fleet::new(loaded)),
             }))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "notify", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)
         }
         Command::Resolve {
@@ -304,6 +417,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+fn none_if_empty(v: Vec<&str>) -> String {
+    if v.is_empty() {
+        "none".into()
+    } else {
+        v.join(", ")
     }
 }
 

@@ -36,6 +36,8 @@ pub struct TraceOptions {
     pub derived: bool,
     /// Journal and replay (the enforcing agent) instead of only tracing.
     pub agent: Option<AgentOptions>,
+    /// The fleet agent's extras: rotating output, metrics endpoint, SIGHUP reload.
+    pub fleet: Option<crate::fleet::Fleet>,
 }
 
 /// Counters printed at the end.
@@ -122,13 +124,22 @@ pub fn lost_in_kernel(lost: &PerCpuArray<MapData, u64>) -> u64 {
     lost.get(&0, 0).map(|vals| vals.iter().sum()).unwrap_or(0)
 }
 
-pub async fn run(opts: TraceOptions) -> anyhow::Result<Totals> {
+pub async fn run(mut opts: TraceOptions) -> anyhow::Result<Totals> {
     let mut session = Session::open(opts.attach)?;
     session.report_to_stderr();
-    let mut sink = match &opts.output {
-        Some(p) => Sink::file(opts.format, p)
+    let mut fleet = opts.fleet.take();
+    let fleet_out = match fleet.as_mut() {
+        Some(f) => {
+            f.start(&session).await?;
+            f.open_output()?
+        }
+        None => None,
+    };
+    let mut sink = match (&opts.output, fleet_out) {
+        (_, Some(w)) => Sink::new(opts.format, w),
+        (Some(p), None) => Sink::file(opts.format, p)
             .with_context(|| format!("cannot open output file {}", p.display()))?,
-        None => Sink::stdout(opts.format),
+        (None, None) => Sink::stdout(opts.format),
     };
     let ring = RingBuf::try_from(
         session
@@ -150,15 +161,21 @@ pub async fn run(opts: TraceOptions) -> anyhow::Result<Totals> {
         .map_err(|e| anyhow::anyhow!("registering the ring buffer with epoll: {e}"))?;
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
+    // SIGHUP reloads the fleet agent's configuration; elsewhere it keeps its default action.
+    let mut sighup = match fleet {
+        Some(_) => Some(signal(SignalKind::hangup())?),
+        None => None,
+    };
     // The agent needs the derived events whether or not they are printed.
     let mut pipe = Pipeline::new(opts.derived || opts.agent.is_some());
     let mut agent = match opts.agent {
         Some(a) => {
             let (mut agent, recovery) = Agent::open(a)?;
             if !recovery.is_clean() {
-                sink.write_action(&Action::JournalRecovered {
+                let a = Action::JournalRecovered {
                     recovery: recovery.clone(),
-                })?;
+                };
+                act(&mut sink, &fleet, &a)?;
             }
             eprintln!(
                 "notify: journal {}: {} record(s), {} pending",
@@ -167,7 +184,10 @@ pub async fn run(opts: TraceOptions) -> anyhow::Result<Totals> {
                 agent.journal.pending().len()
             );
             for a in agent.replay_mounted() {
-                sink.write_action(&a)?;
+                act(&mut sink, &fleet, &a)?;
+            }
+            if let Some(f) = &fleet {
+                f.after_batch(&pipe.totals, Some(&agent));
             }
             sink.flush()?;
             Some(agent)
@@ -198,13 +218,23 @@ pub async fn run(opts: TraceOptions) -> anyhow::Result<Totals> {
             _ = tokio::time::sleep(sleep) => {}
             _ = sigint.recv() => break,
             _ = sigterm.recv() => break,
+            _ = hangup(&mut sighup) => {
+                if let (Some(f), Some(a)) = (fleet.as_mut(), agent.as_mut())
+                    && let Some(cfg) = f.reload()
+                {
+                    a.set_enforce(cfg);
+                }
+            }
         }
         let evs = pipe.ready(Instant::now(), false);
-        emit(&mut sink, &mut agent, &pipe.tracker, evs, show_derived)?;
+        emit(&mut sink, &mut agent, &pipe.tracker, evs, show_derived, &fleet)?;
         if let Some(a) = agent.as_mut() {
-            for act in a.poll(Instant::now()) {
-                sink.write_action(&act)?;
+            for x in a.poll(Instant::now()) {
+                act(&mut sink, &fleet, &x)?;
             }
+        }
+        if let Some(f) = &fleet {
+            f.after_batch(&pipe.totals, agent.as_ref());
         }
         sink.flush()?;
     }
@@ -215,8 +245,13 @@ pub async fn run(opts: TraceOptions) -> anyhow::Result<Totals> {
         pipe.push_raw(&item, now);
     }
     let evs = pipe.ready(now, true);
-    emit(&mut sink, &mut agent, &pipe.tracker, evs, show_derived)?;
+    emit(&mut sink, &mut agent, &pipe.tracker, evs, show_derived, &fleet)?;
+    if let Some(f) = &fleet {
+        f.after_batch(&pipe.totals, agent.as_ref());
+    }
     sink.flush()?;
+    // Closes the event log (a rotating file syncs on close).
+    drop(sink);
     pipe.totals.lost_kernel = lost_in_kernel(&lost);
     let t = &pipe.totals;
     eprintln!(
@@ -233,8 +268,12 @@ fn emit(
     tracker: &Tracker,
     evs: Vec<TraceEvent>,
     show_derived: bool,
+    fleet: &Option<crate::fleet::Fleet>,
 ) -> anyhow::Result<()> {
     for ev in evs {
+        if let Some(f) = fleet {
+            f.on_event(&ev);
+        }
         let derived = matches!(
             ev.data,
             EventData::HolderState(_) | EventData::Notification(_)
@@ -243,10 +282,28 @@ fn emit(
             sink.write(&ev)?;
         }
         if let Some(a) = agent.as_mut() {
-            for act in a.on_event(&ev, tracker) {
-                sink.write_action(&act)?;
+            for x in a.on_event(&ev, tracker) {
+                act(sink, fleet, &x)?;
             }
         }
     }
     Ok(())
+}
+
+/// Writes an agent record and counts it.
+fn act(sink: &mut Sink, fleet: &Option<crate::fleet::Fleet>, a: &Action) -> std::io::Result<()> {
+    if let Some(f) = fleet {
+        f.on_action(a);
+    }
+    sink.write_action(a)
+}
+
+/// Resolves on SIGHUP when the signal is handled; never otherwise.
+async fn hangup(s: &mut Option<tokio::signal::unix::Signal>) {
+    match s {
+        Some(s) => {
+            s.recv().await;
+        }
+        None => std::future::pending().await,
+    }
 }
