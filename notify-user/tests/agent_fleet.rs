@@ -1,0 +1,743 @@
+//! The fleet agent for real: the `notify` binary as `notify agent` on this host, against a real
+//! XFS on a loop device.
+//!
+//! - Every line it writes validates against docs/EVENTS.md's "Fields by kind" table (parsed
+//!   here, so doc and code cannot drift), across rotated files, and one value of every variant
+//!   in the code does too.
+//! - A real Prometheus server (Debian's `prometheus`, started directly) scrapes its /metrics;
+//!   values are read back through Prometheus's query API: events counted as they flow, the
+//!   journal's pending depth kept across a restart, probes by method, build and kernel info,
+//!   SIGHUP reloads; /healthz agrees with the probes.
+//!
+//! This host's kernel has tracepoints only (no kprobes, no trampolines): the events driven here
+//! are mount/umount syscall exits and XFS tracepoints. Real notifications are the VM lab's.
+
+mod common;
+#[path = "common/schema.rs"]
+mod schema;
+
+use std::{
+    collections::BTreeSet,
+    fs,
+    io::{BufRead, BufReader, Read, Write},
+    net::{TcpListener, TcpStream},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use common::{TempDir, Xfs};
+use notify::{
+    agent::Action,
+    enforce,
+    event::{Dev, EventData, MountStep, Readiness, TraceEvent},
+    journal::{self, Cut, DaxDevice, Recovery},
+    readiness::{Notification, State, Transition, Verdict},
+    replay::{OwnerReport, ReplayReport},
+};
+
+// ---------------------------------------------------------------------------------------------
+// Doc <-> code, no root needed
+// ---------------------------------------------------------------------------------------------
+
+fn every_event() -> Vec<EventData> {
+    let step = MountStep {
+        holder: 0xffff_8880_0000_1000,
+        dev: Dev::from_user(libc::makedev(259, 1)),
+        s_flags: 0x7000_0000,
+        ret: -5,
+    };
+    let dev = step.dev;
+    vec![
+        EventData::NotifyEnter {
+            dax_dev: 0xffff_8880_047e_0000,
+            holder: 0,
+            holder_ops: 0,
+            offset: 1 << 20,
+            len: 4096,
+            s_flags: 0,
+            mf_flags: 0x20,
+            readiness: Readiness::NotBorn,
+        },
+        EventData::NotifyExit {
+            dax_dev: 1,
+            offset: 0,
+            len: 4096,
+            ret: -5,
+        },
+        EventData::XfsNotifyExit {
+            dax_dev: 1,
+            offset: 0,
+            len: 4096,
+            ret: -5,
+        },
+        EventData::HolderGet {
+            dax_dev: 1,
+            holder: 2,
+            holder_ops: 3,
+            start_off: 0,
+            dev,
+        },
+        EventData::HolderPut {
+            dax_dev: 1,
+            holder: 2,
+        },
+        EventData::FillSuperEnter(step),
+        EventData::FillSuperExit(step),
+        EventData::MountfsEnter(step),
+        EventData::MountfsExit(step),
+        EventData::LogRecoverEnter(step),
+        EventData::LogRecoverExit(step),
+        EventData::LogRecoverFinishEnter(step),
+        EventData::LogRecoverFinishExit(step),
+        EventData::GetTreeExit(step),
+        EventData::PutSuper(step),
+        EventData::MemoryFailureEnter {
+            pfn: 0x12345,
+            flags: 0x20,
+        },
+        EventData::MemoryFailureExit {
+            pfn: 0x12345,
+            flags: 0x20,
+            ret: 0,
+        },
+        EventData::MfEvent {
+            pfn: 0x12345,
+            mf_type: 10,
+            result: 3,
+            type_name: Some("dax page".into()),
+            result_name: None,
+        },
+        EventData::SyscallExit {
+            syscall: "mount".into(),
+            ret: 0,
+        },
+        EventData::XfsTracepoint {
+            tracepoint: "xfs_log_umount_write".into(),
+            dev,
+        },
+        EventData::Unknown { raw_kind: 99 },
+        EventData::HolderState(Transition {
+            dax_dev: 1,
+            holder: 2,
+            dev,
+            from: None,
+            to: State::Registered,
+            cause: "holder_get".into(),
+        }),
+        EventData::Notification(Notification {
+            dax_dev: 1,
+            holder: 2,
+            dev,
+            start_off: 0,
+            offset: 1 << 20,
+            len: 4096,
+            mf_flags: 0x20,
+            ret: -5,
+            xfs_ret: Some(-5),
+            readiness: None,
+            state: Some(State::Mounting),
+            verdict: Verdict::Premature,
+            enter_seq: None,
+            exit_seq: 7,
+        }),
+    ]
+}
+
+fn decision() -> enforce::Decision {
+    enforce::Decision {
+        pid: 4242,
+        comm: "victim".into(),
+        action: enforce::Action::Signalled,
+        reason: "maps the damaged range".into(),
+        policy: enforce::Policy::Sigbus,
+        signal: Some("SIGBUS"),
+        si_code: Some(0),
+        dry_run: false,
+        addr: Some(0x7f00_0000_0000),
+        exited: None,
+    }
+}
+
+fn every_action() -> Vec<Action> {
+    let report = ReplayReport {
+        mount_point: "/mnt/pmem".into(),
+        dax_offset: 1 << 20,
+        len: 4096,
+        fs_range: None,
+        owners: vec![OwnerReport {
+            kind: "file".into(),
+            ino: Some(131),
+            paths: vec!["/mnt/pmem/f".into()],
+            ranges: vec![(0, 4096)],
+            physical: 1 << 20,
+            length: 4096,
+            shared: false,
+            metadata: false,
+        }],
+        decisions: vec![decision()],
+        error: None,
+    };
+    vec![
+        Action::Journaled {
+            id: 1,
+            reason: journal::Reason::Premature,
+            disk: "pmem0".into(),
+            dax_offset: 1 << 20,
+            len: 4096,
+            identified_by: "holder registration",
+        },
+        Action::Unidentified {
+            dax_offset: 0,
+            len: 4096,
+            why: "no holder".into(),
+        },
+        Action::Replayed {
+            id: 1,
+            disk: "pmem0".into(),
+            report: report.clone(),
+        },
+        Action::Replayed {
+            id: 2,
+            disk: "pmem0".into(),
+            report: ReplayReport {
+                error: Some("not mounted".into()),
+                owners: vec![],
+                decisions: vec![],
+                ..report
+            },
+        },
+        Action::Enforcement {
+            id: 1,
+            decision: decision(),
+        },
+        Action::Enforcement {
+            id: 1,
+            decision: enforce::Decision {
+                action: enforce::Action::Refused,
+                signal: None,
+                si_code: None,
+                addr: None,
+                exited: Some(false),
+                ..decision()
+            },
+        },
+        Action::MountNotVisible {
+            dev: Dev::from_user(libc::makedev(259, 1)),
+            waited_ms: 10_000,
+        },
+        Action::JournalRecovered {
+            recovery: Recovery {
+                path: "/var/lib/notify/journal".into(),
+                created: false,
+                records: 3,
+                cuts: vec![Cut {
+                    offset: 100,
+                    len: 20,
+                    reason: "torn tail".into(),
+                }],
+                rewritten: false,
+                orphan_states: vec![9],
+            },
+        },
+    ]
+}
+
+#[test]
+fn every_kind_in_the_code_is_documented() {
+    let schema = schema::parse(schema::EVENTS_MD);
+    let mut seen = BTreeSet::new();
+    for data in every_event() {
+        let ev = TraceEvent {
+            seq: 1,
+            ktime_ns: 2,
+            cpu: 0,
+            pid: 3,
+            tid: 3,
+            comm: "mount".into(),
+            data,
+        };
+        let line = serde_json::to_string(&ev).unwrap();
+        seen.insert(schema::validate(&schema, &line).unwrap_or_else(|e| panic!("{e}")));
+    }
+    for a in every_action() {
+        let line = serde_json::to_string(&a).unwrap();
+        seen.insert(schema::validate(&schema, &line).unwrap_or_else(|e| panic!("{e}")));
+    }
+    let documented: BTreeSet<String> = schema.keys().cloned().collect();
+    assert_eq!(
+        seen, documented,
+        "docs/EVENTS.md lists kinds the code does not make, or this test misses a variant"
+    );
+    // The validator really rejects: a missing field, an undocumented one, a wrong type.
+    let bad = [
+        r#"{"kind":"journaled","id":1,"reason":"premature","disk":"pmem0","dax_offset":0,"len":1}"#,
+        r#"{"kind":"unidentified","dax_offset":0,"len":1,"why":"x","extra":1}"#,
+        r#"{"kind":"mount_not_visible","dev":"259","waited_ms":1}"#,
+        r#"{"kind":"syscall_exit","syscall":"mount","ret":0}"#,
+        r#"{"kind":"no_such_kind"}"#,
+    ];
+    for b in bad {
+        assert!(schema::validate(&schema, b).is_err(), "accepted {b}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The real agent
+// ---------------------------------------------------------------------------------------------
+
+/// A running `notify agent`; stderr is collected in the background.
+struct AgentProc {
+    child: Child,
+    stderr: Arc<Mutex<Vec<String>>>,
+}
+
+impl AgentProc {
+    fn start(args: &[&str]) -> AgentProc {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_notify"))
+            .arg("agent")
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn notify agent");
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let sink = stderr.clone();
+        std::thread::spawn(move || {
+            for l in lines.map_while(Result::ok) {
+                sink.lock().unwrap().push(l);
+            }
+        });
+        let a = AgentProc { child, stderr };
+        // Ready once the journal line is out (after attach, metrics, journal open).
+        a.wait_stderr("notify: journal ", Duration::from_secs(60));
+        a
+    }
+
+    fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().join("\n")
+    }
+
+    fn wait_stderr(&self, needle: &str, t: Duration) -> String {
+        let deadline = Instant::now() + t;
+        loop {
+            if let Some(l) = self
+                .stderr
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|l| l.contains(needle))
+            {
+                return l.clone();
+            }
+            if Instant::now() > deadline {
+                panic!("agent never said {needle:?}; stderr:\n{}", self.stderr());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn signal(&self, sig: i32) {
+        unsafe { libc::kill(self.child.id() as i32, sig) };
+    }
+
+    /// SIGTERM, and the exit code.
+    fn stop(mut self) -> (i32, String) {
+        self.signal(libc::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                std::thread::sleep(Duration::from_millis(100));
+                return (st.code().unwrap_or(-1), self.stderr());
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("agent did not exit on SIGTERM:\n{}", self.stderr());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn metrics_addr(&self) -> String {
+        let l = self.wait_stderr("notify: metrics on http://", Duration::from_secs(10));
+        l.split("http://").nth(1).unwrap().split('/').next().unwrap().to_string()
+    }
+}
+
+impl Drop for AgentProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn run(cmd: &mut Command) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Unmount and mount again `n` times (the XFS stays mounted at the end, for its Drop).
+fn cycle_mount(x: &Xfs, n: usize) {
+    let dev = x.loopdev.clone().unwrap();
+    for _ in 0..n {
+        run(Command::new("umount").arg(&x.mnt));
+        run(Command::new("mount").arg(&dev).arg(&x.mnt));
+    }
+}
+
+/// A journal with one pending notification for a pmem disk that is not on this host (so it
+/// stays pending), optionally with a torn tail (garbage after the last frame).
+fn seed_journal(path: &Path, torn_tail: bool) {
+    {
+        let (mut j, _) = journal::Journal::open(path).unwrap();
+        j.append(journal::Notification {
+            dax: DaxDevice {
+                name: "pmem7".into(),
+                major: 259,
+                minor: 70,
+            },
+            dax_offset: 1 << 20,
+            len: 4096,
+            mf_flags: 0x20,
+            kernel_seq: 1,
+            ktime_ns: 1,
+            wall_ns: journal::now_ns(),
+            reason: journal::Reason::Premature,
+        })
+        .unwrap();
+    }
+    if torn_tail {
+        let mut f = fs::OpenOptions::new().append(true).open(path).unwrap();
+        f.write_all(b"\x17\x00\x00\x00torn-tail").unwrap();
+    }
+}
+
+fn output_files(path: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = (1..100)
+        .map(|i| notify::rotate::rotated_name(path, i))
+        .take_while(|p| p.exists())
+        .collect();
+    v.reverse();
+    v.push(path.to_path_buf());
+    v
+}
+
+#[test]
+fn agent_output_validates_against_events_md() {
+    if !common::require_root("agent_output_validates_against_events_md") {
+        return;
+    }
+    let schema = schema::parse(schema::EVENTS_MD);
+    let xfs = Xfs::new("rmapbt=1");
+    let tmp = TempDir::new("agent-schema");
+    let journal = tmp.path().join("journal");
+    seed_journal(&journal, true);
+    let out = tmp.path().join("log").join("events.jsonl");
+    let agent = AgentProc::start(&[
+        "-o",
+        "json",
+        "--verbose",
+        "--journal",
+        journal.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+        "--rotate-size",
+        "4K",
+        "--rotate-keep",
+        "50",
+        "--metrics-addr",
+        "off",
+    ]);
+    // ~3 events of ~140 bytes per cycle: 30 cycles rotate the 4K file a few times.
+    cycle_mount(&xfs, 30);
+    std::thread::sleep(Duration::from_millis(300));
+    let (code, stderr) = agent.stop();
+    assert_eq!(code, 0, "agent must exit 0 on SIGTERM:\n{stderr}");
+    assert!(stderr.contains("1 pending"), "{stderr}");
+
+    let files = output_files(&out);
+    assert!(files.len() > 1, "4K rotation never happened: {files:?}");
+    let mut kinds = BTreeSet::new();
+    let mut last_seq = None;
+    let mut n = 0;
+    for f in &files {
+        let text = fs::read_to_string(f).unwrap();
+        assert!(
+            text.is_empty() || text.ends_with('\n'),
+            "{} ends mid-line",
+            f.display()
+        );
+        if f != &out {
+            assert!(text.len() <= 4096, "{} is {} bytes", f.display(), text.len());
+        }
+        for line in text.lines() {
+            n += 1;
+            let kind = schema::validate(&schema, line).unwrap_or_else(|e| panic!("{e}"));
+            // Kernel order survives rotation: seq never goes back from one file to the next.
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            if let Some(s) = v["seq"].as_u64() {
+                assert!(last_seq.is_none_or(|l| l <= s), "seq {s} after {last_seq:?}");
+                last_seq = Some(s);
+            }
+            kinds.insert(kind);
+        }
+    }
+    eprintln!("{n} lines in {} files, kinds {kinds:?}", files.len());
+    for k in ["syscall_exit", "xfs_tracepoint", "journal_recovered"] {
+        assert!(kinds.contains(k), "no {k} in the agent's output: {kinds:?}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Prometheus
+// ---------------------------------------------------------------------------------------------
+
+/// GET over HTTP/1.0; (status, body).
+fn http_get(addr: &str, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
+    let code = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (code, body.to_string())
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' | b'-' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Prometheus {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn prometheus_binary() -> Option<PathBuf> {
+    let p = PathBuf::from("/usr/bin/prometheus");
+    if p.exists() {
+        return Some(p);
+    }
+    eprintln!("prometheus not installed: trying apt-get install -y prometheus");
+    let _ = Command::new("apt-get")
+        .args(["install", "-y", "-q", "prometheus"])
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .status();
+    p.exists().then_some(p)
+}
+
+impl Prometheus {
+    fn start(dir: &Path, target: &str) -> Option<Prometheus> {
+        let bin = prometheus_binary()?;
+        let cfg = dir.join("prometheus.yml");
+        fs::write(
+            &cfg,
+            format!(
+                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - \
+                 job_name: notify\n    static_configs:\n      - targets: ['{target}']\n"
+            ),
+        )
+        .unwrap();
+        let addr = format!("127.0.0.1:{}", free_port());
+        let log = fs::File::create(dir.join("prometheus.log")).unwrap();
+        let child = Command::new(bin)
+            .arg(format!("--config.file={}", cfg.display()))
+            .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+            .arg(format!("--web.listen-address={addr}"))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("spawn prometheus");
+        let p = Prometheus { child, addr };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if TcpStream::connect(&p.addr).is_ok() && http_get(&p.addr, "/-/ready").0 == 200 {
+                return Some(p);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "prometheus never became ready:\n{}",
+                fs::read_to_string(dir.join("prometheus.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Instant query; every sample as (labels, value).
+    fn query(&self, q: &str) -> Vec<(serde_json::Value, f64)> {
+        let (code, body) = http_get(&self.addr, &format!("/api/v1/query?query={}", urlencode(q)));
+        assert_eq!(code, 200, "query {q}: {body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        v["data"]["result"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["metric"].clone(),
+                    r["value"][1].as_str().unwrap().parse().unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    /// Waits until `q` has a sample satisfying `ok` (scrapes are every second).
+    fn wait_for(&self, q: &str, ok: impl Fn(f64) -> bool) -> Vec<(serde_json::Value, f64)> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let r = self.query(q);
+            if r.iter().any(|(_, v)| ok(*v)) {
+                return r;
+            }
+            if Instant::now() > deadline {
+                let targets = http_get(&self.addr, "/api/v1/targets").1;
+                panic!("query {q} never satisfied; last answer {r:?}\ntargets: {targets}");
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+}
+
+#[test]
+fn prometheus_scrapes_the_agent() {
+    if !common::require_root("prometheus_scrapes_the_agent") {
+        return;
+    }
+    let tmp = TempDir::new("agent-prom");
+    let xfs = Xfs::new("rmapbt=1");
+    // "Restart keeps pending journal records and says so in the metrics": the journal already
+    // holds one pending record when the agent starts.
+    let journal = tmp.path().join("journal");
+    seed_journal(&journal, false);
+    let cfg = tmp.path().join("agent.toml");
+    fs::write(
+        &cfg,
+        format!(
+            "format = \"json\"\npolicy = \"report\"\nmetrics_addr = \"127.0.0.1:0\"\njournal = \
+             \"{}\"\n",
+            journal.display()
+        ),
+    )
+    .unwrap();
+    let out = tmp.path().join("events.jsonl");
+    let agent = AgentProc::start(&[
+        "--config",
+        cfg.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+    ]);
+    let target = agent.metrics_addr();
+    let Some(prom) = Prometheus::start(tmp.path(), &target) else {
+        eprintln!(
+            "\n!!!!!!!! SKIPPING prometheus_scrapes_the_agent: prometheus cannot be installed \
+             (apt-get install -y prometheus failed) !!!!!!!!\n"
+        );
+        return;
+    };
+
+    // The target is up and the pending record is reported.
+    prom.wait_for("up{job=\"notify\"}", |v| v == 1.0);
+    prom.wait_for("notify_journal_pending", |v| v == 1.0);
+
+    // Drive events: 3 umount+mount cycles of a real XFS.
+    let before = prom
+        .query("sum(notify_events_total{kind=\"syscall_exit\"})")
+        .first()
+        .map_or(0.0, |s| s.1);
+    cycle_mount(&xfs, 3);
+    prom.wait_for("sum(notify_events_total{kind=\"syscall_exit\"})", |v| {
+        v >= before + 6.0
+    });
+    prom.wait_for("notify_events_total{kind=\"xfs_tracepoint\"}", |v| v >= 3.0);
+
+    // What attached, and build/kernel info.
+    let tp = prom.wait_for("notify_probes_attached{method=\"tracepoint\"}", |v| v > 0.0);
+    assert!(tp[0].1 >= 1.0);
+    let release = fs::read_to_string("/proc/sys/kernel/osrelease")
+        .unwrap()
+        .trim()
+        .to_string();
+    let k = prom.wait_for("notify_kernel_info", |v| v == 1.0);
+    assert_eq!(k[0].0["release"], release.as_str());
+    let b = prom.wait_for("notify_build_info", |v| v == 1.0);
+    assert_eq!(b[0].0["version"], env!("CARGO_PKG_VERSION"));
+    for zero in [
+        "notify_ringbuf_lost_events_total",
+        "notify_sequence_gaps_total",
+        "notify_undecodable_events_total",
+    ] {
+        prom.wait_for(zero, |v| v == 0.0);
+    }
+
+    // /healthz agrees with the probes: 503 naming the missing required ones, or 200.
+    let missing = prom.wait_for("notify_probes_required_missing", |_| true)[0].1;
+    let (code, body) = http_get(&target, "/healthz");
+    let h: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let named = h["missing_required"].as_array().unwrap().len();
+    assert_eq!(named as f64, missing, "{body}");
+    if missing > 0.0 {
+        assert_eq!(code, 503, "{body}");
+        assert!(body.contains("\"notify\""), "the notification probe is required: {body}");
+    } else {
+        assert_eq!(code, 200, "{body}");
+    }
+
+    // SIGHUP: a live key applies, a start-only key is named as needing a restart.
+    fs::write(
+        &cfg,
+        format!(
+            "format = \"json\"\npolicy = \"sigbus\"\nattach = \"kprobe\"\nmetrics_addr = \
+             \"127.0.0.1:0\"\njournal = \"{}\"\n",
+            journal.display()
+        ),
+    )
+    .unwrap();
+    agent.signal(libc::SIGHUP);
+    let line = agent.wait_stderr("SIGHUP: reloaded", Duration::from_secs(10));
+    assert!(line.contains("applied policy"), "{line}");
+    assert!(line.contains("restart the agent to apply): attach"), "{line}");
+    prom.wait_for("notify_config_reloads_total{result=\"ok\"}", |v| v == 1.0);
+    // A broken file is refused and the agent keeps running.
+    fs::write(&cfg, "policy = \"sigterm\"\n").unwrap();
+    agent.signal(libc::SIGHUP);
+    let line = agent.wait_stderr("keeping the running configuration", Duration::from_secs(10));
+    assert!(line.contains("agent.toml:1:10: policy"), "{line}");
+    prom.wait_for("notify_config_reloads_total{result=\"error\"}", |v| v == 1.0);
+
+    let (code, stderr) = agent.stop();
+    assert_eq!(code, 0, "agent must exit 0 on SIGTERM:\n{stderr}");
+    // The pending record survived: the journal still says so for the next start.
+    let (j, _) = journal::Journal::open(&journal).unwrap();
+    assert_eq!(j.pending().len(), 1);
+}
