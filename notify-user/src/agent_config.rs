@@ -41,19 +41,84 @@ pub struct Key {
 
 /// Every key: the single list the parser, the reload and docs/AGENT.md follow.
 pub const KEYS: &[Key] = &[
-    Key { name: "format", flag: "--format", live: false, help: "\"json\" (JSON lines, docs/EVENTS.md) or \"table\"" },
-    Key { name: "attach", flag: "--attach", live: false, help: "\"auto\", \"fentry\" or \"kprobe\"" },
-    Key { name: "journal", flag: "--journal", live: false, help: "absolute path of the journal of dropped notifications" },
-    Key { name: "verbose", flag: "--verbose", live: false, help: "true: also write kernel and derived events, not only the agent's records" },
-    Key { name: "output", flag: "--output", live: false, help: "file for the event log (\"-\" or absent: standard output)" },
-    Key { name: "rotate_size", flag: "--rotate-size", live: true, help: "rotate the output file at this size: bytes or \"64M\"-style; 0 never rotates" },
-    Key { name: "rotate_keep", flag: "--rotate-keep", live: true, help: "rotated files kept (FILE.1 ... FILE.N), 0 to 1000" },
-    Key { name: "metrics_addr", flag: "--metrics-addr", live: false, help: "IP:PORT of the Prometheus endpoint, or \"off\"" },
-    Key { name: "policy", flag: "--policy", live: true, help: "\"report\", \"sigbus\" or \"sigkill\"" },
-    Key { name: "dry_run", flag: "--dry-run", live: true, help: "true: decide and log, send no signal" },
-    Key { name: "allow_pids", flag: "--allow-pid", live: true, help: "pids never signalled, e.g. [1234]" },
-    Key { name: "allow_comms", flag: "--allow-comm", live: true, help: "process names (comm, at most 15 bytes) never signalled" },
-    Key { name: "allow_cgroups", flag: "--allow-cgroup", live: true, help: "cgroup path prefixes never signalled, e.g. [\"/system.slice/db.service\"]" },
+    Key {
+        name: "format",
+        flag: "--format",
+        live: false,
+        help: "\"json\" (JSON lines, docs/EVENTS.md) or \"table\"",
+    },
+    Key {
+        name: "attach",
+        flag: "--attach",
+        live: false,
+        help: "\"auto\", \"fentry\" or \"kprobe\"",
+    },
+    Key {
+        name: "journal",
+        flag: "--journal",
+        live: false,
+        help: "absolute path of the journal of dropped notifications",
+    },
+    Key {
+        name: "verbose",
+        flag: "--verbose",
+        live: false,
+        help: "true: also write the derived holder_state and notification events",
+    },
+    Key {
+        name: "output",
+        flag: "--output",
+        live: false,
+        help: "file for the event log (\"-\" or absent: standard output)",
+    },
+    Key {
+        name: "rotate_size",
+        flag: "--rotate-size",
+        live: true,
+        help: "rotate the output file at this size: bytes or \"64M\"-style; 0 never rotates",
+    },
+    Key {
+        name: "rotate_keep",
+        flag: "--rotate-keep",
+        live: true,
+        help: "rotated files kept (FILE.1 ... FILE.N), 0 to 1000",
+    },
+    Key {
+        name: "metrics_addr",
+        flag: "--metrics-addr",
+        live: false,
+        help: "IP:PORT of the Prometheus endpoint, or \"off\"",
+    },
+    Key {
+        name: "policy",
+        flag: "--policy",
+        live: true,
+        help: "\"report\", \"sigbus\" or \"sigkill\"",
+    },
+    Key {
+        name: "dry_run",
+        flag: "--dry-run",
+        live: true,
+        help: "true: decide and log, send no signal",
+    },
+    Key {
+        name: "allow_pids",
+        flag: "--allow-pid",
+        live: true,
+        help: "pids never signalled, e.g. [1234]",
+    },
+    Key {
+        name: "allow_comms",
+        flag: "--allow-comm",
+        live: true,
+        help: "process names (comm, at most 15 bytes) never signalled",
+    },
+    Key {
+        name: "allow_cgroups",
+        flag: "--allow-cgroup",
+        live: true,
+        help: "cgroup path prefixes never signalled, e.g. [\"/system.slice/db.service\"]",
+    },
 ];
 
 pub fn key(name: &str) -> &'static Key {
@@ -102,8 +167,21 @@ impl Layer {
         macro_rules! k {
             ($($f:ident),*) => { $( if self.$f.is_some() { v.push(stringify!($f)); } )* };
         }
-        k!(format, attach, journal, verbose, output, rotate_size, rotate_keep, metrics_addr,
-           policy, dry_run, allow_pids, allow_comms, allow_cgroups);
+        k!(
+            format,
+            attach,
+            journal,
+            verbose,
+            output,
+            rotate_size,
+            rotate_keep,
+            metrics_addr,
+            policy,
+            dry_run,
+            allow_pids,
+            allow_comms,
+            allow_cgroups
+        );
         v
     }
 }
@@ -146,7 +224,16 @@ impl Settings {
             macro_rules! set {
                 ($($f:ident),*) => { $( if let Some(v) = &l.$f { s.$f = v.clone(); } )* };
             }
-            set!(format, attach, journal, verbose, output, rotate_size, rotate_keep, metrics_addr);
+            set!(
+                format,
+                attach,
+                journal,
+                verbose,
+                output,
+                rotate_size,
+                rotate_keep,
+                metrics_addr
+            );
             if let Some(p) = l.policy {
                 s.enforce.policy = p;
             }
@@ -172,7 +259,16 @@ impl Settings {
         macro_rules! c {
             ($($f:ident),*) => { $( if self.$f != new.$f { v.push(stringify!($f)); } )* };
         }
-        c!(format, attach, journal, verbose, output, rotate_size, rotate_keep, metrics_addr);
+        c!(
+            format,
+            attach,
+            journal,
+            verbose,
+            output,
+            rotate_size,
+            rotate_keep,
+            metrics_addr
+        );
         let (a, b) = (&self.enforce, &new.enforce);
         if a.policy != b.policy {
             v.push("policy");
@@ -502,7 +598,9 @@ pub fn validate_flags(l: &Layer) -> Result<(), String> {
         && n != 0
         && n < 4096
     {
-        return Err(format!("--rotate-size: {n} bytes is too small: use at least 4K, or 0"));
+        return Err(format!(
+            "--rotate-size: {n} bytes is too small: use at least 4K, or 0"
+        ));
     }
     if let Some(n) = l.rotate_keep {
         rotate_keep_ok(n as u64).map_err(|e| format!("--rotate-keep: {e}"))?;
@@ -676,7 +774,10 @@ allow_cgroups = ["/system.slice/db.service"]
         assert_eq!((e.line, e.col), (3, 1));
         assert_eq!(e.key.as_deref(), Some("polcy"));
         let s = e.to_string();
-        assert!(s.starts_with("/etc/notify/agent.toml:3:1: polcy: unknown key"), "{s}");
+        assert!(
+            s.starts_with("/etc/notify/agent.toml:3:1: polcy: unknown key"),
+            "{s}"
+        );
         assert!(s.contains("did you mean `policy`?"), "{s}");
         let e = parse("[enforce]\npolicy = \"sigbus\"\n").unwrap_err();
         assert!(e.to_string().contains("no sections"), "{e}");
@@ -690,7 +791,10 @@ allow_cgroups = ["/system.slice/db.service"]
         assert!(s.contains("policy: unknown policy \"sigterm\""), "{s}");
         assert!(s.contains("report, sigbus or sigkill"), "{s}");
         let e = parse("policy = 3\n").unwrap_err();
-        assert!(e.to_string().contains("expected a string, got a integer"), "{e}");
+        assert!(
+            e.to_string().contains("expected a string, got a integer"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -698,7 +802,10 @@ allow_cgroups = ["/system.slice/db.service"]
         for bad in ["localhost:9464", "127.0.0.1", "1.2.3.4:99999", ""] {
             let e = parse(&format!("metrics_addr = \"{bad}\"\n")).unwrap_err();
             assert_eq!(e.line, 1);
-            assert!(e.to_string().contains("IP:PORT such as 127.0.0.1:9464"), "{e}");
+            assert!(
+                e.to_string().contains("IP:PORT such as 127.0.0.1:9464"),
+                "{e}"
+            );
         }
         assert_eq!(
             parse("metrics_addr = \"off\"").unwrap().metrics_addr,
@@ -711,13 +818,47 @@ allow_cgroups = ["/system.slice/db.service"]
     fn list_items_are_checked_one_by_one() {
         let e = parse("allow_comms = [\"ok\", \"a-very-long-process-name\"]\n").unwrap_err();
         assert_eq!((e.line, e.col), (1, 22), "{e}");
-        assert!(e.to_string().contains("at most") || e.to_string().contains("1 to 15"), "{e}");
+        assert!(
+            e.to_string().contains("at most") || e.to_string().contains("1 to 15"),
+            "{e}"
+        );
         let e = parse("allow_pids = [12, \"x\"]").unwrap_err();
         assert!(e.to_string().contains("expected a pid"), "{e}");
         let e = parse("allow_pids = [1]").unwrap_err();
         assert!(e.to_string().contains("never signalled"), "{e}");
         let e = parse("allow_cgroups = [\"system.slice\"]").unwrap_err();
         assert!(e.to_string().contains("not a cgroup path"), "{e}");
+    }
+
+    #[test]
+    fn the_packaged_example_is_valid_and_documents_every_key() {
+        let text = include_str!("../../packaging/agent.toml");
+        let l = parse(text).unwrap_or_else(|e| panic!("packaging/agent.toml: {e}"));
+        let s = Settings::merge(&[&l]);
+        assert_eq!(s.format, Format::Json);
+        assert_eq!(s.metrics_addr.to_string(), DEFAULT_METRICS_ADDR);
+        for k in KEYS {
+            assert!(
+                text.contains(&format!("{} =", k.name)),
+                "{} not in the example",
+                k.name
+            );
+            let tag = if k.live { "[live]" } else { "[restart]" };
+            let line = text
+                .lines()
+                .position(|l| {
+                    l.trim_start_matches("# ")
+                        .starts_with(&format!("{} =", k.name))
+                })
+                .unwrap();
+            let comment: String = text.lines().take(line).collect::<Vec<_>>().join("\n");
+            let last_tag = comment.rfind("[live]").max(comment.rfind("[restart]"));
+            assert!(
+                last_tag.is_some_and(|i| comment[i..].starts_with(tag)),
+                "{}: the example must say {tag}",
+                k.name
+            );
+        }
     }
 
     #[test]
@@ -729,9 +870,19 @@ allow_cgroups = ["/system.slice/db.service"]
         assert_eq!(parse_size("4096"), Ok(4096));
         assert!(parse_size("lots").is_err());
         assert_eq!(parse("rotate_size = 0").unwrap().rotate_size, Some(0));
-        assert!(parse("rotate_size = 100").unwrap_err().to_string().contains("at least 4K"));
+        assert!(
+            parse("rotate_size = 100")
+                .unwrap_err()
+                .to_string()
+                .contains("at least 4K")
+        );
         assert!(parse("rotate_keep = 5000").is_err());
-        assert!(parse("journal = \"rel/j\"").unwrap_err().to_string().contains("absolute"));
+        assert!(
+            parse("journal = \"rel/j\"")
+                .unwrap_err()
+                .to_string()
+                .contains("absolute")
+        );
         assert_eq!(parse("output = \"-\"").unwrap().output, Some(None));
     }
 
@@ -744,7 +895,8 @@ allow_cgroups = ["/system.slice/db.service"]
 
     #[test]
     fn flags_win_over_the_file_and_the_file_over_defaults() {
-        let file = parse("policy = \"sigkill\"\nrotate_keep = 2\nallow_comms = [\"db\"]\n").unwrap();
+        let file =
+            parse("policy = \"sigkill\"\nrotate_keep = 2\nallow_comms = [\"db\"]\n").unwrap();
         let flags = Layer {
             policy: Some(Policy::Report),
             allow_comms: Some(vec!["web".into()]),
@@ -762,7 +914,11 @@ allow_cgroups = ["/system.slice/db.service"]
         let dir = std::env::temp_dir().join(format!("notify-cfg-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join("agent.toml");
-        std::fs::write(&f, "policy = \"report\"\nattach = \"auto\"\nrotate_keep = 1\n").unwrap();
+        std::fs::write(
+            &f,
+            "policy = \"report\"\nattach = \"auto\"\nrotate_keep = 1\n",
+        )
+        .unwrap();
         let flags = Layer {
             rotate_keep: Some(9),
             ..Layer::default()

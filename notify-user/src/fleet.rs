@@ -117,7 +117,11 @@ impl Fleet {
         };
         match self.loaded.reload() {
             Ok((next, what)) => {
-                eprintln!("notify: SIGHUP: reloaded {}: {}", file.display(), what.describe());
+                eprintln!(
+                    "notify: SIGHUP: reloaded {}: {}",
+                    file.display(),
+                    what.describe()
+                );
                 let s = &next.settings;
                 if let Some(r) = &self.rotate {
                     r.set(s.rotate_size, s.rotate_keep);

@@ -332,7 +332,9 @@ impl Metrics {
                 .iter()
                 .filter(|o| o.method.map(|x| x.to_string()).as_deref() == Some(m))
                 .count();
-            self.probes.get_or_create(&labels(&[("method", m)])).set(n as i64);
+            self.probes
+                .get_or_create(&labels(&[("method", m)]))
+                .set(n as i64);
         }
         let h = Health::from_outcomes(outcomes, kernel_release);
         self.probes_missing.set(h.missing_required.len() as i64);
@@ -358,7 +360,9 @@ impl Metrics {
                 .get_or_create(&labels(&[("dev", &dev), ("verdict", n.verdict.name())]))
                 .inc();
             if n.verdict == crate::readiness::Verdict::Premature {
-                self.premature.get_or_create(&labels(&[("dev", &dev)])).inc();
+                self.premature
+                    .get_or_create(&labels(&[("dev", &dev)]))
+                    .inc();
             }
         }
     }
@@ -374,7 +378,11 @@ impl Metrics {
                 self.unidentified.inc();
             }
             Action::Replayed { disk, report, .. } => {
-                let result = if report.error.is_some() { "error" } else { "ok" };
+                let result = if report.error.is_some() {
+                    "error"
+                } else {
+                    "ok"
+                };
                 self.replayed
                     .get_or_create(&labels(&[("disk", disk), ("result", result)]))
                     .inc();
@@ -495,7 +503,11 @@ pub fn respond(m: &Metrics, req: &Request) -> (u16, &'static str, String) {
              attached, else 503)\n"
                 .into(),
         ),
-        _ => (404, "text/plain; charset=utf-8", "not found: try /metrics or /healthz\n".into()),
+        _ => (
+            404,
+            "text/plain; charset=utf-8",
+            "not found: try /metrics or /healthz\n".into(),
+        ),
     }
 }
 
@@ -538,7 +550,12 @@ async fn handle(mut sock: TcpStream, m: Arc<Metrics>) -> std::io::Result<()> {
             let (c, t, b) = respond(&m, &r);
             (c, t, b, r.method == "HEAD")
         }
-        None => (400, "text/plain; charset=utf-8", "bad request\n".into(), false),
+        None => (
+            400,
+            "text/plain; charset=utf-8",
+            "bad request\n".into(),
+            false,
+        ),
     };
     let mut out = format!(
         "HTTP/1.1 {code} {}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: \
@@ -634,8 +651,14 @@ mod tests {
         assert_eq!(v["attached"]["sys_exit_mount"], "tracepoint");
         let (code, ctype, text) = get("/metrics");
         assert_eq!((code, ctype), (200, OPENMETRICS));
-        assert!(text.contains("notify_probes_attached{method=\"tracepoint\"} 1"), "{text}");
-        assert!(text.contains("notify_kernel_info{release=\"6.1.0-test\"} 1"), "{text}");
+        assert!(
+            text.contains("notify_probes_attached{method=\"tracepoint\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("notify_kernel_info{release=\"6.1.0-test\"} 1"),
+            "{text}"
+        );
         assert!(text.contains("notify_build_info{version="), "{text}");
         assert!(text.contains("notify_probes_required_missing 1"), "{text}");
         assert!(text.ends_with("# EOF\n"), "{text}");

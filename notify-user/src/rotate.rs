@@ -184,7 +184,8 @@ mod tests {
     struct Dir(PathBuf);
     impl Dir {
         fn new(tag: &str) -> Dir {
-            let p = std::env::temp_dir().join(format!("notify-rotate-{tag}-{}", std::process::id()));
+            let p =
+                std::env::temp_dir().join(format!("notify-rotate-{tag}-{}", std::process::id()));
             let _ = fs::remove_dir_all(&p);
             fs::create_dir_all(&p).unwrap();
             Dir(p)
@@ -249,13 +250,19 @@ mod tests {
             assert!(t.len() <= 4096, "{} has {} bytes", f.display(), t.len());
             assert!(t.ends_with('\n'), "{} ends mid-line", f.display());
             for l in t.lines() {
-                assert!(l.starts_with("{\"seq\":") && l.ends_with("\"}"), "split line {l:?}");
+                assert!(
+                    l.starts_with("{\"seq\":") && l.ends_with("\"}"),
+                    "split line {l:?}"
+                );
             }
             got.push_str(&t);
         }
         // What is kept is exactly the newest lines, in order, nothing lost between files.
         let all = input.concat();
-        assert!(all.ends_with(&got), "kept files are not the tail of the input");
+        assert!(
+            all.ends_with(&got),
+            "kept files are not the tail of the input"
+        );
         assert!(got.len() > 3 * 3000);
     }
 
@@ -269,7 +276,10 @@ mod tests {
         w.write_all(big.as_bytes()).unwrap();
         w.write_all(b"after\n").unwrap();
         drop(w);
-        assert_eq!(fs::read_to_string(rotated_name(&path, 2)).unwrap(), "small\n");
+        assert_eq!(
+            fs::read_to_string(rotated_name(&path, 2)).unwrap(),
+            "small\n"
+        );
         assert_eq!(fs::read_to_string(rotated_name(&path, 1)).unwrap(), big);
         assert_eq!(fs::read_to_string(&path).unwrap(), "after\n");
     }

@@ -227,7 +227,14 @@ pub async fn run(mut opts: TraceOptions) -> anyhow::Result<Totals> {
             }
         }
         let evs = pipe.ready(Instant::now(), false);
-        emit(&mut sink, &mut agent, &pipe.tracker, evs, show_derived, &fleet)?;
+        emit(
+            &mut sink,
+            &mut agent,
+            &pipe.tracker,
+            evs,
+            show_derived,
+            &fleet,
+        )?;
         if let Some(a) = agent.as_mut() {
             for x in a.poll(Instant::now()) {
                 act(&mut sink, &fleet, &x)?;
@@ -245,7 +252,14 @@ pub async fn run(mut opts: TraceOptions) -> anyhow::Result<Totals> {
         pipe.push_raw(&item, now);
     }
     let evs = pipe.ready(now, true);
-    emit(&mut sink, &mut agent, &pipe.tracker, evs, show_derived, &fleet)?;
+    emit(
+        &mut sink,
+        &mut agent,
+        &pipe.tracker,
+        evs,
+        show_derived,
+        &fleet,
+    )?;
     if let Some(f) = &fleet {
         f.after_batch(&pipe.totals, agent.as_ref());
     }

@@ -363,7 +363,13 @@ impl AgentProc {
 
     fn metrics_addr(&self) -> String {
         let l = self.wait_stderr("notify: metrics on http://", Duration::from_secs(10));
-        l.split("http://").nth(1).unwrap().split('/').next().unwrap().to_string()
+        l.split("http://")
+            .nth(1)
+            .unwrap()
+            .split('/')
+            .next()
+            .unwrap()
+            .to_string()
     }
 }
 
@@ -475,7 +481,12 @@ fn agent_output_validates_against_events_md() {
             f.display()
         );
         if f != &out {
-            assert!(text.len() <= 4096, "{} is {} bytes", f.display(), text.len());
+            assert!(
+                text.len() <= 4096,
+                "{} is {} bytes",
+                f.display(),
+                text.len()
+            );
         }
         for line in text.lines() {
             n += 1;
@@ -483,7 +494,10 @@ fn agent_output_validates_against_events_md() {
             // Kernel order survives rotation: seq never goes back from one file to the next.
             let v: serde_json::Value = serde_json::from_str(line).unwrap();
             if let Some(s) = v["seq"].as_u64() {
-                assert!(last_seq.is_none_or(|l| l <= s), "seq {s} after {last_seq:?}");
+                assert!(
+                    last_seq.is_none_or(|l| l <= s),
+                    "seq {s} after {last_seq:?}"
+                );
                 last_seq = Some(s);
             }
             kinds.insert(kind);
@@ -573,7 +587,10 @@ impl Prometheus {
         let log = fs::File::create(dir.join("prometheus.log")).unwrap();
         let child = Command::new(bin)
             .arg(format!("--config.file={}", cfg.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
             .arg(format!("--web.listen-address={addr}"))
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -708,7 +725,10 @@ fn prometheus_scrapes_the_agent() {
     assert_eq!(named as f64, missing, "{body}");
     if missing > 0.0 {
         assert_eq!(code, 503, "{body}");
-        assert!(body.contains("\"notify\""), "the notification probe is required: {body}");
+        assert!(
+            body.contains("\"notify\""),
+            "the notification probe is required: {body}"
+        );
     } else {
         assert_eq!(code, 200, "{body}");
     }
@@ -726,18 +746,177 @@ fn prometheus_scrapes_the_agent() {
     agent.signal(libc::SIGHUP);
     let line = agent.wait_stderr("SIGHUP: reloaded", Duration::from_secs(10));
     assert!(line.contains("applied policy"), "{line}");
-    assert!(line.contains("restart the agent to apply): attach"), "{line}");
+    assert!(
+        line.contains("restart the agent to apply): attach"),
+        "{line}"
+    );
     prom.wait_for("notify_config_reloads_total{result=\"ok\"}", |v| v == 1.0);
     // A broken file is refused and the agent keeps running.
     fs::write(&cfg, "policy = \"sigterm\"\n").unwrap();
     agent.signal(libc::SIGHUP);
     let line = agent.wait_stderr("keeping the running configuration", Duration::from_secs(10));
     assert!(line.contains("agent.toml:1:10: policy"), "{line}");
-    prom.wait_for("notify_config_reloads_total{result=\"error\"}", |v| v == 1.0);
+    prom.wait_for("notify_config_reloads_total{result=\"error\"}", |v| {
+        v == 1.0
+    });
 
     let (code, stderr) = agent.stop();
     assert_eq!(code, 0, "agent must exit 0 on SIGTERM:\n{stderr}");
     // The pending record survived: the journal still says so for the next start.
     let (j, _) = journal::Journal::open(&journal).unwrap();
     assert_eq!(j.pending().len(), 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The systemd unit
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn systemd_unit_verifies() {
+    let unit = include_str!("../../packaging/notify-agent.service");
+    if Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!(
+            "\n!!!!!!!! SKIPPING systemd_unit_verifies: no systemd-analyze (apt-get install \
+             systemd) !!!!!!!!\n"
+        );
+        return;
+    }
+    // The capabilities notify needs are all granted, each explained.
+    for cap in [
+        "CAP_BPF",
+        "CAP_PERFMON",
+        "CAP_SYS_ADMIN",
+        "CAP_KILL",
+        "CAP_SYS_PTRACE",
+        "CAP_DAC_READ_SEARCH",
+    ] {
+        for key in ["CapabilityBoundingSet=", "AmbientCapabilities="] {
+            let line = unit.lines().find(|l| l.starts_with(key)).unwrap();
+            assert!(line.contains(cap), "{key} lacks {cap}");
+        }
+        assert!(
+            unit.lines().any(|l| l.starts_with(&format!("#   {cap} "))),
+            "no comment explains {cap}"
+        );
+    }
+    assert!(
+        unit.contains("ProtectSystem=strict") && unit.contains("ReadWritePaths=/var/lib/notify")
+    );
+    // Verify a copy whose ExecStart is this build (verify checks the binary exists); any
+    // complaint about the unit (an unknown key is only a warning) fails the test.
+    let tmp = TempDir::new("unit");
+    let path = tmp.path().join("notify-agent.service");
+    fs::write(
+        &path,
+        unit.replace("/usr/local/bin/notify", env!("CARGO_BIN_EXE_notify")),
+    )
+    .unwrap();
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&path)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    let about_us: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("notify-agent.service"))
+        .collect();
+    assert!(
+        out.status.success() && about_us.is_empty(),
+        "systemd-analyze verify: {}\n{err}",
+        out.status
+    );
+    // ExecStart's arguments are ones the agent accepts.
+    let exec = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart=/usr/local/bin/notify "))
+        .unwrap();
+    let mut args: Vec<&str> = exec.split_whitespace().collect();
+    args.push("--help");
+    let help = Command::new(env!("CARGO_BIN_EXE_notify"))
+        .args(&args)
+        .output()
+        .unwrap();
+    assert!(
+        help.status.success(),
+        "{exec}: {}",
+        String::from_utf8_lossy(&help.stderr)
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Help and completions
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn every_flag_has_help_and_completions_generate() {
+    let bin = env!("CARGO_BIN_EXE_notify");
+    let sub = |args: &[&str]| {
+        let o = Command::new(bin).args(args).output().unwrap();
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8(o.stdout).unwrap()
+    };
+    // In long help, each option is followed by an indented description line.
+    for cmd in [
+        vec!["--help"],
+        vec!["trace", "--help"],
+        vec!["agent", "--help"],
+        vec!["resolve", "--help"],
+        vec!["journal", "--help"],
+        vec!["journal", "list", "--help"],
+        vec!["journal", "replay", "--help"],
+        vec!["journal", "clear", "--help"],
+        vec!["doctor", "--help"],
+        vec!["completions", "--help"],
+    ] {
+        let text = sub(&cmd);
+        let lines: Vec<&str> = text.lines().collect();
+        for (i, l) in lines.iter().enumerate() {
+            let t = l.trim_start();
+            if l.starts_with("  ") && t.starts_with('-') && !l.starts_with("      ") {
+                // Short help: "  -x, --flag <V>  text"; long help: the text on the next line.
+                // Clap's own "[default: ..]" / "Possible values:" lines are not help.
+                let real = |x: &str| {
+                    let x = x.trim();
+                    !x.is_empty() && !x.starts_with('[') && !x.starts_with("Possible values")
+                };
+                let same_line = t.split_once("  ").is_some_and(|(_, r)| real(r));
+                let next = lines.get(i + 1).copied().unwrap_or("");
+                assert!(
+                    same_line || (next.starts_with("          ") && real(next)),
+                    "{cmd:?}: option without help: {l:?}\n{text}"
+                );
+            }
+        }
+    }
+    let agent = sub(&["agent", "--help"]);
+    for s in [
+        "CONFIGURATION:",
+        "SIGNALS:",
+        "SIGHUP",
+        "/healthz",
+        "EXIT STATUS:",
+    ] {
+        assert!(agent.contains(s), "agent --help lacks {s}");
+    }
+    for (shell, marker) in [
+        ("bash", "_notify()"),
+        ("zsh", "#compdef notify"),
+        ("fish", "complete -c notify"),
+    ] {
+        let script = sub(&["completions", shell]);
+        assert!(script.contains(marker), "{shell}: {marker} missing");
+        assert!(
+            script.contains("metrics-addr"),
+            "{shell}: agent flags missing"
+        );
+    }
 }

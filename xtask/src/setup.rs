@@ -19,6 +19,9 @@ pub const APT_PACKAGES: &[&str] = &[
     "libc6-dev",
     "xz-utils",
     "zstd",
+    // notify agent's tests: a real Prometheus scrapes it; systemd-analyze verifies its unit.
+    "prometheus",
+    "systemd",
 ];
 
 const BPF_LINKER_VERSION: &str = "0.13.0";

@@ -87,7 +87,11 @@ pub fn parse(md: &str) -> BTreeMap<String, Kind> {
             "{kind} listed twice"
         );
     }
-    assert!(out.len() > 20, "Fields by kind table looks truncated: {}", out.len());
+    assert!(
+        out.len() > 20,
+        "Fields by kind table looks truncated: {}",
+        out.len()
+    );
     out
 }
 
@@ -104,9 +108,8 @@ fn type_ok(v: &Value, ty: &str) -> bool {
                 .is_some_and(|h| !h.is_empty() && h.chars().all(|c| c.is_ascii_hexdigit()))
         }),
         "dev" => v.as_str().is_some_and(|s| {
-            s.split_once(':').is_some_and(|(a, b)| {
-                a.parse::<u32>().is_ok() && b.parse::<u32>().is_ok()
-            })
+            s.split_once(':')
+                .is_some_and(|(a, b)| a.parse::<u32>().is_ok() && b.parse::<u32>().is_ok())
         }),
         "object" => v.is_object(),
         "array" => v.is_array(),
@@ -117,7 +120,9 @@ fn type_ok(v: &Value, ty: &str) -> bool {
 /// Checks one output line against the schema; Err says what is wrong.
 pub fn validate(schema: &BTreeMap<String, Kind>, line: &str) -> Result<String, String> {
     let v: Value = serde_json::from_str(line).map_err(|e| format!("not JSON ({e}): {line}"))?;
-    let obj = v.as_object().ok_or_else(|| format!("not an object: {line}"))?;
+    let obj = v
+        .as_object()
+        .ok_or_else(|| format!("not an object: {line}"))?;
     let kind = obj
         .get("kind")
         .and_then(Value::as_str)
