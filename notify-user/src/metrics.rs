@@ -669,6 +669,113 @@ mod tests {
         assert!(ok.health().ok());
     }
 
+    /// Every metric the agent exports is in docs/AGENT.md's table, and every one there exists.
+    #[test]
+    fn docs_list_exactly_the_exported_metrics() {
+        use crate::{
+            event::Dev,
+            journal::{Reason, Recovery},
+            readiness::{Notification, Verdict},
+            replay::ReplayReport,
+        };
+        let m = Metrics::new();
+        m.set_session(&[outcome("notify", None, true)], "6.1");
+        let n = Notification {
+            dax_dev: 1,
+            holder: 2,
+            dev: Dev(1),
+            start_off: 0,
+            offset: 0,
+            len: 4096,
+            mf_flags: 0,
+            ret: -5,
+            xfs_ret: None,
+            readiness: None,
+            state: None,
+            verdict: Verdict::Premature,
+            enter_seq: None,
+            exit_seq: 1,
+        };
+        m.on_event(&TraceEvent {
+            seq: 1,
+            ktime_ns: 0,
+            cpu: 0,
+            pid: 1,
+            tid: 1,
+            comm: "x".into(),
+            data: EventData::Notification(n),
+        });
+        m.on_action(&Action::Journaled {
+            id: 1,
+            reason: Reason::Premature,
+            disk: "pmem0".into(),
+            dax_offset: 0,
+            len: 4096,
+            identified_by: "test",
+        });
+        m.on_action(&Action::Replayed {
+            id: 1,
+            disk: "pmem0".into(),
+            report: ReplayReport {
+                mount_point: "/mnt".into(),
+                dax_offset: 0,
+                len: 4096,
+                fs_range: None,
+                owners: vec![crate::replay::OwnerReport {
+                    kind: "file".into(),
+                    ino: Some(1),
+                    paths: vec![],
+                    ranges: vec![],
+                    physical: 0,
+                    length: 4096,
+                    shared: false,
+                    metadata: false,
+                }],
+                decisions: vec![],
+                error: None,
+            },
+        });
+        m.on_action(&Action::Enforcement {
+            id: 1,
+            decision: Decision {
+                pid: 5,
+                comm: "c".into(),
+                action: enforce::Action::Signalled,
+                reason: "maps the damaged range".into(),
+                policy: enforce::Policy::Sigbus,
+                signal: Some("SIGBUS"),
+                si_code: Some(0),
+                dry_run: false,
+                addr: None,
+                exited: None,
+            },
+        });
+        m.on_action(&Action::JournalRecovered {
+            recovery: Recovery::default(),
+        });
+        m.on_reload(true);
+        let text = m.render();
+        let exported: std::collections::BTreeSet<&str> = text
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| l.split(['{', ' ']).next().unwrap())
+            .collect();
+        let doc = include_str!("../../docs/AGENT.md");
+        let documented: std::collections::BTreeSet<&str> = doc
+            .lines()
+            .filter_map(|l| l.strip_prefix("| `notify_"))
+            .map(|l| &l[..l.find('`').unwrap()])
+            .collect();
+        let exported: std::collections::BTreeSet<&str> = exported
+            .iter()
+            .map(|n| n.strip_prefix("notify_").unwrap())
+            .collect();
+        assert_eq!(
+            exported, documented,
+            "docs/AGENT.md's metric table vs /metrics"
+        );
+    }
+
     #[test]
     fn decisions_are_counted_by_action_and_reason_class() {
         let allow = enforce::Allowlist {
