@@ -177,6 +177,41 @@ enum Command {
         #[arg(short = 'o', long = "format", value_enum, default_value = "table")]
         format: Format,
     },
+    /// Trace while one command runs (a mount test), then write a session file for `notify
+    /// report` (docs/SESSIONS.md).
+    ///
+    /// Exit status: the command's (128 + signal if a signal ended it, 127 if it could not be
+    /// started); 3 if a --fail-on finding holds; 1 if notify itself failed (no session written).
+    Record {
+        /// The session file to write.
+        #[arg(short = 'o', long = "output", value_name = "SESSION")]
+        output: PathBuf,
+        #[arg(long, value_enum, default_value = "auto")]
+        attach: AttachMode,
+        /// Exit 3 (after writing the session) if this is seen (repeatable): premature
+        /// notifications, lost events, kills (delivered notifications, or the command ended by
+        /// SIGBUS).
+        #[arg(long = "fail-on", value_enum, value_name = "FINDING")]
+        fail_on: Vec<notify::record::FailOn>,
+        /// How long to keep reading late events after the command exits, in milliseconds.
+        #[arg(long = "grace-ms", default_value = "200")]
+        grace_ms: u64,
+        /// The command and its arguments, after `--`.
+        #[arg(last = true, required = true, value_name = "COMMAND")]
+        command: Vec<String>,
+    },
+    /// Print a recorded session as a timeline per device; optionally draw it (SVG, PNG).
+    Report {
+        /// A session file written by `notify record`.
+        session: PathBuf,
+        /// Also write an SVG picture: one swimlane per device, states as bands, notifications as
+        /// markers coloured by verdict.
+        #[arg(long, value_name = "FILE")]
+        svg: Option<PathBuf>,
+        /// Also write a PNG of that picture (needs rsvg-convert, Debian package librsvg2-bin).
+        #[arg(long, value_name = "FILE")]
+        png: Option<PathBuf>,
+    },
     /// Print a shell completion script: `notify completions bash > /etc/bash_completion.d/notify`.
     Completions {
         /// The shell.
@@ -409,6 +444,29 @@ fn run(cli: Cli, given: &[String]) -> anyhow::Result<ExitCode> {
             })
         }
         Command::Journal { journal, action } => run_journal(journal, action),
+        Command::Record {
+            output,
+            attach,
+            fail_on,
+            grace_ms,
+            command,
+        } => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let rec = rt.block_on(notify::record::record(notify::record::RecordOptions {
+                output,
+                attach,
+                fail_on,
+                command,
+                grace: std::time::Duration::from_millis(grace_ms),
+            }))?;
+            Ok(ExitCode::from(rec.exit_code()))
+        }
+        Command::Report { session, svg, png } => {
+            notify::report::run(&session, svg.as_deref(), png.as_deref())?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Doctor { format } => {
             let report = doctor::run()?;
             match format {
