@@ -310,6 +310,7 @@ pub async fn record(opts: RecordOptions) -> anyhow::Result<Recorded> {
     let started_wall = SystemTime::now();
     let start = Instant::now();
     let mut error = None;
+    let mut ring_failed = false;
     let exit_status = match Command::new(program).args(&opts.command[1..]).spawn() {
         Err(e) => {
             eprintln!("notify: cannot run {program}: {e}");
@@ -330,12 +331,11 @@ pub async fn record(opts: RecordOptions) -> anyhow::Result<Recorded> {
             } else {
                 Duration::from_millis(50)
             };
-            let mut reading = true;
             loop {
                 if let Some(st) = child.try_wait()? {
                     break ExitStatus::from_std(st);
                 }
-                if !reading {
+                if ring_failed {
                     // The ring buffer failed: only wait for the command now.
                     let st = child.wait()?;
                     break ExitStatus::from_std(st);
@@ -345,7 +345,7 @@ pub async fn record(opts: RecordOptions) -> anyhow::Result<Recorded> {
                         if let Err(e) = r {
                             eprintln!("notify: reading the ring buffer: {e}; waiting for the command");
                             error = Some(format!("reading the ring buffer failed: {e}"));
-                            reading = false;
+                            ring_failed = true;
                         }
                         None
                     }
@@ -364,7 +364,7 @@ pub async fn record(opts: RecordOptions) -> anyhow::Result<Recorded> {
         }
     };
     // Late events: other CPUs' commits, and work deferred past the command's last syscall.
-    if error.is_none() || stream.events.is_empty() {
+    if !ring_failed {
         let until = Instant::now() + opts.grace;
         while let Some(left) = until.checked_duration_since(Instant::now()) {
             if left.is_zero() || stream.wait(left).await.is_err() {
