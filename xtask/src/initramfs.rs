@@ -108,12 +108,18 @@ impl Plan {
     }
 }
 
-/// Where the initramfs of a kernel lives.
-pub fn image_path(k: &Kernel) -> PathBuf {
+/// Where the initramfs of a kernel lives. Images with and without the agent
+/// are kept apart, so a `--no-agent` run never swaps the image under a VM of
+/// another run that is about to boot.
+pub fn image_path(k: &Kernel, with_agent: bool) -> PathBuf {
     util::target_dir()
         .join("lab")
         .join(k.flavor.label())
-        .join("initrd.cpio.gz")
+        .join(if with_agent {
+            "initrd.cpio.gz"
+        } else {
+            "initrd-noagent.cpio.gz"
+        })
 }
 
 /// Builds (or reuses) the initramfs for `k`; `agent` is the notify binary if any.
@@ -189,13 +195,17 @@ pub fn ensure(k: &Kernel, agent: Option<&Path>) -> Result<(PathBuf, bool)> {
         0o644,
     );
 
-    let img = image_path(k);
+    let img = image_path(k, agent.is_some());
     let manifest_path = img.with_extension("manifest");
     let manifest = plan.manifest()?;
     if img.exists() && fs::read_to_string(&manifest_path).ok().as_deref() == Some(&manifest) {
         return Ok((img, false));
     }
-    let staging = img.with_file_name("initramfs-root");
+    let staging = img.with_file_name(if agent.is_some() {
+        "initramfs-root"
+    } else {
+        "initramfs-root-noagent"
+    });
     let _ = fs::remove_dir_all(&staging);
     util::mkdirp(&staging)?;
     for d in ["proc", "sys", "dev", "tmp", "mnt", "run", "lib64", "etc"] {

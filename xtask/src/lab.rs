@@ -262,6 +262,7 @@ fn check_transcript(
             out.join("console.log").display()
         ),
     });
+    report(&vm_check);
     outcomes.push(vm_check);
     let mut wanted: Vec<&str> = vec!["doctor"];
     wanted.extend(opts.scenarios.iter().map(String::as_str));
@@ -271,7 +272,8 @@ fn check_transcript(
             dmesg: t.file(sc, "dmesg.txt").unwrap_or(""),
             events: t.file(sc, "events.jsonl"),
         };
-        let o = check::check_scenario(sc, &ev, opts.require_agent);
+        // An agent flavour whose guest had no agent is a failure, not a skip.
+        let o = check::check_scenario(sc, &ev, opts.require_agent || flavour != "none");
         if narrate {
             narrate_scenario(sc, &ev);
         }
