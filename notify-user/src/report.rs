@@ -917,6 +917,20 @@ pub fn render_svg(s: &SessionFile, tl: &Timeline) -> String {
                 );
             }
         }
+        // Every event of the lane as a small dot on the track (tooltip: seq, kind, details).
+        for st in lane.steps.iter().filter(|s| s.kind != "notification") {
+            let _ = writeln!(
+                o,
+                r##"<circle class="step" cx="{:.2}" cy="{}" r="2.5" fill="#333" stroke="#fff" stroke-width="0.8"><title>seq {} {} {}({}): {}</title></circle>"##,
+                x(st.t_ns),
+                bar_y + 10.0,
+                st.seq,
+                st.kind,
+                esc(&st.comm),
+                st.pid,
+                esc(&st.detail)
+            );
+        }
         for m in &lane.marks {
             let_marker(&mut o, x(m.t_ns), y0 + 4.0, m);
         }
@@ -1491,6 +1505,8 @@ mod tests {
         assert!(text.contains("not tied to a device"), "{text}");
         let svg = render_svg(&s, &tl);
         assert!(svg.contains(r#"<g class="other">"#));
+        // The lane's events are drawn even without holder states.
+        assert_eq!(svg.matches(r#"<circle class="step""#).count(), 2);
         // An empty session renders too.
         let empty = session(vec![]);
         let tl = Timeline::build(&empty.events);
