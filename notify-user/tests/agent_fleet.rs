@@ -864,20 +864,25 @@ fn every_flag_has_help_and_completions_generate() {
         );
         String::from_utf8(o.stdout).unwrap()
     };
-    // In long help, each option is followed by an indented description line.
-    for cmd in [
-        vec!["--help"],
-        vec!["trace", "--help"],
-        vec!["agent", "--help"],
-        vec!["resolve", "--help"],
-        vec!["journal", "--help"],
-        vec!["journal", "list", "--help"],
-        vec!["journal", "replay", "--help"],
-        vec!["journal", "clear", "--help"],
-        vec!["doctor", "--help"],
-        vec!["completions", "--help"],
-    ] {
+    // Every command and subcommand, found by walking the "Commands:" sections; in each, every
+    // option has a description.
+    let mut todo: Vec<Vec<String>> = vec![vec![]];
+    let mut seen = 0;
+    while let Some(path) = todo.pop() {
+        seen += 1;
+        let mut cmd: Vec<&str> = path.iter().map(String::as_str).collect();
+        cmd.push("--help");
         let text = sub(&cmd);
+        if let Some(cmds) = text.split("\nCommands:\n").nth(1) {
+            for l in cmds.lines().take_while(|l| l.starts_with("  ")) {
+                let name = l.split_whitespace().next().unwrap();
+                if name != "help" {
+                    let mut p = path.clone();
+                    p.push(name.to_string());
+                    todo.push(p);
+                }
+            }
+        }
         let lines: Vec<&str> = text.lines().collect();
         for (i, l) in lines.iter().enumerate() {
             let t = l.trim_start();
@@ -897,6 +902,7 @@ fn every_flag_has_help_and_completions_generate() {
             }
         }
     }
+    assert!(seen >= 10, "only {seen} commands found");
     let agent = sub(&["agent", "--help"]);
     for s in [
         "CONFIGURATION:",
