@@ -138,7 +138,8 @@ enum Command {
         /// The durable journal of notifications awaiting replay.
         #[arg(long, value_name = "FILE", default_value = DEFAULT_JOURNAL)]
         journal: PathBuf,
-        /// Also print the kernel events, not only the agent's conclusions and actions.
+        /// Also print the derived holder_state and notification events (kernel events and the
+        /// agent's own records are always printed).
         #[arg(long)]
         verbose: bool,
         #[command(flatten)]

@@ -22,6 +22,8 @@ pub const APT_PACKAGES: &[&str] = &[
     // notify agent's tests: a real Prometheus scrapes it; systemd-analyze verifies its unit.
     "prometheus",
     "systemd",
+    // notify report --png renders the SVG with rsvg-convert.
+    "librsvg2-bin",
 ];
 
 const BPF_LINKER_VERSION: &str = "0.13.0";
