@@ -28,10 +28,13 @@ pub fn run(opts: TestOpts) -> Result<()> {
     // build.rs). Cargo runs the test binaries one after another.
     c.args(["test", "--all-targets"]);
     util::run(&mut c)?;
-    let Some(vm) = opts.vm else {
+    let Some(mut vm) = opts.vm else {
         eprintln!("xtask test: VM lab skipped (--no-vm)");
         return Ok(());
     };
+    // A test run must prove the agent in the guest: a notify that failed to build is a failure
+    // here, not a skipped check.
+    vm.require_agent = true;
     let ok = lab::run(&vm)?;
     if !ok {
         bail!("vm-test: an assertion failed (see the summary above and target/lab/)");
