@@ -16,8 +16,6 @@ use std::{
 };
 
 use anyhow::Context as _;
-use aya::maps::{MapData, PerCpuArray, RingBuf};
-use notify_common::{MAP_EVENTS, MAP_LOST};
 use tokio::{
     io::unix::AsyncFd,
     signal::unix::{SignalKind, signal},
@@ -28,7 +26,7 @@ use crate::{
     probes::AttachMode,
     session::Session,
     session_file::{self, ExitStatus, Lost, ProbeRecord, SessionFile},
-    trace::{Pipeline, lost_in_kernel},
+    trace::{Pipeline, Ring},
 };
 
 /// How long events are still read after the command exited: late commits from other CPUs, and
@@ -167,37 +165,17 @@ pub fn device_names(events: &[TraceEvent]) -> std::collections::BTreeMap<String,
         .collect()
 }
 
-/// The ring buffer and lost counters of an open session, ready to consume.
+/// The ring buffer of an open session and what has been read from it.
 struct Stream {
-    ring: AsyncFd<RingBuf<MapData>>,
-    lost: PerCpuArray<MapData, u64>,
+    ring: Ring,
     pipe: Pipeline,
     events: Vec<TraceEvent>,
 }
 
 impl Stream {
     fn open(session: &mut Session) -> anyhow::Result<Stream> {
-        let ring = RingBuf::try_from(
-            session
-                .probes
-                .ebpf
-                .take_map(MAP_EVENTS)
-                .context("ring buffer map missing from the BPF object")?,
-        )?;
-        let lost: PerCpuArray<MapData, u64> = PerCpuArray::try_from(
-            session
-                .probes
-                .ebpf
-                .take_map(MAP_LOST)
-                .context("lost-event map missing from the BPF object")?,
-        )?;
-        // SAFETY: the ring buffer owns its fd, and the AsyncFd owns the ring buffer: the fd stays
-        // open and the same for as long as it is registered.
-        let ring = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
-            .map_err(|e| anyhow::anyhow!("registering the ring buffer with epoll: {e}"))?;
         Ok(Stream {
-            ring,
-            lost,
+            ring: Ring::open(session)?,
             // Derived events always: the session keeps the verdicts.
             pipe: Pipeline::new(true),
             events: Vec::new(),
@@ -210,15 +188,7 @@ impl Stream {
         let now = Instant::now();
         let sleep = self.pipe.reorder.deadline(now).unwrap_or(cap).min(cap);
         tokio::select! {
-            guard = self.ring.readable_mut() => {
-                let mut guard = guard?;
-                let rb = guard.get_inner_mut();
-                let now = Instant::now();
-                while let Some(item) = rb.next() {
-                    self.pipe.push_raw(&item, now);
-                }
-                guard.clear_ready();
-            }
+            r = self.ring.read_into(&mut self.pipe) => r?,
             _ = tokio::time::sleep(sleep) => {}
         }
         let evs = self.pipe.ready(Instant::now(), false);
@@ -228,14 +198,10 @@ impl Stream {
 
     /// Reads what the kernel committed and flushes the reorder window.
     fn drain(&mut self) -> Lost {
-        let rb = self.ring.get_mut();
-        let now = Instant::now();
-        while let Some(item) = rb.next() {
-            self.pipe.push_raw(&item, now);
-        }
-        let evs = self.pipe.ready(now, true);
+        self.ring.drain_into(&mut self.pipe);
+        let evs = self.pipe.ready(Instant::now(), true);
         self.events.extend(evs);
-        self.pipe.totals.lost_kernel = lost_in_kernel(&self.lost);
+        self.pipe.totals.lost_kernel = self.ring.lost_in_kernel();
         Lost {
             kernel: self.pipe.totals.lost_kernel,
             seq_gaps: self.pipe.totals.seq_gaps,

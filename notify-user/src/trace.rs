@@ -119,6 +119,59 @@ impl Pipeline {
     }
 }
 
+/// The session's ring buffer, registered with the async runtime, and its lost-event counters.
+pub struct Ring {
+    ring: AsyncFd<RingBuf<MapData>>,
+    lost: PerCpuArray<MapData, u64>,
+}
+
+impl Ring {
+    /// Takes the ring buffer and LOST maps out of the session's object.
+    pub fn open(session: &mut Session) -> anyhow::Result<Ring> {
+        let ebpf = &mut session.probes.ebpf;
+        let ring = RingBuf::try_from(
+            ebpf.take_map(MAP_EVENTS)
+                .context("ring buffer map missing from the BPF object")?,
+        )?;
+        let lost = PerCpuArray::try_from(
+            ebpf.take_map(MAP_LOST)
+                .context("lost-event map missing from the BPF object")?,
+        )?;
+        // SAFETY: the AsyncFd owns the ring buffer, which owns its fd: the fd stays open and the
+        // same for as long as it is registered.
+        let ring = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
+            .map_err(|e| anyhow::anyhow!("registering the ring buffer with epoll: {e}"))?;
+        Ok(Ring { ring, lost })
+    }
+
+    /// Waits until the kernel commits records, then hands them all to `pipe`. Cancel-safe:
+    /// nothing is read before the await completes.
+    pub async fn read_into(&mut self, pipe: &mut Pipeline) -> std::io::Result<()> {
+        let mut guard = self.ring.readable_mut().await?;
+        let rb = guard.get_inner_mut();
+        let now = Instant::now();
+        while let Some(item) = rb.next() {
+            pipe.push_raw(&item, now);
+        }
+        guard.clear_ready();
+        Ok(())
+    }
+
+    /// Hands `pipe` whatever is committed now, without waiting (at shutdown).
+    pub fn drain_into(&mut self, pipe: &mut Pipeline) {
+        let rb = self.ring.get_mut();
+        let now = Instant::now();
+        while let Some(item) = rb.next() {
+            pipe.push_raw(&item, now);
+        }
+    }
+
+    /// Sum of the per-CPU counters of records the ring buffer had no room for.
+    pub fn lost_in_kernel(&self) -> u64 {
+        lost_in_kernel(&self.lost)
+    }
+}
+
 /// Sum of the per-CPU lost-event counters.
 pub fn lost_in_kernel(lost: &PerCpuArray<MapData, u64>) -> u64 {
     lost.get(&0, 0).map(|vals| vals.iter().sum()).unwrap_or(0)
@@ -141,24 +194,7 @@ pub async fn run(mut opts: TraceOptions) -> anyhow::Result<Totals> {
             .with_context(|| format!("cannot open output file {}", p.display()))?,
         (None, None) => Sink::stdout(opts.format),
     };
-    let ring = RingBuf::try_from(
-        session
-            .probes
-            .ebpf
-            .take_map(MAP_EVENTS)
-            .context("ring buffer map missing from the BPF object")?,
-    )?;
-    let lost: PerCpuArray<MapData, u64> = PerCpuArray::try_from(
-        session
-            .probes
-            .ebpf
-            .take_map(MAP_LOST)
-            .context("lost-event map missing from the BPF object")?,
-    )?;
-    // SAFETY: the ring buffer owns its fd and outlives the registration (both live in this
-    // function; the AsyncFd owns the map).
-    let mut ring = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
-        .map_err(|e| anyhow::anyhow!("registering the ring buffer with epoll: {e}"))?;
+    let mut ring = Ring::open(&mut session)?;
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
     // SIGHUP reloads the fleet agent's configuration; elsewhere it keeps its default action.
@@ -206,15 +242,7 @@ pub async fn run(mut opts: TraceOptions) -> anyhow::Result<Totals> {
             sleep = sleep.min(w);
         }
         tokio::select! {
-            guard = ring.readable_mut() => {
-                let mut guard = guard?;
-                let rb = guard.get_inner_mut();
-                let now = Instant::now();
-                while let Some(item) = rb.next() {
-                    pipe.push_raw(&item, now);
-                }
-                guard.clear_ready();
-            }
+            r = ring.read_into(&mut pipe) => r?,
             _ = tokio::time::sleep(sleep) => {}
             _ = sigint.recv() => break,
             _ = sigterm.recv() => break,
@@ -246,12 +274,8 @@ pub async fn run(mut opts: TraceOptions) -> anyhow::Result<Totals> {
         sink.flush()?;
     }
     // Whatever the kernel committed before we stopped.
-    let rb = ring.get_mut();
-    let now = Instant::now();
-    while let Some(item) = rb.next() {
-        pipe.push_raw(&item, now);
-    }
-    let evs = pipe.ready(now, true);
+    ring.drain_into(&mut pipe);
+    let evs = pipe.ready(Instant::now(), true);
     emit(
         &mut sink,
         &mut agent,
@@ -266,7 +290,7 @@ pub async fn run(mut opts: TraceOptions) -> anyhow::Result<Totals> {
     sink.flush()?;
     // Closes the event log (a rotating file syncs on close).
     drop(sink);
-    pipe.totals.lost_kernel = lost_in_kernel(&lost);
+    pipe.totals.lost_kernel = ring.lost_in_kernel();
     let t = &pipe.totals;
     eprintln!(
         "notify: {} events, {} lost in the kernel (ring buffer full), {} sequence gaps, {} undecodable",
