@@ -1,5 +1,6 @@
 //! Developer tasks for notify: `cargo xtask setup|build|run|lab|vm-test`.
 
+mod bench;
 mod check;
 mod initramfs;
 mod kernel;
@@ -49,6 +50,28 @@ enum Cmd {
         no_vm: bool,
         #[command(flatten)]
         lab: LabArgs,
+    },
+    /// One benchmark figure of docs/BENCHMARKS.md (pipeline, mappers, mount-overhead, storm);
+    /// rewrites its section. Not part of `test`.
+    Bench {
+        name: String,
+        /// Rounds (host) or A/B block pairs (mount-overhead).
+        #[arg(long)]
+        rounds: Option<u32>,
+        /// pipeline: skip criterion's statistics, only the alternated figures.
+        #[arg(long)]
+        quick: bool,
+        /// VM benchmarks: 6.1 or 6.12.
+        #[arg(long, default_value = "6.12")]
+        kernel: String,
+        #[arg(long, default_value = "kprobe")]
+        attach: String,
+        /// mount-overhead: cycles per block; storm: pages to poison.
+        #[arg(long)]
+        size: Option<u32>,
+        /// Hard limit for the VM, seconds.
+        #[arg(long, default_value_t = 1800)]
+        timeout: u64,
     },
 }
 
@@ -162,6 +185,23 @@ fn main() -> Result<()> {
         Cmd::Lab(a) => lab::run(&a.opts(true)?).map(|_| ()),
         Cmd::Test { no_vm, lab } => test::run(test::TestOpts {
             vm: if no_vm { None } else { Some(lab.opts(false)?) },
+        }),
+        Cmd::Bench {
+            name,
+            rounds,
+            quick,
+            kernel,
+            attach,
+            size,
+            timeout,
+        } => bench::run(&bench::BenchOpts {
+            name,
+            rounds,
+            kernel,
+            attach,
+            quick,
+            timeout: Duration::from_secs(timeout),
+            size,
         }),
         Cmd::VmTest(a) => {
             if !lab::run(&a.opts(false)?)? {

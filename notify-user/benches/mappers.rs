@@ -1,0 +1,257 @@
+//! `cargo xtask bench mappers`: finding the processes that map one file among N processes.
+//!
+//! Spawns N sleeping children (forks of this binary: a dynamically linked Rust process, ~40
+//! maps lines each), MAPPERS of which mmap page 0 of a target file on a dedicated tmpfs mount.
+//! Then, in alternated rounds (the order rotates every round), times:
+//!
+//! - `notify::mappers::scan` (what the agent runs at replay), in process;
+//! - `fuser FILE` (psmisc), `fuser -m MOUNT`, `lsof FILE`, as a user would run them
+//!   (their exec is part of their time: a few hundred microseconds, noise next to the scan).
+//!
+//! Every tool's answer is checked to contain the mappers. Ratios are taken per round against
+//! `fuser FILE`, then the median. Results are `@@BENCH ...` lines for `cargo xtask bench mappers`.
+//! Children die with this process (PR_SET_PDEATHSIG) and are killed and reaped at the end.
+//!
+//! Needs root (mount) and psmisc + lsof. Not part of `cargo test` (`bench = false`).
+
+use std::{
+    collections::BTreeSet,
+    ffi::CString,
+    fs,
+    os::unix::fs::MetadataExt as _,
+    path::{Path, PathBuf},
+    process::Command,
+    time::Instant,
+};
+
+use notify::mappers::{self, Target};
+
+const MAPPERS: usize = 5;
+
+struct Lab {
+    dir: PathBuf,
+    file: PathBuf,
+    children: Vec<libc::pid_t>,
+    mounted: bool,
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for &p in &self.children {
+            // SAFETY: plain syscalls on our own children.
+            unsafe { libc::kill(p, libc::SIGKILL) };
+        }
+        for &p in &self.children {
+            let mut st = 0;
+            unsafe { libc::waitpid(p, &mut st, 0) };
+        }
+        if self.mounted {
+            let _ = Command::new("umount").arg(&self.dir).status();
+        }
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn raise_limits(n: usize) {
+    let want = (n as u64 + 4096) as libc::rlim_t;
+    let mut rl = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain syscalls.
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NPROC, &mut rl);
+        if rl.rlim_cur != libc::RLIM_INFINITY && rl.rlim_cur < want {
+            rl.rlim_cur = want.max(rl.rlim_cur);
+            rl.rlim_max = rl.rlim_max.max(rl.rlim_cur);
+            if libc::setrlimit(libc::RLIMIT_NPROC, &rl) != 0 {
+                eprintln!("mappers bench: cannot raise RLIMIT_NPROC to {want}");
+            }
+        }
+    }
+    let pid_max: usize = fs::read_to_string("/proc/sys/kernel/pid_max")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(32768);
+    let running = fs::read_dir("/proc").map(|d| d.count()).unwrap_or(0);
+    if pid_max < running + n + 4096 {
+        let to = (running + n + 4096).next_power_of_two();
+        eprintln!("mappers bench: raising kernel.pid_max {pid_max} -> {to}");
+        let _ = fs::write("/proc/sys/kernel/pid_max", to.to_string());
+    }
+}
+
+fn spawn(n: usize, file: &Path) -> Vec<libc::pid_t> {
+    let cpath = CString::new(file.as_os_str().as_encoded_bytes()).unwrap();
+    let parent = unsafe { libc::getpid() };
+    let mut kids = Vec::with_capacity(n);
+    for i in 0..n {
+        // Mappers spread over the pid range, as real ones would be.
+        let maps = i % (n / MAPPERS) == n / MAPPERS / 2;
+        // SAFETY: this process is single-threaded here; the child only makes syscalls.
+        let pid = unsafe { libc::fork() };
+        if pid < 0 {
+            panic!("fork #{i}: {}", std::io::Error::last_os_error());
+        }
+        if pid == 0 {
+            unsafe {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                if libc::getppid() != parent {
+                    libc::_exit(0);
+                }
+                if maps {
+                    let fd = libc::open(cpath.as_ptr(), libc::O_RDWR);
+                    let p = libc::mmap(
+                        std::ptr::null_mut(),
+                        4096,
+                        libc::PROT_READ | libc::PROT_WRITE,
+                        libc::MAP_SHARED,
+                        fd,
+                        0,
+                    );
+                    if fd < 0 || p == libc::MAP_FAILED {
+                        libc::_exit(3);
+                    }
+                    libc::close(fd);
+                }
+                loop {
+                    libc::pause();
+                }
+            }
+        }
+        kids.push(pid);
+    }
+    kids
+}
+
+fn setup(n: usize) -> Lab {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("bench-mappers-{n}"));
+    let _ = Command::new("umount").arg(&dir).status();
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    let mut lab = Lab {
+        dir: dir.clone(),
+        file: dir.join("target"),
+        children: Vec::new(),
+        mounted: false,
+    };
+    let ok = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=16m", "notify-bench"])
+        .arg(&dir)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "mount tmpfs on {} (needs root)", dir.display());
+    lab.mounted = true;
+    fs::write(&lab.file, vec![0u8; 1 << 20]).unwrap();
+    raise_limits(n);
+    lab.children = spawn(n, &lab.file);
+    lab
+}
+
+fn target_of(file: &Path) -> Target {
+    let md = fs::metadata(file).unwrap();
+    Target {
+        major: libc::major(md.dev()),
+        minor: libc::minor(md.dev()),
+        inode: md.ino(),
+        offset: 0,
+        length: 4096,
+    }
+}
+
+fn pids_in(text: &str) -> BTreeSet<i32> {
+    text.split(|c: char| !c.is_ascii_digit())
+        .filter_map(|s| s.parse().ok())
+        .collect()
+}
+
+/// Runs a tool; returns (seconds, the pids it printed on stdout).
+fn tool(args: &[&str]) -> (f64, BTreeSet<i32>) {
+    let t = Instant::now();
+    let out = Command::new(args[0]).args(&args[1..]).output().unwrap();
+    let secs = t.elapsed().as_secs_f64();
+    // `lsof -t`: one pid per line; fuser: " 1234m 5678m" (the letters say how it is used).
+    (secs, pids_in(&String::from_utf8_lossy(&out.stdout)))
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn run(n: usize, rounds: usize) {
+    let lab = setup(n);
+    // Let the mappers map.
+    std::thread::sleep(std::time::Duration::from_millis(500 + n as u64 / 10));
+    let mapper_pids: BTreeSet<i32> = lab
+        .children
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % (n / MAPPERS) == n / MAPPERS / 2)
+        .map(|(_, p)| *p)
+        .collect();
+    let t = target_of(&lab.file);
+    let file = lab.file.to_string_lossy().into_owned();
+    let mount = lab.dir.to_string_lossy().into_owned();
+    let names = ["notify_scan", "fuser_file", "fuser_m", "lsof_file"];
+    let mut times: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
+    let mut found: Vec<usize> = vec![0; names.len()];
+    let mut procs = 0;
+    for r in 0..rounds {
+        for j in 0..names.len() {
+            let i = (r + j) % names.len();
+            let (secs, pids) = match i {
+                0 => {
+                    let t0 = Instant::now();
+                    let (m, stats) = mappers::scan(&[t]).unwrap();
+                    let secs = t0.elapsed().as_secs_f64();
+                    procs = stats.processes;
+                    (secs, m.iter().map(|m| m.pid).collect())
+                }
+                1 => tool(&["fuser", &file]),
+                2 => tool(&["fuser", "-m", &mount]),
+                _ => tool(&["lsof", "-t", "-w", &file]),
+            };
+            assert!(
+                mapper_pids.is_subset(&pids),
+                "{} missed mappers: want {mapper_pids:?}, got {pids:?}",
+                names[i]
+            );
+            found[i] = pids.len();
+            times[i].push(secs);
+        }
+    }
+    for (i, name) in names.iter().enumerate() {
+        let mut ratios: Vec<f64> = times[i].iter().zip(&times[1]).map(|(a, b)| a / b).collect();
+        let ratio = median(&mut ratios);
+        let med = median(&mut times[i].clone());
+        println!(
+            "@@BENCH figure=mappers children={n} processes={procs} mappers={} variant={name} rounds={rounds} median_s={med:.6} ratio_vs_fuser_file={ratio:.3} found={}",
+            mapper_pids.len(),
+            found[i]
+        );
+    }
+    drop(lab);
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--test" || a == "--list") {
+        return;
+    }
+    let rounds: usize = std::env::var("NOTIFY_BENCH_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(9);
+    let sizes: Vec<usize> = std::env::var("NOTIFY_BENCH_CHILDREN")
+        .ok()
+        .map(|s| s.split(',').filter_map(|x| x.parse().ok()).collect())
+        .unwrap_or(vec![1_000, 10_000]);
+    for n in sizes {
+        run(n, rounds);
+    }
+}

@@ -1,0 +1,494 @@
+//! `cargo xtask bench <name>`: one command per figure of docs/BENCHMARKS.md.
+//!
+//! Every figure is a ratio measured side by side in one run (variants alternated round by
+//! round), never a lone absolute time: this machine is shared and noisy. Each command rewrites
+//! its own section of docs/BENCHMARKS.md (between `<!-- bench:NAME -->` markers) with the
+//! command, the machine, the kernel, the medians and ratios of that run, and whether the goal
+//! was met. Benchmarks are not part of `cargo xtask test`.
+//!
+//! - `pipeline` (host): criterion bench notify-user/benches/pipeline.rs
+//! - `mappers` (host, root): notify-user/benches/mappers.rs
+//! - `mount-overhead` (VM lab): lab/bench.sh `bench_mount`
+//! - `storm` (VM lab): lab/bench.sh `bench_storm`
+
+use std::{
+    collections::BTreeMap,
+    fmt::Write as _,
+    fs,
+    path::PathBuf,
+    process::{Command, Stdio},
+    time::Duration,
+};
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::{initramfs, kernel, util, vm};
+
+pub const NAMES: &[&str] = &["pipeline", "mappers", "mount-overhead", "storm"];
+
+pub struct BenchOpts {
+    pub name: String,
+    /// Rounds (host benches) or A/B block pairs (mount-overhead).
+    pub rounds: Option<u32>,
+    /// Kernel for the VM benches.
+    pub kernel: String,
+    pub attach: String,
+    /// Skip criterion's statistics (pipeline): only the alternated figures.
+    pub quick: bool,
+    pub timeout: Duration,
+    /// mount-overhead: mount+umount cycles per block; storm: pages.
+    pub size: Option<u32>,
+}
+
+type Row = BTreeMap<String, String>;
+
+fn parse_rows(text: &str) -> Vec<Row> {
+    text.lines()
+        .filter_map(|l| l.find("@@BENCH ").map(|i| &l[i + 8..]))
+        .map(|l| {
+            l.split_whitespace()
+                .filter_map(|kv| kv.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        })
+        .collect()
+}
+
+fn get<'a>(r: &'a Row, k: &str) -> &'a str {
+    r.get(k).map(String::as_str).unwrap_or("")
+}
+
+fn num(r: &Row, k: &str) -> f64 {
+    get(r, k).parse().unwrap_or(f64::NAN)
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// nproc, CPU model, host kernel, load average at the start.
+fn machine() -> String {
+    let nproc = util::try_output("nproc", &[] as &[&str]).unwrap_or_default();
+    let model = fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("model name").map(|m| m.trim_start_matches([' ', '\t', ':']).to_string()))
+        .unwrap_or_default();
+    let kernel = util::try_output("uname", &["-r"]).unwrap_or_default();
+    let load = fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let date = util::try_output("date", &["-u", "+%Y-%m-%d %H:%M UTC"]).unwrap_or_default();
+    format!(
+        "{}; nproc {}, {model}; host kernel {}; load average at start {}",
+        date.trim(),
+        nproc.trim(),
+        kernel.trim(),
+        load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+    )
+}
+
+fn doc_path() -> PathBuf {
+    util::workspace_root().join("docs/BENCHMARKS.md")
+}
+
+/// Replaces (or appends) the section of `name` in docs/BENCHMARKS.md.
+fn write_section(name: &str, body: &str) -> Result<()> {
+    let p = doc_path();
+    let doc = fs::read_to_string(&p).unwrap_or_else(|_| "# Benchmarks\n".to_string());
+    let begin = format!("<!-- bench:{name} -->");
+    let end = format!("<!-- /bench:{name} -->");
+    let section = format!("{begin}\n{}\n{end}", body.trim_end());
+    let new = match (doc.find(&begin), doc.find(&end)) {
+        (Some(a), Some(b)) if b > a => format!("{}{section}{}", &doc[..a], &doc[b + end.len()..]),
+        _ => format!("{}\n{section}\n", doc.trim_end()),
+    };
+    fs::write(&p, new)?;
+    eprintln!("bench: wrote the {name} section of {}", p.display());
+    Ok(())
+}
+
+/// Runs `cargo bench -p notify-user --bench NAME`, streaming its output; returns stdout.
+fn cargo_bench(name: &str, env: &[(&str, String)]) -> Result<String> {
+    let mut c = Command::new(env!("CARGO"));
+    c.args(["bench", "-p", "notify-user", "--bench", name]);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.stdout(Stdio::piped());
+    let child = c.spawn().context("spawning cargo bench")?;
+    let out = child.wait_with_output()?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    print!("{text}");
+    if !out.status.success() {
+        bail!("cargo bench --bench {name} failed: {}", out.status);
+    }
+    Ok(text)
+}
+
+pub fn run(o: &BenchOpts) -> Result<()> {
+    match o.name.as_str() {
+        "pipeline" => pipeline(o),
+        "mappers" => mappers(o),
+        "mount-overhead" => vm_bench(o, "mount"),
+        "storm" => vm_bench(o, "storm"),
+        other => bail!("unknown benchmark {other:?} (known: {})", NAMES.join(", ")),
+    }
+}
+
+fn command_line(o: &BenchOpts) -> String {
+    let mut s = format!("cargo xtask bench {}", o.name);
+    if let Some(r) = o.rounds {
+        write!(s, " --rounds {r}").unwrap();
+    }
+    if o.quick {
+        s.push_str(" --quick");
+    }
+    if matches!(o.name.as_str(), "mount-overhead" | "storm") {
+        write!(s, " --kernel {} --attach {}", o.kernel, o.attach).unwrap();
+        if let Some(n) = o.size {
+            write!(s, " --size {n}").unwrap();
+        }
+    }
+    s
+}
+
+// ---------------------------------------------------------------------------------------------
+
+fn pipeline(o: &BenchOpts) -> Result<()> {
+    let mach = machine();
+    let mut env = vec![];
+    if let Some(r) = o.rounds {
+        env.push(("NOTIFY_BENCH_ROUNDS", r.to_string()));
+    }
+    if o.quick {
+        env.push(("NOTIFY_BENCH_FIGURES_ONLY", "1".to_string()));
+    }
+    let text = cargo_bench("pipeline", &env)?;
+    let rows = parse_rows(&text);
+    if rows.is_empty() {
+        bail!("the pipeline bench printed no @@BENCH lines");
+    }
+    let mut b = String::new();
+    writeln!(b, "## pipeline (host): decode -> reorder -> readiness tracker (-> journal)\n")?;
+    writeln!(b, "Command: `{}` (criterion bench `notify-user/benches/pipeline.rs`; the figures below are its alternated rounds, not criterion's sequential runs)  ", command_line(o))?;
+    writeln!(b, "Machine: {mach}\n")?;
+    writeln!(b, "Input: raw `notify_common::Event` records built from the lab's recorded runs (6.1-kprobe fixtures): `ready` = the remount mount sequence + 5,000 poisoned pages delivered to a ready XFS (6 records each); `premature` = a mount held in log recovery + 200 poisoned pages XFS drops, each needing a journal record. Every 16th record pair is swapped (two CPUs committing out of order). Records are fed in drains of 256, `Pipeline::ready` after each drain, derived events on (as the agent runs).\n")?;
+    writeln!(b, "| stream | variant | events | rounds | median time | events/s | ratio vs decode (median of per-round ratios) | notes (fs as `stat -f` names it; it reports ext4 as ext2/ext3) |")?;
+    writeln!(b, "|---|---|---:|---:|---:|---:|---:|---|")?;
+    for r in &rows {
+        let mut notes = Vec::new();
+        for k in ["journal_appends", "appends_per_s", "batch", "fs"] {
+            if r.contains_key(k) {
+                notes.push(format!("{k}={}", get(r, k)));
+            }
+        }
+        writeln!(
+            b,
+            "| {} | {} | {} | {} | {:.2} ms | {:.0} | {} | {} |",
+            get(r, "stream"),
+            get(r, "variant"),
+            get(r, "events"),
+            get(r, "rounds"),
+            num(r, "median_s") * 1e3,
+            num(r, "events_per_s"),
+            get(r, "ratio_vs_decode"),
+            notes.join(" ")
+        )?;
+    }
+    let full = rows
+        .iter()
+        .find(|r| get(r, "stream") == "ready" && get(r, "variant") == "decode_reorder_tracker");
+    let jr = rows
+        .iter()
+        .find(|r| get(r, "variant") == "journal_fsync_per_record");
+    let jb = rows.iter().find(|r| get(r, "variant") == "frames_fsync_batched");
+    writeln!(b)?;
+    if let Some(f) = full {
+        let eps = num(f, "events_per_s");
+        writeln!(
+            b,
+            "Goal: >= 1M events/s through decode + reorder + tracker: **{}** ({:.2}M events/s on the ready stream).",
+            if eps >= 1e6 { "met" } else { "MISSED" },
+            eps / 1e6
+        )?;
+    }
+    if let (Some(j), Some(bt)) = (jr, jb) {
+        writeln!(
+            b,
+            "\nJournal: with a dropped notification in every 6 records, the journal's one fdatasync per record dominates: {:.0} events/s ({} appends/s, ratio {} vs decode). Emulating a batch API (same frames, one fdatasync per {} records or per drain) gives {:.0} events/s ({} appends/s). `Journal` has no batch append; getting there needs one (e.g. `append_batch(&[Notification])` that returns after one fdatasync), which keeps the durability contract (nothing is acknowledged before it is on stable storage) but changes the unit of acknowledgement. Not changed here.",
+            num(j, "events_per_s"),
+            get(j, "appends_per_s"),
+            get(j, "ratio_vs_decode"),
+            get(bt, "batch"),
+            num(bt, "events_per_s"),
+            get(bt, "appends_per_s"),
+        )?;
+    }
+    writeln!(b, "\n<details><summary>raw lines of this run (and criterion's sequential estimates, a cross-check)</summary>\n\n```")?;
+    for l in text.lines().filter(|l| {
+        l.contains("@@BENCH") || l.starts_with("pipeline_") || l.contains("time:") || l.contains("thrpt:")
+    }) {
+        writeln!(b, "{l}")?;
+    }
+    writeln!(b, "```\n</details>")?;
+    write_section("pipeline", &b)
+}
+
+// ---------------------------------------------------------------------------------------------
+
+fn ensure_tools(tools: &[(&str, &str)]) -> Result<()> {
+    let missing: Vec<&str> = tools
+        .iter()
+        .filter(|(bin, _)| util::try_output("sh", &["-c", &format!("command -v {bin}")]).is_none_or(|s| s.trim().is_empty()))
+        .map(|(_, pkg)| *pkg)
+        .collect();
+    if !missing.is_empty() {
+        util::run(Command::new("apt-get").args(["install", "-y"]).args(&missing))?;
+    }
+    Ok(())
+}
+
+fn mappers(o: &BenchOpts) -> Result<()> {
+    if !util::is_root() {
+        bail!("the mappers bench needs root (tmpfs mount, 10k processes, /proc of all of them)");
+    }
+    ensure_tools(&[("fuser", "psmisc"), ("lsof", "lsof")])?;
+    let mach = machine();
+    let versions = format!(
+        "{}; {}",
+        util::try_output("sh", &["-c", "fuser -V 2>&1 | head -n 1"]).unwrap_or_default().trim(),
+        util::try_output("sh", &["-c", "lsof -v 2>&1 | grep -m1 revision"]).unwrap_or_default().trim()
+    );
+    let mut env = vec![];
+    if let Some(r) = o.rounds {
+        env.push(("NOTIFY_BENCH_ROUNDS", r.to_string()));
+    }
+    let text = cargo_bench("mappers", &env)?;
+    let rows = parse_rows(&text);
+    if rows.is_empty() {
+        bail!("the mappers bench printed no @@BENCH lines");
+    }
+    let mut b = String::new();
+    writeln!(b, "## mappers (host): who maps this file, among N processes\n")?;
+    writeln!(b, "Command: `{}` (`notify-user/benches/mappers.rs`)  ", command_line(o))?;
+    writeln!(b, "Machine: {mach}  ")?;
+    writeln!(b, "Tools: {versions}\n")?;
+    writeln!(b, "N sleeping children (forks of the bench binary, ~40 maps lines each), 5 of them mmap page 0 of a 1 MiB file on a dedicated tmpfs mount. Variants in rotated order every round: `notify::mappers::scan` (in process, what the agent runs at replay), `fuser FILE`, `fuser -m MOUNT`, `lsof -t -w FILE` (each exec'd as a user would). Every answer is checked to contain the 5 mappers. Ratio = median of per-round ratios against `fuser FILE`.\n")?;
+    writeln!(b, "| children | processes in /proc | variant | rounds | median time | ratio vs `fuser FILE` | pids found |")?;
+    writeln!(b, "|---:|---:|---|---:|---:|---:|---:|")?;
+    for r in &rows {
+        writeln!(
+            b,
+            "| {} | {} | {} | {} | {:.1} ms | {} | {} |",
+            get(r, "children"),
+            get(r, "processes"),
+            get(r, "variant"),
+            get(r, "rounds"),
+            num(r, "median_s") * 1e3,
+            get(r, "ratio_vs_fuser_file"),
+            get(r, "found")
+        )?;
+    }
+    writeln!(b)?;
+    for r in rows.iter().filter(|r| get(r, "variant") == "notify_scan") {
+        let ratio = num(r, "ratio_vs_fuser_file");
+        writeln!(
+            b,
+            "Goal at {} children: notify <= 0.2x `fuser FILE`: **{}** ({ratio:.3}x).  ",
+            get(r, "children"),
+            if ratio <= 0.2 { "met" } else { "MISSED" }
+        )?;
+    }
+    writeln!(b, "\n<details><summary>raw lines of this run</summary>\n\n```")?;
+    for l in text.lines().filter(|l| l.contains("@@BENCH")) {
+        writeln!(b, "{l}")?;
+    }
+    writeln!(b, "```\n</details>")?;
+    write_section("mappers", &b)
+}
+
+// ---------------------------------------------------------------------------------------------
+
+fn vm_bench(o: &BenchOpts, which: &str) -> Result<()> {
+    let flavors = kernel::Flavor::parse(&o.kernel)?;
+    let [k] = flavors.as_slice() else {
+        bail!("pick one kernel for a VM benchmark (--kernel 6.1 or 6.12)");
+    };
+    let mach = machine();
+    // The release agent: what a fleet runs, and the user-space side of the cost.
+    let mut c = Command::new(env!("CARGO"));
+    c.args(["build", "-p", "notify-user", "--release"]);
+    util::run(&mut c)?;
+    let agent = util::target_dir().join("release/notify");
+    let kern = kernel::ensure(*k)?;
+    let (img, _) = initramfs::ensure(&kern, Some(&agent))?;
+    let out = util::target_dir().join("bench").join(k.label()).join(which);
+    let _ = fs::remove_dir_all(&out);
+    util::mkdirp(&out)?;
+    let mut append = format!("lab.bench={which} lab.attach={}", o.attach);
+    if let Some(r) = o.rounds {
+        write!(append, " lab.rounds={r}")?;
+    }
+    if let Some(n) = o.size {
+        match which {
+            "mount" => write!(append, " lab.cycles={n}")?,
+            _ => write!(append, " lab.pages={n}")?,
+        }
+    }
+    println!("== {} ({}) bench {which}: booting qemu (TCG)", k.label(), kern.release);
+    let boot = vm::boot(&kern.vmlinuz, &img, &append, o.timeout, &out.join("console.log"), |l| {
+        if let Some(s) = l.strip_prefix("@@NOTIFY-SAY ") {
+            println!("   {s}");
+        } else if let Some(s) = l.find("@@NOTIFY-WARN ").map(|i| &l[i..]) {
+            println!("   {s}");
+        }
+    })?;
+    let t = vm::parse_console(&boot.console);
+    for (name, body) in &t.files {
+        let p = out.join(name);
+        util::mkdirp(p.parent().unwrap())?;
+        fs::write(&p, body)?;
+    }
+    let guest = t.booted.clone().unwrap_or_else(|| "(did not boot)".into());
+    let vm_line = format!(
+        "VM: qemu TCG, 2 vCPUs, 3 GiB, emulated pmem (memmap=1G!1G), guest kernel {guest}; agent `notify trace -o json --attach {}` (release build); VM {} in {:.0?}{}",
+        o.attach,
+        if t.done { "finished" } else { "did NOT finish" },
+        boot.elapsed,
+        if boot.timed_out { " (TIMED OUT)" } else { "" }
+    );
+    match which {
+        "mount" => mount_report(o, &mach, &vm_line, &t, &out),
+        _ => storm_report(o, &mach, &vm_line, &t, &out),
+    }
+}
+
+fn mount_report(o: &BenchOpts, mach: &str, vm_line: &str, t: &vm::Transcript, out: &std::path::Path) -> Result<()> {
+    let cycles = t.file("bench-mount", "cycles.txt").unwrap_or("");
+    let rows: Vec<Row> = cycles
+        .lines()
+        .map(|l| {
+            l.split_whitespace()
+                .filter_map(|kv| kv.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        })
+        .collect();
+    let mut b = String::new();
+    writeln!(b, "## mount-overhead (VM lab): mount+umount of XFS on pmem, all probes attached vs none\n")?;
+    writeln!(b, "Command: `{}` (guest loop `bench_mount` in `lab/bench.sh`, timing in `lab/benchhelp.c`)  ", command_line(o))?;
+    writeln!(b, "Machine: {mach}  ")?;
+    writeln!(b, "{vm_line}\n")?;
+    writeln!(b, "Blocks alternate none/all (A B, then B A, ...); a block is N mount(2)+umount(2) cycles timed with CLOCK_MONOTONIC around the syscalls; `all` starts the agent (every probe it can attach) before its block and stops it after. `recover`: every cycle first dirties the log untimed (mount, write+fsync, XFS_IOC_GOINGDOWN with log flush, umount), so the timed mount replays the log. Ratio = median over block pairs of (median cycle time with probes / median cycle time without) in the same pair. Under TCG absolute times mean nothing; ratios do.\n")?;
+    if rows.is_empty() {
+        writeln!(b, "**No results**: the guest sent no cycles (see {}/console.log).", out.display())?;
+        return write_section("mount-overhead", &b);
+    }
+    writeln!(b, "| mode | what | cycles none / all | median none | median all | ratio all/none (median of block pairs) | goal <= 1.02 |")?;
+    writeln!(b, "|---|---|---:|---:|---:|---:|---|")?;
+    for mode in ["clean", "recover"] {
+        for what in ["mount_ns", "umount_ns", "total"] {
+            let val = |r: &Row| -> f64 {
+                if what == "total" {
+                    num(r, "mount_ns") + num(r, "umount_ns")
+                } else {
+                    num(r, what)
+                }
+            };
+            let sel = |probes: &str, block: Option<&str>| -> Vec<f64> {
+                rows.iter()
+                    .filter(|r| get(r, "mode") == mode && get(r, "probes") == probes)
+                    .filter(|r| block.is_none_or(|bl| get(r, "block") == bl))
+                    .map(val)
+                    .collect()
+            };
+            let mut none = sel("none", None);
+            let mut all = sel("all", None);
+            if none.is_empty() || all.is_empty() {
+                continue;
+            }
+            let blocks: std::collections::BTreeSet<&str> = rows
+                .iter()
+                .filter(|r| get(r, "mode") == mode)
+                .map(|r| get(r, "block"))
+                .collect();
+            let mut ratios: Vec<f64> = blocks
+                .iter()
+                .filter_map(|bl| {
+                    let mut a = sel("all", Some(bl));
+                    let mut n = sel("none", Some(bl));
+                    (!a.is_empty() && !n.is_empty()).then(|| median(&mut a) / median(&mut n))
+                })
+                .collect();
+            let ratio = median(&mut ratios);
+            let (nn, na) = (none.len(), all.len());
+            writeln!(
+                b,
+                "| {mode} | {} | {nn} / {na} | {:.2} ms | {:.2} ms | {ratio:.3} | {} |",
+                what.trim_end_matches("_ns"),
+                median(&mut none) / 1e6,
+                median(&mut all) / 1e6,
+                if what != "total" {
+                    ""
+                } else if ratio <= 1.02 {
+                    "met"
+                } else {
+                    "**MISSED**"
+                }
+            )?;
+        }
+    }
+    if let Some(ev) = t.file("bench-mount", "agent-events.txt") {
+        writeln!(b, "\nThe probes saw the mounts (get_tree_exit events per agent run):\n\n```\n{}```", ev)?;
+    }
+    if let Some(tot) = t.file("bench-mount", "agent-totals.txt") {
+        writeln!(b, "\nAgent totals per run:\n\n```\n{}```", tot)?;
+    }
+    write_section("mount-overhead", &b)
+}
+
+fn storm_report(o: &BenchOpts, mach: &str, vm_line: &str, t: &vm::Transcript, out: &std::path::Path) -> Result<()> {
+    let res: BTreeMap<String, String> = t
+        .file("bench-storm", "result.txt")
+        .unwrap_or("")
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let totals = t.file("bench-storm", "agent-totals.txt").unwrap_or("").trim().to_string();
+    let mut b = String::new();
+    writeln!(b, "## storm (VM lab): 10,000 poisoned pages on the DAX mount\n")?;
+    writeln!(b, "Command: `{}` (guest `bench_storm` in `lab/bench.sh`, poisoning in `lab/benchhelp.c`)  ", command_line(o))?;
+    writeln!(b, "Machine: {mach}  ")?;
+    writeln!(b, "{vm_line}\n")?;
+    writeln!(b, "One process maps a file on XFS (dax=always) and madvise(MADV_HWPOISON)s each of its pages in turn (vm.memory_failure_early_kill=0, so it survives); the agent (`notify trace`, 4 MiB ring buffer) runs throughout and is stopped (SIGINT) once its output stops growing. Its exit line gives events, losses in the kernel (failed ring-buffer reservations) and sequence gaps.\n")?;
+    if res.is_empty() {
+        writeln!(b, "**No results**: the guest sent none (see {}/console.log).", out.display())?;
+        return write_section("storm", &b);
+    }
+    let g = |k: &str| res.get(k).cloned().unwrap_or_default();
+    let f = |k: &str| g(k).parse::<f64>().unwrap_or(f64::NAN);
+    let storm_s = f("storm_ns") / 1e9;
+    let kspan = (f("last_ktime") - f("first_ktime")) / 1e9;
+    let lines = f("lines");
+    writeln!(b, "| figure | value |\n|---|---:|")?;
+    writeln!(b, "| pages asked / poisoned / madvise failed / SIGBUS | {} / {} / {} / {} |", g("pages"), g("poisoned"), g("failed"), g("sigbus"))?;
+    writeln!(b, "| events by kind seen: memory_failure_enter / notify_enter / notify_exit / notification | {} / {} / {} / {} |", g("kind_memory_failure_enter"), g("kind_notify_enter"), g("kind_notify_exit"), g("kind_notification"))?;
+    writeln!(b, "| last sequence number (events the kernel numbered, incl. the mount's) | {} |", g("last_seq"))?;
+    writeln!(b, "| agent exit line | `{}` |", totals)?;
+    writeln!(b, "| storm duration in the guest (poisoning loop) | {storm_s:.2} s ({:.0} pages/s) |", f("poisoned") / storm_s)?;
+    writeln!(b, "| output lines / kernel time span of the events | {lines:.0} lines over {kspan:.2} s |")?;
+    writeln!(b, "| agent output still growing after the storm ended for | {} s (polled every 1 s) |", g("drained_after_s"))?;
+    writeln!(b, "| agent RSS idle / peak (VmHWM) | {} kB / {} kB |", g("agent_rss_idle_kb"), g("agent_rss_peak_kb"))?;
+    let ticks = f("agent_cpu_ticks") / f("clk_tck");
+    writeln!(b, "| agent CPU during storm+drain | {ticks:.2} s of {:.2} s wall ({:.0}%) |", storm_s + f("drained_after_s"), 100.0 * ticks / (storm_s + f("drained_after_s")))?;
+    write_section("storm", &b)
+}
