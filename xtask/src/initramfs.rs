@@ -49,8 +49,8 @@ fn module_args(name: &str) -> &'static str {
 const HOST_TOOLS: &[&str] = &["mkfs.xfs", "xfs_io", "dmsetup"];
 
 /// Guest-side sources under `lab/`.
-const LAB_SCRIPTS: &[&str] = &["init", "scenarios.sh"];
-const LAB_C: &[&str] = &["victim"];
+const LAB_SCRIPTS: &[&str] = &["init", "scenarios.sh", "bench.sh"];
+const LAB_C: &[&str] = &["victim", "benchhelp"];
 
 enum Src {
     /// Copy a host file (optionally transformed).
