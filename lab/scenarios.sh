@@ -271,6 +271,87 @@ sc_premature() {
 	end
 }
 
+# 6. A mount test suite (lab/mount_suite.sh) under `notify record`: the session file comes
+# back and the host renders it with `notify report`. Alongside, the fleet agent
+# (`notify agent --metrics-addr`) whose /healthz and /metrics the suite fetches.
+# (Not in the default SCENARIOS list of this script: the host passes lab.scenarios.)
+METRICS_ADDR=127.0.0.1:9464
+sc_mount_suite() {
+	begin mount_suite
+	say "A mount test suite (clean mount, dirty log recovery, premature poison, failed mounts"
+	say "of a corrupt filesystem, unmount) recorded by notify record, with the fleet agent's"
+	say "metrics endpoint alongside."
+	grep -q " /mnt " /proc/mounts && umount /mnt
+	if [ -z "$AGENT" ]; then
+		res agent missing
+		say "no agent: the suite runs unrecorded (kernel-side facts only)"
+		SUITE_OUT="$OUT/$SC" SUITE_DELAY_MS=$DELAY_MS sh /lab/mount_suite.sh
+		res suite_exit $?
+		end
+		return
+	fi
+	res agent present
+	# The initramfs leaves loopback down: the endpoint listens on 127.0.0.1.
+	ip link set lo up 2>/dev/null || ifconfig lo 127.0.0.1 up
+	rm -f /tmp/j
+	"$AGENT" agent -o json --verbose --journal /tmp/j --attach "$ATTACH" \
+		--metrics-addr $METRICS_ADDR --output "$OUT/$SC/agent_events.jsonl" \
+		> "$OUT/$SC/metrics_agent.stdout" 2> "$OUT/$SC/metrics_agent.log" &
+	MA_PID=$!
+	i=0
+	while [ $i -lt 1200 ]; do
+		grep -q "notify: journal" "$OUT/$SC/metrics_agent.log" 2>/dev/null && break
+		kill -0 $MA_PID 2>/dev/null || break
+		sleep 0.1
+		i=$((i + 1))
+	done
+	if kill -0 $MA_PID 2>/dev/null; then
+		res metrics_agent running
+		res metrics_agent_start_ds $i
+		say "fleet agent up after $((i / 10)).$((i % 10)) s: $(grep 'notify: metrics' "$OUT/$SC/metrics_agent.log")"
+		wget -S -O "$OUT/$SC/healthz.body" "http://$METRICS_ADDR/healthz" > "$OUT/$SC/healthz.txt" 2>&1
+		res healthz_rc $?
+		cat "$OUT/$SC/healthz.body" >> "$OUT/$SC/healthz.txt" 2>/dev/null
+		wget -q -O "$OUT/$SC/metrics_start.txt" "http://$METRICS_ADDR/metrics"
+		res metrics_start_rc $?
+		export SUITE_METRICS="http://$METRICS_ADDR"
+	else
+		wait $MA_PID
+		res metrics_agent died
+		res metrics_agent_exit $?
+		say "fleet agent died at startup: $(tail -n 3 "$OUT/$SC/metrics_agent.log")"
+		MA_PID=
+	fi
+	t0=$(cut -d' ' -f1 /proc/uptime)
+	SUITE_OUT="$OUT/$SC" SUITE_DELAY_MS=$DELAY_MS \
+		"$AGENT" record -o "$OUT/$SC/session.json" --attach "$ATTACH" --fail-on lost \
+		-- sh /lab/mount_suite.sh 2> "$OUT/$SC/record.log"
+	rc=$?
+	unset SUITE_METRICS
+	res record_exit $rc
+	res record_secs "$(echo "$t0 $(cut -d' ' -f1 /proc/uptime)" | awk '{printf "%.1f", $2 - $1}')"
+	say "notify record exited $rc: $(grep -v attached "$OUT/$SC/record.log" | tail -n 2)"
+	if [ -n "$MA_PID" ]; then
+		wget -q -O "$OUT/$SC/metrics_end.txt" "http://$METRICS_ADDR/metrics"
+		res metrics_end_rc $?
+		sleep 0.5
+		kill -INT $MA_PID
+		i=0
+		while kill -0 $MA_PID 2>/dev/null && [ $i -lt 300 ]; do
+			sleep 0.1
+			i=$((i + 1))
+		done
+		kill -0 $MA_PID 2>/dev/null && kill -KILL $MA_PID
+		wait $MA_PID
+		res metrics_agent_exit $?
+	fi
+	grep -q " /mnt " /proc/mounts && umount /mnt
+	emit "$SC" session.json record.log healthz.txt metrics_start.txt metrics_delivered.txt \
+		metrics_premature.txt metrics_replayed.txt metrics_end.txt agent_events.jsonl \
+		metrics_agent.log
+	end
+}
+
 echo "@@NOTIFY-PLAN attach=${AGENT:+$ATTACH} scenarios=$SCENARIOS agent=${AGENT:-missing}"
 SC=boot
 mkdir -p $OUT/boot
@@ -281,7 +362,7 @@ emit boot dmesg.txt devices.txt
 sc_doctor
 for s in $(echo "$SCENARIOS" | tr ',' ' '); do
 	case "$s" in
-	no_holder | mounted | remount | premature) "sc_$s" ;;
+	no_holder | mounted | remount | premature | mount_suite) "sc_$s" ;;
 	*) echo "@@NOTIFY-WARN unknown scenario $s" ;;
 	esac
 done
