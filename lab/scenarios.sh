@@ -3,7 +3,7 @@
 #
 # Kernel command line knobs:
 #   lab.attach=kprobe|fentry|auto|none   how to run the agent (none: no agent)
-#   lab.scenarios=a,b,c                  subset/order (default: all four)
+#   lab.scenarios=a,b,c                  subset/order (default: all)
 #   lab.delay_ms=N                       dm-delay per log I/O (premature)
 #   lab.rust_log=FILTER                  RUST_LOG for the agent (its stderr: agent.log)
 #
@@ -18,7 +18,7 @@
 PMEM=/dev/pmem0
 BASE_PFN=0x40000
 ATTACH=kprobe
-SCENARIOS=no_holder,mounted,remount,premature
+SCENARIOS=no_holder,mounted,remount,premature,replay
 DELAY_MS=200
 for kv in $(cat /proc/cmdline); do
 	case "$kv" in
@@ -271,6 +271,220 @@ sc_premature() {
 	end
 }
 
+# 5. The enforcing agent end to end: notifications the kernel dropped (no
+# holder, premature) are journaled and replayed once the filesystem is ready;
+# a kill -9 of the agent between the notification and the mount loses
+# nothing; the restarted agent SIGBUSes exactly the process mapping the
+# damaged page, and a second restart replays nothing. Reflinked data names
+# both owners; an AG header hit is reported, never acted on.
+JOURNAL=/var/lib/notify/journal
+
+# ragent_start NAME EVENTS: `notify agent` (policy sigbus) writing its JSON
+# lines to EVENTS and stderr to NAME.log; RA_PID is its pid (empty without
+# agent). Records NAME=running|died|missing.
+ragent_start() {
+	RA_PID=
+	if [ -z "$AGENT" ]; then
+		res "$1" missing
+		return
+	fi
+	"$AGENT" agent -o json --verbose --policy sigbus --journal $JOURNAL --attach "$ATTACH" \
+		--metrics-addr off --output "$OUT/$SC/$2" \
+		> "$OUT/$SC/$1.stdout" 2> "$OUT/$SC/$1.log" &
+	RA_PID=$!
+	# "journal ...: N record(s)" comes after attaching, right before the
+	# replay of pending records whose filesystem is mounted.
+	i=0
+	while [ $i -lt 1200 ]; do
+		grep -q "notify: journal" "$OUT/$SC/$1.log" 2>/dev/null && break
+		kill -0 $RA_PID 2>/dev/null || break
+		sleep 0.1
+		i=$((i + 1))
+	done
+	if kill -0 $RA_PID 2>/dev/null; then
+		res "$1" running
+		res "$1_start_ds" $i
+		say "$1 up after $((i / 10)).$((i % 10)) s ($ATTACH): $(grep 'notify: journal' "$OUT/$SC/$1.log")"
+	else
+		wait $RA_PID
+		res "$1" died
+		res "$1_exit" $?
+		say "$1 died at startup: $(tail -n 3 "$OUT/$SC/$1.log")"
+		RA_PID=
+	fi
+}
+
+# ragent_stop NAME: SIGINT, wait; records NAME_exit.
+ragent_stop() {
+	[ -n "$RA_PID" ] || return
+	sleep 0.5
+	kill -INT $RA_PID
+	i=0
+	while kill -0 $RA_PID 2>/dev/null && [ $i -lt 300 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	kill -0 $RA_PID 2>/dev/null && kill -KILL $RA_PID
+	wait $RA_PID
+	res "$1_exit" $?
+	RA_PID=
+}
+
+# wait_lines FILE PATTERN N: until FILE has N lines matching PATTERN (30 s at
+# most); records nothing, says how many it saw.
+wait_lines() {
+	[ -n "$AGENT" ] || return
+	i=0
+	while [ $i -lt 300 ]; do
+		[ "$(grep -c "$2" "$1" 2>/dev/null)" -ge "$3" ] 2>/dev/null && return 0
+		sleep 0.1
+		i=$((i + 1))
+	done
+	say "waited 30 s for $3 x $2 in $(basename "$1"): $(grep -c "$2" "$1" 2>/dev/null)"
+	return 1
+}
+
+# journal_list NAME: `notify journal list` as table (NAME.txt) and JSON (NAME.jsonl).
+journal_list() {
+	[ -n "$AGENT" ] || return
+	"$AGENT" journal --journal $JOURNAL list > "$OUT/$SC/$1.txt" 2>&1
+	res "$1_rc" $?
+	"$AGENT" journal --journal $JOURNAL list -o json > "$OUT/$SC/$1.jsonl" 2>> "$OUT/$SC/$1.txt"
+	say "notify journal list:"
+	say "$(cat "$OUT/$SC/$1.txt")"
+}
+
+# where KEY FILE PAGE: FIEMAP of page PAGE of FILE into KEY_ino/_physoff/_pfn.
+where() {
+	out=$(victim --tag "$1" --physoff --page "$3" "$2" 2>&1)
+	res "$1_ino" "$(field ino "$out")"
+	res "$1_page" "$3"
+	res "$1_physoff" "$(field physoff "$out")"
+	res "$1_pfn" "$(field pfn "$out")"
+	say "$out"
+	eval "PFN_$1=$(field pfn "$out")"
+}
+
+sc_replay() {
+	begin replay
+	say "The enforcing agent (notify agent --policy sigbus): notifications XFS never"
+	say "got (nothing mounted; mount not done) are journaled, replayed once the"
+	say "filesystem is ready, survive a kill -9 of the agent, and end in a SIGBUS"
+	say "to exactly the process mapping the damaged page."
+	grep -q " /mnt " /proc/mounts && umount /mnt
+	rm -rf /var/lib/notify
+	mkfs.xfs -f -m rmapbt=1,reflink=1 -l logdev=/dev/ram0,size=64m $PMEM > /tmp/mkfs.log 2>&1
+	res mkfs_rc $?
+	mount -t xfs -o dax=always,logdev=/dev/ram0 $PMEM /mnt
+	res mount_rc $?
+	for f in a b c d; do
+		dd if=/dev/zero of=/mnt/$f bs=1M count=1 2>/dev/null
+	done
+	dd if=/dev/zero of=/mnt/r1 bs=64k count=1 2>/dev/null
+	xfs_io -f -c "reflink /mnt/r1" /mnt/r2 > /tmp/reflink.log 2>&1
+	res reflink_rc $?
+	sync
+	where a /mnt/a 3     # poisoned while unmounted
+	where b /mnt/b 16    # poisoned while mounting
+	where c /mnt/c 5     # poisoned unmounted, mapped by the victim at the restart
+	where d /mnt/d 5     # the bystander's file
+	where r1 /mnt/r1 2   # a reflinked extent: two owners
+	where r2 /mnt/r2 2
+	res meta_pfn $BASE_PFN # AG 0 headers
+	umount /mnt
+	res umount_rc $?
+
+	say "-- 1. nothing mounted: poison page 3 of /mnt/a (no holder)"
+	ragent_start agent events.jsonl
+	AGENT1=$RA_PID
+	inject inject_a "$PFN_a"
+	wait_lines "$OUT/$SC/events.jsonl" '"kind":"journaled"' 1
+
+	say "-- 2. mounting with the log behind dm-delay: poison page 16 of /mnt/b"
+	echo "0 $(blockdev --getsz /dev/ram0) delay /dev/ram0 0 $DELAY_MS" | dmsetup create slowlog
+	dmsetup mknodes
+	(mount -t xfs -o dax=always,logdev=/dev/mapper/slowlog $PMEM /mnt; echo $? > /tmp/mount.rc) &
+	mpid=$!
+	sleep 1.5
+	grep -q " /mnt " /proc/mounts && res mounted_before_inject yes
+	inject inject_b "$PFN_b"
+	wait $mpid
+	res slow_mount_rc "$(cat /tmp/mount.rc)"
+
+	say "-- 3. mounted: the agent replays both at the ready edge"
+	wait_lines "$OUT/$SC/events.jsonl" '"kind":"replayed"' 2
+	umount /mnt
+	dmsetup remove slowlog
+
+	say "-- 4. unmounted: poison page 5 of /mnt/c, then kill -9 the agent"
+	inject inject_c "$PFN_c"
+	wait_lines "$OUT/$SC/events.jsonl" '"kind":"journaled"' 3
+	if [ -n "$AGENT1" ]; then
+		kill -KILL "$AGENT1"
+		wait "$AGENT1"
+		res agent_exit $?
+	fi
+	journal_list journal_killed
+	mount -t xfs -o dax=always,logdev=/dev/ram0 $PMEM /mnt
+	res mount2_rc $?
+	if [ -n "$AGENT" ]; then
+		victim --tag bystander --default-sigbus --page 5 --sleep 120 /mnt/d > /tmp/bystander.out 2>&1 &
+		bpid=$!
+		victim --tag victim --default-sigbus --page 5 --sleep 90 /mnt/c > /tmp/victim.out 2>&1 &
+		vpid=$!
+		res victim_pid $vpid
+		res bystander_pid $bpid
+		sleep 1
+		say "victim $vpid maps page 5 of /mnt/c, bystander $bpid maps /mnt/d; restarting the agent"
+		ragent_start agent_restart events_restart.jsonl
+		wait $vpid
+		res victim_exit $?
+		say "victim: $(cat /tmp/victim.out | tr '\n' ' ')"
+		# Still running once the victim is dead: the replay has passed it over.
+		# (It has SIGBUS's default action too: a SIGBUS would have killed it.)
+		kill -0 $bpid 2>/dev/null && res bystander_alive_after_replay yes
+		kill -TERM $bpid
+		wait $bpid
+		res bystander_exit $?
+		say "bystander: $(cat /tmp/bystander.out | tr '\n' ' ')"
+	fi
+
+	say "-- 5, 6. unmounted: poison page 2 of the reflinked /mnt/r1 and the AG 0 header"
+	umount /mnt
+	inject inject_r "$PFN_r1"
+	inject inject_meta $BASE_PFN
+	wait_lines "$OUT/$SC/events_restart.jsonl" '"kind":"journaled"' 2
+	mount -t xfs -o dax=always,logdev=/dev/ram0 $PMEM /mnt
+	res mount3_rc $?
+	wait_lines "$OUT/$SC/events_restart.jsonl" '"kind":"replayed"' 3
+	ragent_stop agent_restart
+
+	say "-- a second restart replays nothing (a sentinel maps the page again)"
+	if [ -n "$AGENT" ]; then
+		victim --tag sentinel --default-sigbus --page 5 --sleep 120 /mnt/c > /tmp/sentinel.out 2>&1 &
+		spid=$!
+		res sentinel_pid $spid
+		sleep 0.5
+		ragent_start agent_again events_again.jsonl
+		sleep 2
+		ragent_stop agent_again
+		kill -0 $spid 2>/dev/null && res sentinel_alive_after_restart yes
+		kill -TERM $spid
+		wait $spid
+		res sentinel_exit $?
+		say "sentinel: $(cat /tmp/sentinel.out | tr '\n' ' ')"
+	fi
+	journal_list journal_end
+	umount /mnt
+	for f in events events_restart events_again; do
+		[ -f "$OUT/$SC/$f.jsonl" ] || continue
+		say "$f.jsonl: $(grep -c . "$OUT/$SC/$f.jsonl") lines, $(grep -c '"kind":"replayed"' "$OUT/$SC/$f.jsonl") replayed"
+	done
+	emit "$SC" events_restart.jsonl agent_restart.log events_again.jsonl agent_again.log \
+		journal_killed.txt journal_killed.jsonl journal_end.txt journal_end.jsonl
+	end
+}
+
 # 6. A mount test suite (lab/mount_suite.sh) under `notify record`: the session file comes
 # back and the host renders it with `notify report`. Alongside, the fleet agent
 # (`notify agent --metrics-addr`) whose /healthz and /metrics the suite fetches.
@@ -362,7 +576,7 @@ emit boot dmesg.txt devices.txt
 sc_doctor
 for s in $(echo "$SCENARIOS" | tr ',' ' '); do
 	case "$s" in
-	no_holder | mounted | remount | premature | mount_suite) "sc_$s" ;;
+	no_holder | mounted | remount | premature | replay | mount_suite) "sc_$s" ;;
 	*) echo "@@NOTIFY-WARN unknown scenario $s" ;;
 	esac
 done

@@ -8,10 +8,12 @@
 //   victim --physoff [--page N] FILE  print where page N of FILE lives on
 //                                    pmem0 (FIEMAP) and the matching pfn.
 //
-// Every role prints the file's physical offset ("physoff=0x...") and pfn so
-// the lab can compare them with what the kernel and the agent report. A
-// SIGBUS handler prints si_code and exits 135 (128 + SIGBUS), like a shell
-// would report a SIGBUS death.
+// Every role prints the file's inode ("ino="), physical offset
+// ("physoff=0x...") and pfn so the lab can compare them with what the kernel
+// and the agent report. A SIGBUS handler prints si_code (and, for a signal
+// sent by a process, its pid as "from=") and exits 135 (128 + SIGBUS), like a
+// shell would report a SIGBUS death. With --default-sigbus no handler is
+// installed: a SIGBUS kills the process for real (wait status: signal 7).
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -37,8 +39,13 @@ static void on_sigbus(int sig, siginfo_t *si, void *ctx) {
 	char buf[160];
 	(void)sig;
 	(void)ctx;
-	int n = snprintf(buf, sizeof(buf), "%s: SIGBUS si_code=%d addr=%p pid=%d\n", tag,
-			 si->si_code, si->si_addr, (int)getpid());
+	int n;
+	if (si->si_code <= 0) // sent by a process (SI_USER, SI_QUEUE...): si_pid is valid
+		n = snprintf(buf, sizeof(buf), "%s: SIGBUS si_code=%d from=%d pid=%d\n", tag,
+			     si->si_code, (int)si->si_pid, (int)getpid());
+	else
+		n = snprintf(buf, sizeof(buf), "%s: SIGBUS si_code=%d addr=%p pid=%d\n", tag,
+			     si->si_code, si->si_addr, (int)getpid());
 	if (n > 0)
 		write(1, buf, (size_t)n);
 	_exit(135);
@@ -67,13 +74,13 @@ static long long physoff(int fd, unsigned long long off) {
 
 static void usage(void) {
 	fprintf(stderr, "usage: victim [--tag T] [--page N] [--poison | --sleep SECS | --physoff]"
-			" [--early] [--base-pfn PFN] FILE\n");
+			" [--early] [--default-sigbus] [--base-pfn PFN] FILE\n");
 	exit(2);
 }
 
 int main(int argc, char **argv) {
 	unsigned long page = 0, base_pfn = 0x40000;
-	int poison = 0, only_physoff = 0, early = 0;
+	int poison = 0, only_physoff = 0, early = 0, default_sigbus = 0;
 	double sleep_s = 0;
 	const char *file = NULL;
 	for (int i = 1; i < argc; i++) {
@@ -83,6 +90,8 @@ int main(int argc, char **argv) {
 			only_physoff = 1;
 		else if (!strcmp(argv[i], "--early"))
 			early = 1;
+		else if (!strcmp(argv[i], "--default-sigbus"))
+			default_sigbus = 1;
 		else if (!strcmp(argv[i], "--page") && i + 1 < argc)
 			page = strtoul(argv[++i], NULL, 0);
 		else if (!strcmp(argv[i], "--sleep") && i + 1 < argc)
@@ -105,10 +114,13 @@ int main(int argc, char **argv) {
 		fprintf(stderr, "%s: open %s: %s\n", tag, file, strerror(errno));
 		return 1;
 	}
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		st.st_ino = 0;
 	long long phys = physoff(fd, page * PAGE);
 	unsigned long pfn = phys < 0 ? 0 : base_pfn + (unsigned long)phys / PAGE;
-	printf("%s: pid=%d file=%s page=%lu physoff=0x%llx pfn=0x%lx\n", tag, (int)getpid(), file,
-	       page, phys, pfn);
+	printf("%s: pid=%d file=%s ino=%lu page=%lu physoff=0x%llx pfn=0x%lx\n", tag, (int)getpid(),
+	       file, (unsigned long)st.st_ino, page, phys, pfn);
 	if (only_physoff)
 		return phys < 0 ? 1 : 0;
 
@@ -116,7 +128,8 @@ int main(int argc, char **argv) {
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_sigaction = on_sigbus;
 	sa.sa_flags = SA_SIGINFO;
-	sigaction(SIGBUS, &sa, NULL);
+	if (!default_sigbus)
+		sigaction(SIGBUS, &sa, NULL);
 	if (early && prctl(PR_MCE_KILL, PR_MCE_KILL_SET, PR_MCE_KILL_EARLY, 0, 0) < 0)
 		perror("prctl(PR_MCE_KILL_EARLY)");
 

@@ -37,13 +37,18 @@ impl Event {
     }
     /// A compact one-line rendering for failure reports.
     pub fn brief(&self) -> String {
-        let mut s = format!("#{} {}", self.seq(), self.kind());
+        let mut s = if self.0.contains_key("seq") {
+            format!("#{} {}", self.seq(), self.kind())
+        } else {
+            // An agent record (docs/EVENTS.md): no kernel header.
+            format!("[agent] {}", self.kind())
+        };
         for (k, v) in &self.0 {
             if matches!(k.as_str(), "seq" | "kind" | "ktime_ns" | "cpu" | "tid") {
                 continue;
             }
             match (k.as_str(), v.as_u64()) {
-                ("pfn" | "offset", Some(n)) => {
+                ("pfn" | "offset" | "dax_offset", Some(n)) => {
                     let _ = write!(s, " {k}={n:#x}");
                 }
                 _ => {
@@ -89,6 +94,17 @@ pub fn parse_events(text: &str) -> (Vec<Event>, Vec<String>) {
     }
     evs.sort_by_key(Event::seq);
     (evs, bad)
+}
+
+/// JSON lines in file order: the agent writes its records (which have no `seq`) right after
+/// the event that caused them, so their place in the file is their place in the story.
+pub fn parse_in_order(text: &str) -> Vec<Event> {
+    text.lines()
+        .filter_map(|l| match serde_json::from_str::<Value>(l) {
+            Ok(Value::Object(m)) => Some(Event(m)),
+            _ => None,
+        })
+        .collect()
 }
 
 /// `key=value` lines of a scenario's result.txt.
@@ -303,7 +319,20 @@ pub struct Evidence<'a> {
     pub dmesg: &'a str,
     /// None when the file never came back.
     pub events: Option<&'a str>,
+    /// The scenario's other files by name ([`EXTRA_FILES`]: the replay scenario's later agent
+    /// runs and journal listings).
+    pub extra: BTreeMap<&'static str, &'a str>,
 }
+
+/// Files beyond result/dmesg/events that a scenario may send back for its assertions.
+pub const EXTRA_FILES: &[&str] = &[
+    "events_restart.jsonl",
+    "events_again.jsonl",
+    "journal_killed.jsonl",
+    "journal_end.jsonl",
+    "journal_killed.txt",
+    "journal_end.txt",
+];
 
 /// Runs every assertion of `scenario`. `require_agent`: a missing agent fails
 /// instead of skipping the event checks.
@@ -335,13 +364,15 @@ pub fn check_scenario(scenario: &str, ev: &Evidence, require_agent: bool) -> Out
         }
         return o;
     }
-    let events = agent_events(&mut o, &r, ev, require_agent);
+    // The replay scenario kills its first agent with SIGKILL on purpose.
+    let events = agent_events(&mut o, &r, ev, require_agent, scenario == "replay");
     let events = events.as_deref();
     match scenario {
         "no_holder" => no_holder(&mut o, &r, ev.dmesg, events),
         "mounted" => mounted(&mut o, &r, ev.dmesg, events),
         "remount" => remount(&mut o, &r, ev.dmesg, events),
         "premature" => premature(&mut o, &r, ev.dmesg, events),
+        "replay" => replay(&mut o, &r, ev, events.is_some()),
         other => {
             o.check(
                 "known scenario",
@@ -359,6 +390,7 @@ fn agent_events(
     r: &BTreeMap<String, String>,
     ev: &Evidence,
     require_agent: bool,
+    killed: bool,
 ) -> Option<Vec<Event>> {
     match r.get("agent").map(String::as_str) {
         Some("running") => {}
@@ -387,14 +419,31 @@ fn agent_events(
             return None;
         }
     }
-    o.eq("agent exited 0 on SIGINT", r, "agent_exit", "0");
+    if killed {
+        o.eq("agent died of kill -9 (137)", r, "agent_exit", "137");
+    } else {
+        o.eq("agent exited 0 on SIGINT", r, "agent_exit", "0");
+    }
     let Some(text) = ev.events else {
         o.check("events.jsonl came back", false, "no events.jsonl");
         return None;
     };
+    Some(well_formed(o, "events.jsonl", text))
+}
+
+/// The JSON-lines checks every agent output file must pass; its events sorted by seq.
+fn well_formed(o: &mut Outcome, name: &str, text: &str) -> Vec<Event> {
+    // events.jsonl keeps its checks' historical names.
+    let what = |w: &str| {
+        if name == "events.jsonl" {
+            w.to_string()
+        } else {
+            format!("{name}: {w}")
+        }
+    };
     let (events, bad) = parse_events(text);
     o.check(
-        "events.jsonl is JSON lines",
+        format!("{name} is JSON lines"),
         bad.is_empty(),
         format!(
             "{} events, {} bad lines{}",
@@ -406,27 +455,36 @@ fn agent_events(
     );
     let (kernel, dups) = kernel_seq_duplicates(&events);
     o.check(
-        "kernel events have unique seq numbers",
+        what("kernel events have unique seq numbers"),
         dups.is_empty(),
         format!("{kernel} kernel events, duplicated seq: {dups:?}"),
     );
     let backwards = seq_backwards(text);
     o.check(
-        "events are written in seq order",
+        what("events are written in seq order"),
         backwards.is_none(),
         backwards.map_or("ok".into(), |(a, b)| format!("seq {b} written after {a}")),
     );
-    Some(events)
+    events
 }
 
 /// Kinds the agent derives from a kernel event; they carry their cause's seq.
 pub const DERIVED_KINDS: &[&str] = &["holder_state", "notification"];
+/// The agent's records (`notify agent`): no kernel header, no seq.
+pub const RECORD_KINDS: &[&str] = &[
+    "journaled",
+    "unidentified",
+    "replayed",
+    "enforcement",
+    "mount_not_visible",
+    "journal_recovered",
+];
 
 /// Number of kernel (non-derived) events, and the seq numbers more than one of them has.
 pub fn kernel_seq_duplicates(events: &[Event]) -> (usize, Vec<u64>) {
     let mut seqs: Vec<u64> = events
         .iter()
-        .filter(|e| !DERIVED_KINDS.contains(&e.kind()))
+        .filter(|e| !DERIVED_KINDS.contains(&e.kind()) && !RECORD_KINDS.contains(&e.kind()))
         .map(Event::seq)
         .collect();
     let n = seqs.len();
@@ -450,7 +508,10 @@ pub fn seq_backwards(text: &str) -> Option<(u64, u64)> {
         let Ok(Value::Object(m)) = serde_json::from_str::<Value>(l) else {
             continue;
         };
-        let s = m.get("seq").and_then(Value::as_u64)?;
+        // Agent records carry no seq; an event without one is caught by kernel_seq_duplicates.
+        let Some(s) = m.get("seq").and_then(Value::as_u64) else {
+            continue;
+        };
         if s < last {
             return Some((last, s));
         }
@@ -672,6 +733,601 @@ fn premature(o: &mut Outcome, r: &BTreeMap<String, String>, dmesg: &str, events:
     verdict(o, ev, off, "premature");
 }
 
+// ---------------------------------------------------------------------------------------------
+// replay: the enforcing agent end to end (lab/scenarios.sh `sc_replay`)
+// ---------------------------------------------------------------------------------------------
+
+/// The agent's records of `kind` in an agent output file.
+fn records_of<'e>(evs: &'e [Event], kind: &str) -> Vec<&'e Event> {
+    evs.iter().filter(|e| e.kind() == kind).collect()
+}
+
+fn array<'e>(e: &'e Event, k: &str) -> &'e [Value] {
+    e.0.get(k)
+        .and_then(Value::as_array)
+        .map_or(&[], Vec::as_slice)
+}
+
+/// A `replayed` record's owners, one compact line each, for failure details.
+fn owners_brief(e: &Event) -> String {
+    let owners: Vec<String> = array(e, "owners").iter().map(Value::to_string).collect();
+    let decisions: Vec<String> = array(e, "decisions").iter().map(Value::to_string).collect();
+    format!(
+        "{}\n    owners: {}\n    decisions: {}",
+        e.brief(),
+        if owners.is_empty() {
+            "none".into()
+        } else {
+            owners.join("\n            ")
+        },
+        if decisions.is_empty() {
+            "none".into()
+        } else {
+            decisions.join("\n               ")
+        }
+    )
+}
+
+/// One file owner of a `replayed` record.
+struct FileOwner {
+    ino: i128,
+    /// Damaged file ranges: (offset, len).
+    ranges: Vec<(i128, i128)>,
+    shared: bool,
+}
+
+/// File owners of a `replayed` record.
+fn file_owners(e: &Event) -> Vec<FileOwner> {
+    array(e, "owners")
+        .iter()
+        .filter(|w| w.get("metadata") == Some(&Value::Bool(false)))
+        .map(|w| FileOwner {
+            ino: w.get("ino").and_then(as_num).unwrap_or(-1),
+            ranges: w
+                .get("ranges")
+                .and_then(Value::as_array)
+                .map_or(&[][..], Vec::as_slice)
+                .iter()
+                .filter_map(|r| Some((as_num(r.get(0)?)?, as_num(r.get(1)?)?)))
+                .collect(),
+            shared: w.get("shared") == Some(&Value::Bool(true)),
+        })
+        .collect()
+}
+
+/// The replayed record names exactly the files `inos`, each with the damaged file range
+/// `[page * 4096, +4096)`.
+fn check_file_owners(o: &mut Outcome, what: &str, e: &Event, inos: &[i128], page: i128) {
+    let got = file_owners(e);
+    let mut got_inos: Vec<i128> = got.iter().map(|g| g.ino).collect();
+    got_inos.sort_unstable();
+    let mut want: Vec<i128> = inos.to_vec();
+    want.sort_unstable();
+    let ranges_ok = got
+        .iter()
+        .all(|g| g.ranges == [(page * i128::from(PAGE), i128::from(PAGE))]);
+    o.check(
+        what,
+        got_inos == want && ranges_ok && e.0.get("error") == Some(&Value::Null),
+        format!(
+            "want file owners ino {want:?} each with range [{:#x}, +4096), error null; got {}",
+            page * i128::from(PAGE),
+            owners_brief(e)
+        ),
+    );
+}
+
+/// The `replayed` record with `dax_offset` `off`, or a failed check showing the records there are.
+fn replayed_at<'e>(
+    o: &mut Outcome,
+    run: &str,
+    evs: &'e [Event],
+    off: i128,
+    what: &str,
+) -> Option<&'e Event> {
+    let hit = evs
+        .iter()
+        .find(|e| e.kind() == "replayed" && e.num("dax_offset") == Some(off));
+    if hit.is_none() {
+        let seen: Vec<String> = records_of(evs, "replayed")
+            .iter()
+            .map(|e| e.brief())
+            .collect();
+        o.check(
+            format!("{run}: {what}: replayed record at dax_offset {off:#x}"),
+            false,
+            format!(
+                "no replayed record with dax_offset {off:#x}; replayed records: {}\n  records and events at the end:{}",
+                if seen.is_empty() {
+                    "none".into()
+                } else {
+                    seen.join("\n    ")
+                },
+                context(evs, evs.len().saturating_sub(10), 10)
+            ),
+        );
+    }
+    hit
+}
+
+/// One agent run after the first: present, exited as expected, output well formed; its events
+/// in file order.
+fn later_run(
+    o: &mut Outcome,
+    r: &BTreeMap<String, String>,
+    ev: &Evidence,
+    name: &str,
+    file: &'static str,
+) -> Option<Vec<Event>> {
+    if !o.eq(&format!("{name} started"), r, name, "running") {
+        return None;
+    }
+    o.eq(
+        &format!("{name} exited 0 on SIGINT"),
+        r,
+        &format!("{name}_exit"),
+        "0",
+    );
+    let Some(text) = ev.extra.get(file) else {
+        o.check(format!("{file} came back"), false, format!("no {file}"));
+        return None;
+    };
+    well_formed(o, file, text);
+    Some(parse_in_order(text))
+}
+
+/// `notify journal list -o json`: id -> (state, dax_offset).
+fn journal_states(text: &str) -> BTreeMap<i128, (String, i128)> {
+    parse_in_order(text)
+        .iter()
+        .filter_map(|e| {
+            let off =
+                e.0.get("notification")?
+                    .get("dax_offset")
+                    .and_then(as_num)?;
+            Some((e.num("id")?, (e.str("state")?.to_string(), off)))
+        })
+        .collect()
+}
+
+fn check_journal(
+    o: &mut Outcome,
+    r: &BTreeMap<String, String>,
+    ev: &Evidence,
+    name: &str,
+    want: &[(i128, &str)],
+) {
+    o.eq(
+        &format!("`notify journal list` ({name}) exited 0"),
+        r,
+        &format!("{name}_rc"),
+        "0",
+    );
+    let file = if name == "journal_killed" {
+        "journal_killed.jsonl"
+    } else {
+        "journal_end.jsonl"
+    };
+    let text = ev.extra.get(file).copied().unwrap_or("");
+    let table = ev
+        .extra
+        .get(if name == "journal_killed" {
+            "journal_killed.txt"
+        } else {
+            "journal_end.txt"
+        })
+        .copied()
+        .unwrap_or("(no table)");
+    let got = journal_states(text);
+    let want_map: BTreeMap<i128, String> = want.iter().map(|(i, s)| (*i, s.to_string())).collect();
+    let got_states: BTreeMap<i128, String> =
+        got.iter().map(|(i, (s, _))| (*i, s.clone())).collect();
+    let desc: Vec<String> = want.iter().map(|(i, s)| format!("{i} {s}")).collect();
+    o.check(
+        format!("journal list ({name}): {}", desc.join(", ")),
+        got_states == want_map,
+        format!(
+            "want {want_map:?}, got {got_states:?}; table:\n    {}",
+            table.trim_end().replace('\n', "\n    ")
+        ),
+    );
+}
+
+fn replay(o: &mut Outcome, r: &BTreeMap<String, String>, ev: &Evidence, agent: bool) {
+    for (what, key) in [
+        ("mkfs.xfs with an external log succeeded", "mkfs_rc"),
+        ("first mount succeeded", "mount_rc"),
+        ("xfs_io reflink succeeded", "reflink_rc"),
+        ("umount before poisoning succeeded", "umount_rc"),
+        (
+            "the slow mount (log behind dm-delay) succeeded",
+            "slow_mount_rc",
+        ),
+        ("the fast mount after kill -9 succeeded", "mount2_rc"),
+        (
+            "the mount after the reflink and AG header hits succeeded",
+            "mount3_rc",
+        ),
+    ] {
+        o.eq(what, r, key, "0");
+    }
+    for f in ["a", "b", "c", "d", "r1", "r2"] {
+        let (pfn, off) = (num(r, &format!("{f}_pfn")), num(r, &format!("{f}_physoff")));
+        o.check(
+            format!("/mnt/{f}: FIEMAP offset and pfn agree"),
+            matches!((pfn, off), (Some(p), Some(x)) if pfn_offset(p) == x && x > 0),
+            format!("{f}_pfn={pfn:x?} {f}_physoff={off:x?}"),
+        );
+    }
+    o.check(
+        "r2 shares r1's block (reflink)",
+        num(r, "r1_physoff").is_some() && num(r, "r1_physoff") == num(r, "r2_physoff"),
+        format!(
+            "r1_physoff={} r2_physoff={}",
+            r.get("r1_physoff").map_or("?", |s| s),
+            r.get("r2_physoff").map_or("?", |s| s)
+        ),
+    );
+    for (key, what, errno) in [
+        (
+            "inject_a",
+            "1. /mnt/a poisoned unmounted: EBUSY (no holder)",
+            "busy",
+        ),
+        (
+            "inject_b",
+            "2. /mnt/b poisoned while mounting: EIO (not ready)",
+            "input/output",
+        ),
+        ("inject_c", "4. /mnt/c poisoned unmounted: EBUSY", "busy"),
+        (
+            "inject_r",
+            "5. reflinked /mnt/r1 poisoned unmounted: EBUSY",
+            "busy",
+        ),
+        (
+            "inject_meta",
+            "6. AG 0 header poisoned unmounted: EBUSY",
+            "busy",
+        ),
+    ] {
+        let err = r.get(&format!("{key}_err")).map_or("?", |s| s);
+        o.check(
+            what,
+            r.get(&format!("{key}_rc")).is_some_and(|v| v != "0")
+                && err.to_lowercase().contains(errno),
+            format!(
+                "{key}_rc={} err={err}",
+                r.get(&format!("{key}_rc")).map_or("?", |s| s)
+            ),
+        );
+    }
+    o.check(
+        "2. the slow mount was still in progress at injection",
+        !r.contains_key("mounted_before_inject"),
+        format!("{r:?}"),
+    );
+    o.dmesg(ev.dmesg, "filesystem is not ready for notify_failure()!");
+    o.dmesg(ev.dmesg, "recovery action for dax page: Failed");
+    if !agent {
+        return;
+    }
+    let (Some(a), Some(b), Some(c), Some(rf)) = (
+        num(r, "a_physoff"),
+        num(r, "b_physoff"),
+        num(r, "c_physoff"),
+        num(r, "r1_physoff"),
+    ) else {
+        o.check(
+            "script reported every file's offset",
+            false,
+            format!("{r:?}"),
+        );
+        return;
+    };
+    let meta = num(r, "meta_pfn").map_or(-1, pfn_offset);
+    let ino = |f: &str| num(r, &format!("{f}_ino")).unwrap_or(-1);
+    let page = |f: &str| num(r, &format!("{f}_page")).unwrap_or(-1);
+
+    // Run 1: journaled, replayed at the ready edge, then the /mnt/c hit journaled before kill -9.
+    let run1 = parse_in_order(ev.events.unwrap_or(""));
+    let Some(i1) = o.seq(
+        "1. nothing mounted: memory_failure(a) -> notify(no_holder) -> -EOPNOTSUPP -> journaled no_holder pmem0 via the pfn",
+        &run1,
+        &[
+            Step::new("memory_failure_enter").num("pfn", num(r, "a_pfn").unwrap_or(-1)),
+            Step::new("notify_enter")
+                .num("offset", a)
+                .num("len", PAGE)
+                .str("readiness", "no_holder"),
+            Step::new("notify_exit").num("offset", a).num("ret", EOPNOTSUPP),
+            Step::new("journaled")
+                .num("dax_offset", a)
+                .num("len", PAGE)
+                .str("reason", "no_holder")
+                .str("disk", "pmem0")
+                .str("identified_by", "pfn of memory_failure"),
+        ],
+    ) else {
+        return;
+    };
+    let Some(i2) = o.seq(
+        "2. mounting: memory_failure(b) -> notify(not_born) -> XFS -EIO -> journaled premature pmem0 -> get_tree_exit(0)",
+        &run1,
+        &[
+            Step::new("holder_get").nonzero("dax_dev"),
+            Step::new("memory_failure_enter").num("pfn", num(r, "b_pfn").unwrap_or(-1)),
+            Step::new("notify_enter")
+                .num("offset", b)
+                .num("len", PAGE)
+                .str("readiness", "not_born"),
+            Step::new("xfs_notify_exit").num("offset", b).num("ret", EIO),
+            Step::new("journaled")
+                .num("dax_offset", b)
+                .num("len", PAGE)
+                .str("reason", "premature")
+                .str("disk", "pmem0"),
+            Step::new("get_tree_exit").num("ret", 0),
+        ],
+    ) else {
+        return;
+    };
+    let (id_a, id_b) = (run1[i1[3]].num("id"), run1[i2[4]].num("id"));
+    // Both replayed after the ready edge, in journal order.
+    let ready = i2[5];
+    let after: Vec<Event> = run1[ready..].to_vec();
+    if let Some(ix) = o.seq(
+        "3. after get_tree_exit(0): replayed(a) then replayed(b) on /mnt",
+        &after,
+        &[
+            Step::new("replayed")
+                .num("dax_offset", a)
+                .str("mount_point", "/mnt")
+                .str("disk", "pmem0"),
+            Step::new("replayed")
+                .num("dax_offset", b)
+                .str("mount_point", "/mnt")
+                .str("disk", "pmem0"),
+        ],
+    ) {
+        let (ra, rb) = (&after[ix[0]], &after[ix[1]]);
+        o.check(
+            "3. the replayed records are the journaled ones (same ids)",
+            id_a.is_some() && ra.num("id") == id_a && rb.num("id") == id_b && id_a != id_b,
+            format!(
+                "journaled {id_a:?} {id_b:?}; replayed {} / {}",
+                ra.brief(),
+                rb.brief()
+            ),
+        );
+        check_file_owners(
+            o,
+            "3. replay of a names /mnt/a and its damaged file range",
+            ra,
+            &[ino("a")],
+            page("a"),
+        );
+        check_file_owners(
+            o,
+            "3. replay of b names /mnt/b and its damaged file range",
+            rb,
+            &[ino("b")],
+            page("b"),
+        );
+        o.check(
+            "3. at the ready edge nothing maps the new mount yet: owners, but no process decisions",
+            array(ra, "decisions").is_empty() && array(rb, "decisions").is_empty(),
+            format!("{}\n{}", owners_brief(ra), owners_brief(rb)),
+        );
+    }
+    let enf1 = records_of(&run1, "enforcement");
+    o.check(
+        "run 1 signalled nobody",
+        enf1.is_empty(),
+        enf1.iter()
+            .map(|e| e.brief())
+            .collect::<Vec<_>>()
+            .join("\n"),
+    );
+    let Some(i4) = o.seq(
+        "4. unmounted again: memory_failure(c) -> notify(no_holder) -> journaled no_holder (before kill -9)",
+        &after,
+        &[
+            Step::new("replayed").num("dax_offset", b),
+            Step::new("memory_failure_enter").num("pfn", num(r, "c_pfn").unwrap_or(-1)),
+            Step::new("notify_enter").num("offset", c).str("readiness", "no_holder"),
+            Step::new("journaled")
+                .num("dax_offset", c)
+                .num("len", PAGE)
+                .str("reason", "no_holder")
+                .str("disk", "pmem0"),
+        ],
+    ) else {
+        return;
+    };
+    let id_c = after[i4[3]].num("id");
+    if let (Some(ia), Some(ib), Some(ic)) = (id_a, id_b, id_c) {
+        check_journal(
+            o,
+            r,
+            ev,
+            "journal_killed",
+            &[(ia, "replayed"), (ib, "replayed"), (ic, "pending")],
+        );
+    }
+
+    // Run 2: the restart replays /mnt/c at once and SIGBUSes the victim only.
+    let Some(run2) = later_run(o, r, ev, "agent_restart", "events_restart.jsonl") else {
+        return;
+    };
+    let victim = num(r, "victim_pid");
+    let bystander = num(r, "bystander_pid");
+    if let Some(rc) = replayed_at(o, "events_restart.jsonl", &run2, c, "4. restart") {
+        let pos = run2.iter().position(|e| std::ptr::eq(e, rc)).unwrap_or(0);
+        let first_kernel = run2.iter().position(|e| e.0.contains_key("seq"));
+        o.check(
+            "4. the restarted agent replayed the pending record at start (before any kernel event)",
+            rc.num("id") == id_c && first_kernel.is_none_or(|k| pos < k),
+            format!("journaled id {id_c:?}; {}", rc.brief()),
+        );
+        check_file_owners(
+            o,
+            "4. replay of c names /mnt/c and its damaged file range",
+            rc,
+            &[ino("c")],
+            page("c"),
+        );
+        let d = array(rc, "decisions");
+        o.check(
+            "4. replay decided on exactly the victim: signalled",
+            d.len() == 1
+                && d[0].get("pid").and_then(as_num) == victim
+                && d[0].get("action").and_then(Value::as_str) == Some("signalled"),
+            format!("victim pid {victim:?}; {}", owners_brief(rc)),
+        );
+    }
+    let enf2 = records_of(&run2, "enforcement");
+    let enf2_brief = enf2
+        .iter()
+        .map(|e| e.brief())
+        .collect::<Vec<_>>()
+        .join("\n");
+    o.check(
+        "4. one enforcement record: the victim's pid, signalled SIGBUS under policy sigbus",
+        enf2.len() == 1
+            && enf2[0].num("pid") == victim
+            && enf2[0].num("id") == id_c
+            && enf2[0].str("action") == Some("signalled")
+            && enf2[0].str("signal") == Some("SIGBUS")
+            && enf2[0].str("policy") == Some("sigbus"),
+        format!("victim pid {victim:?}, record id {id_c:?}; enforcement records:\n{enf2_brief}"),
+    );
+    o.check(
+        "4. no enforcement record names the bystander",
+        bystander.is_some() && !enf2.iter().any(|e| e.num("pid") == bystander),
+        format!("bystander pid {bystander:?}; {enf2_brief}"),
+    );
+    o.eq(
+        "4. the victim died of SIGBUS (wait status 135)",
+        r,
+        "victim_exit",
+        "135",
+    );
+    o.eq(
+        "4. the bystander was still alive after the replay",
+        r,
+        "bystander_alive_after_replay",
+        "yes",
+    );
+    o.eq(
+        "4. the bystander (another file) ended by our SIGTERM (143), not SIGBUS",
+        r,
+        "bystander_exit",
+        "143",
+    );
+
+    // 5 and 6, journaled by the restarted agent and replayed at the next ready edge.
+    if let Some(ix) = o.seq(
+        "5+6. unmounted: reflinked r1 and AG 0 header journaled no_holder -> get_tree_exit(0) -> both replayed",
+        &run2,
+        &[
+            Step::new("journaled")
+                .num("dax_offset", rf)
+                .str("reason", "no_holder")
+                .str("disk", "pmem0"),
+            Step::new("journaled")
+                .num("dax_offset", meta)
+                .str("reason", "no_holder")
+                .str("disk", "pmem0"),
+            Step::new("get_tree_exit").num("ret", 0),
+            Step::new("replayed").num("dax_offset", rf).str("mount_point", "/mnt"),
+            Step::new("replayed").num("dax_offset", meta).str("mount_point", "/mnt"),
+        ],
+    ) {
+        let (jr, jm, rr, rm) = (&run2[ix[0]], &run2[ix[1]], &run2[ix[3]], &run2[ix[4]]);
+        o.check(
+            "5+6. replayed ids are the journaled ones",
+            jr.num("id").is_some() && rr.num("id") == jr.num("id") && rm.num("id") == jm.num("id"),
+            format!("{} / {} -> {} / {}", jr.brief(), jm.brief(), rr.brief(), rm.brief()),
+        );
+        check_file_owners(
+            o,
+            "5. replay of the reflinked block names both files (r1, r2) with the same range",
+            rr,
+            &[ino("r1"), ino("r2")],
+            page("r1"),
+        );
+        o.check(
+            "5. both owners are marked shared",
+            file_owners(rr).iter().all(|f| f.shared) && file_owners(rr).len() == 2,
+            owners_brief(rr),
+        );
+        let owners = array(rm, "owners");
+        o.check(
+            "6. replay of the AG 0 header reports metadata owners only, no error",
+            !owners.is_empty()
+                && owners
+                    .iter()
+                    .all(|w| w.get("metadata") == Some(&Value::Bool(true)))
+                && rm.0.get("error") == Some(&Value::Null),
+            owners_brief(rm),
+        );
+        o.check(
+            "5+6. nobody maps them: no decisions, no enforcement record",
+            array(rr, "decisions").is_empty()
+                && array(rm, "decisions").is_empty()
+                && !enf2
+                    .iter()
+                    .any(|e| e.num("id") == rr.num("id") || e.num("id") == rm.num("id")),
+            format!("{}\n{}", owners_brief(rr), owners_brief(rm)),
+        );
+        if let (Some(ia), Some(ib), Some(ic), Some(ir), Some(im)) =
+            (id_a, id_b, id_c, rr.num("id"), rm.num("id"))
+        {
+            // Run 3 below must not change anything: checked on the listing after it.
+            check_journal(
+                o,
+                r,
+                ev,
+                "journal_end",
+                &[
+                    (ia, "replayed"),
+                    (ib, "replayed"),
+                    (ic, "replayed"),
+                    (ir, "replayed"),
+                    (im, "replayed"),
+                ],
+            );
+        }
+    }
+
+    // Run 3: nothing pending, nothing replayed, nobody signalled.
+    if let Some(run3) = later_run(o, r, ev, "agent_again", "events_again.jsonl") {
+        let acted: Vec<String> = run3
+            .iter()
+            .filter(|e| matches!(e.kind(), "replayed" | "enforcement" | "journaled"))
+            .map(Event::brief)
+            .collect();
+        o.check(
+            "a second restart replays nothing (no double kill)",
+            acted.is_empty(),
+            acted.join("\n"),
+        );
+        o.eq(
+            "a process mapping the replayed page survives the second restart",
+            r,
+            "sentinel_alive_after_restart",
+            "yes",
+        );
+        o.eq(
+            "the sentinel ended by our SIGTERM (143), not SIGBUS",
+            r,
+            "sentinel_exit",
+            "143",
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -699,10 +1355,15 @@ mod tests {
                 let result =
                     result.unwrap_or_else(|| panic!("{}/{sc}: no result.txt", run.display()));
                 let agent = result.contains("agent=running");
+                let extra: Vec<(&'static str, String)> = EXTRA_FILES
+                    .iter()
+                    .filter_map(|f| read(f).map(|b| (*f, b)))
+                    .collect();
                 let ev = Evidence {
                     result: &result,
                     dmesg: dmesg.as_deref().unwrap_or(""),
                     events: events.as_deref(),
+                    extra: extra.iter().map(|(f, b)| (*f, b.as_str())).collect(),
                 };
                 let o = check_scenario(sc, &ev, agent);
                 assert!(
@@ -735,6 +1396,7 @@ mod tests {
                 result: &result,
                 dmesg,
                 events: Some(events),
+                ..Default::default()
             };
             check_scenario("premature", &ev, true)
         };
@@ -791,6 +1453,124 @@ mod tests {
         );
     }
 
+    /// A recorded replay run, broken the ways a regression in the agent would break it: each
+    /// must fail, naming what went wrong.
+    #[test]
+    fn broken_replay_fixture_fails_clearly() {
+        let run = "6.1-kprobe";
+        let file = |f: &str| fixture(run, "replay", f);
+        let (result, dmesg, events) = (file("result.txt"), file("dmesg.txt"), file("events.jsonl"));
+        let extra: BTreeMap<&'static str, String> = [
+            "events_restart.jsonl",
+            "events_again.jsonl",
+            "journal_killed.jsonl",
+            "journal_end.jsonl",
+            "journal_killed.txt",
+            "journal_end.txt",
+        ]
+        .into_iter()
+        .map(|f| (f, file(f)))
+        .collect();
+        let check = |events: &str, extra: &BTreeMap<&'static str, String>| -> String {
+            let ev = Evidence {
+                result: &result,
+                dmesg: &dmesg,
+                events: Some(events),
+                extra: extra.iter().map(|(k, v)| (*k, v.as_str())).collect(),
+            };
+            check_scenario("replay", &ev, true)
+                .checks
+                .iter()
+                .filter(|c| !c.ok)
+                .map(|c| format!("{}: {}", c.what, c.detail))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        assert_eq!(check(&events, &extra), "");
+        let with = |name: &'static str, body: String| {
+            let mut e = extra.clone();
+            e.insert(name, body);
+            e
+        };
+
+        // The premature notification was journaled as if nothing had been mounting.
+        let msg = check(
+            &events.replace(r#""reason":"premature""#, r#""reason":"no_holder""#),
+            &extra,
+        );
+        assert!(msg.contains("2. mounting:"), "{msg}");
+        assert!(msg.contains("missing: journaled"), "{msg}");
+        assert!(
+            msg.contains(r#"reason="no_holder" (want "premature")"#),
+            "{msg}"
+        );
+
+        // The restarted agent signalled nobody.
+        let restart = &extra["events_restart.jsonl"];
+        let no_kill: String = restart
+            .lines()
+            .filter(|l| !l.contains(r#""kind":"enforcement""#))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let msg = check(&events, &with("events_restart.jsonl", no_kill));
+        assert!(
+            msg.contains("4. one enforcement record: the victim's pid"),
+            "{msg}"
+        );
+
+        // The bystander was signalled too.
+        let r = parse_results(&result);
+        let (victim, bystander) = (&r["victim_pid"], &r["bystander_pid"]);
+        let also_bystander: String = restart
+            .lines()
+            .flat_map(|l| {
+                let mut v = vec![format!("{l}\n")];
+                if l.contains(r#""kind":"enforcement""#) {
+                    v.push(format!(
+                        "{}\n",
+                        l.replace(
+                            &format!(r#""pid":{victim}"#),
+                            &format!(r#""pid":{bystander}"#)
+                        )
+                    ));
+                }
+                v
+            })
+            .collect();
+        let msg = check(&events, &with("events_restart.jsonl", also_bystander));
+        assert!(
+            msg.contains("4. no enforcement record names the bystander"),
+            "{msg}"
+        );
+
+        // The reflinked block's second owner was lost.
+        let r2 = &r["r2_ino"];
+        let one_owner = restart.replace(&format!(r#""ino":{r2}"#), r#""ino":99999"#);
+        let msg = check(&events, &with("events_restart.jsonl", one_owner));
+        assert!(
+            msg.contains("5. replay of the reflinked block names both files"),
+            "{msg}"
+        );
+
+        // The second restart replayed (and killed) again.
+        let replayed = restart
+            .lines()
+            .find(|l| l.contains(r#""kind":"replayed""#))
+            .unwrap()
+            .to_string();
+        let msg = check(&events, &with("events_again.jsonl", replayed + "\n"));
+        assert!(msg.contains("a second restart replays nothing"), "{msg}");
+
+        // The kill -9 lost the pending record.
+        let lost: String = extra["journal_killed.jsonl"]
+            .lines()
+            .filter(|l| !l.contains(r#""state":"pending""#))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let msg = check(&events, &with("journal_killed.jsonl", lost));
+        assert!(msg.contains("journal list (journal_killed)"), "{msg}");
+    }
+
     #[test]
     fn numbers() {
         assert_eq!(parse_num("0x40019"), Some(0x40019));
@@ -835,6 +1615,7 @@ mod tests {
             result: "scenario=no_holder\nagent=missing\ninject_rc=1\npfn=0x7ff00\n",
             dmesg: "Memory failure: 0x7ff00: recovery action for dax page: Failed\n",
             events: None,
+            ..Default::default()
         };
         let o = check_scenario("no_holder", &ev, false);
         assert!(o.passed(), "{o:?}");

@@ -18,7 +18,7 @@ use crate::{
     util, vm,
 };
 
-pub const SCENARIOS: &[&str] = &["no_holder", "mounted", "remount", "premature"];
+pub const SCENARIOS: &[&str] = &["no_holder", "mounted", "remount", "premature", "replay"];
 
 #[derive(Clone, Debug)]
 pub struct Opts {
@@ -54,6 +54,13 @@ pub const FIXTURE_FILES: &[&str] = &[
     "events.jsonl",
     "log.txt",
     "doctor.txt",
+    // The replay scenario's later agent runs and journal listings (check::EXTRA_FILES).
+    "events_restart.jsonl",
+    "events_again.jsonl",
+    "journal_killed.jsonl",
+    "journal_end.jsonl",
+    "journal_killed.txt",
+    "journal_end.txt",
 ];
 
 /// Builds notify-user and returns the agent binary, or None (with a reason).
@@ -271,6 +278,10 @@ fn check_transcript(
             result: t.file(sc, "result.txt").unwrap_or(""),
             dmesg: t.file(sc, "dmesg.txt").unwrap_or(""),
             events: t.file(sc, "events.jsonl"),
+            extra: check::EXTRA_FILES
+                .iter()
+                .filter_map(|f| t.file(sc, f).map(|b| (*f, b)))
+                .collect(),
         };
         // An agent flavour whose guest had no agent is a failure, not a skip.
         let o = check::check_scenario(sc, &ev, opts.require_agent || flavour != "none");
