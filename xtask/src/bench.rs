@@ -648,7 +648,11 @@ fn storm_report(
         g("agent_rss_idle_kb"),
         g("agent_rss_peak_kb")
     )?;
-    writeln!(b, "| ring capacity: the same storm on fresh pages with the agent stopped (SIGSTOP) until it is over: pages poisoned / agent exit line | {} / `{paused}` |", g("paused_poisoned"))?;
+    writeln!(
+        b,
+        "| ring capacity: the same storm on fresh pages with the agent stopped (SIGSTOP) until it is over: pages poisoned / agent exit line | {} / `{paused}` |",
+        g("paused_poisoned")
+    )?;
     let ticks = f("agent_cpu_ticks") / f("clk_tck");
     writeln!(
         b,

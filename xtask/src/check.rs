@@ -332,6 +332,16 @@ pub const EXTRA_FILES: &[&str] = &[
     "journal_end.jsonl",
     "journal_killed.txt",
     "journal_end.txt",
+    // mount_suite (crate::suite): the recorded session, its host report, the agent's scrapes.
+    "session.json",
+    "report.txt",
+    "report.svg",
+    "healthz.txt",
+    "metrics_delivered.txt",
+    "metrics_premature.txt",
+    "metrics_replayed.txt",
+    "metrics_end.txt",
+    "agent_events.jsonl",
 ];
 
 /// Runs every assertion of `scenario`. `require_agent`: a missing agent fails
@@ -362,6 +372,11 @@ pub fn check_scenario(scenario: &str, ev: &Evidence, require_agent: bool) -> Out
         } else {
             o.skipped.push("agent missing: no doctor".into());
         }
+        return o;
+    }
+    // The mount suite's events are in its recorded session, not an events.jsonl.
+    if scenario == crate::suite::SCENARIO {
+        crate::suite::check(&mut o, &r, ev, require_agent);
         return o;
     }
     // The replay scenario kills its first agent with SIGKILL on purpose.

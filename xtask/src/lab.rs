@@ -15,10 +15,17 @@ use crate::{
     check::{self, Evidence, Outcome},
     initramfs,
     kernel::{self, Flavor},
-    util, vm,
+    suite, util, vm,
 };
 
-pub const SCENARIOS: &[&str] = &["no_holder", "mounted", "remount", "premature", "replay"];
+pub const SCENARIOS: &[&str] = &[
+    "no_holder",
+    "mounted",
+    "remount",
+    "premature",
+    "replay",
+    "mount_suite",
+];
 
 #[derive(Clone, Debug)]
 pub struct Opts {
@@ -61,6 +68,16 @@ pub const FIXTURE_FILES: &[&str] = &[
     "journal_end.jsonl",
     "journal_killed.txt",
     "journal_end.txt",
+    // mount_suite: the session, its host report and the fleet agent's scrapes (check::EXTRA_FILES).
+    "session.json",
+    "report.txt",
+    "report.svg",
+    "healthz.txt",
+    "metrics_delivered.txt",
+    "metrics_premature.txt",
+    "metrics_replayed.txt",
+    "metrics_end.txt",
+    "agent_events.jsonl",
 ];
 
 /// Builds notify-user and returns the agent binary, or None (with a reason).
@@ -175,7 +192,7 @@ fn boot_one(opts: &Opts, kern: &kernel::Kernel, img: &Path, flavour: &str) -> Re
             kern,
             flavour,
             &out,
-            &vm::parse_console(&console),
+            &suite::with_host_report(vm::parse_console(&console), &out, opts.agent.as_deref()),
             None,
         );
     }
@@ -212,7 +229,11 @@ fn boot_one(opts: &Opts, kern: &kernel::Kernel, img: &Path, flavour: &str) -> Re
             }
         },
     )?;
-    let t = vm::parse_console(&boot.console);
+    let t = suite::with_host_report(
+        vm::parse_console(&boot.console),
+        &out,
+        opts.agent.as_deref(),
+    );
     check_transcript(opts, kern, flavour, &out, &t, Some(&boot))
 }
 

@@ -6,6 +6,7 @@ mod initramfs;
 mod kernel;
 mod lab;
 mod setup;
+mod suite;
 mod test;
 mod util;
 mod vm;
