@@ -126,7 +126,10 @@ fn spawn(n: usize, file: &Path) -> Vec<libc::pid_t> {
 
 fn setup(n: usize) -> Lab {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("bench-mappers-{n}"));
-    let _ = Command::new("umount").arg(&dir).stderr(std::process::Stdio::null()).status();
+    let _ = Command::new("umount")
+        .arg(&dir)
+        .stderr(std::process::Stdio::null())
+        .status();
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).unwrap();
     let mut lab = Lab {

@@ -55,7 +55,9 @@ fn fixture(name: &str) -> Vec<TraceEvent> {
     let text = fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
     text.lines()
         .filter(|l| l.contains("\"seq\""))
-        .filter(|l| !l.contains("\"kind\":\"holder_state\"") && !l.contains("\"kind\":\"notification\""))
+        .filter(|l| {
+            !l.contains("\"kind\":\"holder_state\"") && !l.contains("\"kind\":\"notification\"")
+        })
         .map(|l| serde_json::from_str(l).expect("fixture line"))
         .collect()
 }
@@ -165,7 +167,9 @@ fn encode(ev: &TraceEvent) -> abi::Event {
         EventData::FillSuperExit(m) => (kind::FILL_SUPER_EXIT, abi::Payload { mount: mount(m) }),
         EventData::MountfsEnter(m) => (kind::MOUNTFS_ENTER, abi::Payload { mount: mount(m) }),
         EventData::MountfsExit(m) => (kind::MOUNTFS_EXIT, abi::Payload { mount: mount(m) }),
-        EventData::LogRecoverEnter(m) => (kind::LOG_RECOVER_ENTER, abi::Payload { mount: mount(m) }),
+        EventData::LogRecoverEnter(m) => {
+            (kind::LOG_RECOVER_ENTER, abi::Payload { mount: mount(m) })
+        }
         EventData::LogRecoverExit(m) => (kind::LOG_RECOVER_EXIT, abi::Payload { mount: mount(m) }),
         EventData::LogRecoverFinishEnter(m) => (
             kind::LOG_RECOVER_FINISH_ENTER,
@@ -260,7 +264,10 @@ fn encode(ev: &TraceEvent) -> abi::Event {
 fn bytes(ev: &abi::Event) -> Vec<u8> {
     // SAFETY: abi::Event is plain data; we copy its bytes.
     unsafe {
-        std::slice::from_raw_parts((ev as *const abi::Event).cast::<u8>(), size_of::<abi::Event>())
+        std::slice::from_raw_parts(
+            (ev as *const abi::Event).cast::<u8>(),
+            size_of::<abi::Event>(),
+        )
     }
     .to_vec()
 }
@@ -284,7 +291,12 @@ fn shift(ev: &TraceEvent, i: u64) -> TraceEvent {
 
 /// A stream: `mount` events, then `n` copies of `poison`, then `tail`; renumbered from 1, with
 /// every 16th adjacent pair swapped (out-of-order commits from two CPUs).
-fn stream(mount: &[TraceEvent], poison: &[TraceEvent], n: usize, tail: &[TraceEvent]) -> Vec<Vec<u8>> {
+fn stream(
+    mount: &[TraceEvent],
+    poison: &[TraceEvent],
+    n: usize,
+    tail: &[TraceEvent],
+) -> Vec<Vec<u8>> {
     let mut evs: Vec<TraceEvent> = mount.to_vec();
     for i in 0..n as u64 {
         evs.extend(poison.iter().map(|e| shift(e, i)));
@@ -303,7 +315,10 @@ fn stream(mount: &[TraceEvent], poison: &[TraceEvent], n: usize, tail: &[TraceEv
 }
 
 fn by_kind(evs: &[TraceEvent], seqs: std::ops::RangeInclusive<u64>) -> Vec<TraceEvent> {
-    evs.iter().filter(|e| seqs.contains(&e.seq)).cloned().collect()
+    evs.iter()
+        .filter(|e| seqs.contains(&e.seq))
+        .cloned()
+        .collect()
 }
 
 /// The delivered stream: a full mount (remount fixture: fill_super .. mount syscall exit), then
@@ -490,7 +505,9 @@ fn criterion_benches(c: &mut Criterion) {
     g.sample_size(30);
     g.bench_function("decode", |b| b.iter(|| decode_only(&ready)));
     g.bench_function("decode_reorder", |b| b.iter(|| decode_reorder(&ready)));
-    g.bench_function("decode_reorder_tracker", |b| b.iter(|| pipeline(&ready, None)));
+    g.bench_function("decode_reorder_tracker", |b| {
+        b.iter(|| pipeline(&ready, None))
+    });
     g.finish();
 
     let prem = premature_stream();
@@ -500,7 +517,9 @@ fn criterion_benches(c: &mut Criterion) {
     g.sample_size(10);
     g.warm_up_time(Duration::from_millis(500));
     g.measurement_time(Duration::from_secs(5));
-    g.bench_function("decode_reorder_tracker", |b| b.iter(|| pipeline(&prem, None)));
+    g.bench_function("decode_reorder_tracker", |b| {
+        b.iter(|| pipeline(&prem, None))
+    });
     let mut round = 0;
     g.bench_function("journal_fsync_per_record", |b| {
         b.iter_batched(
@@ -531,7 +550,10 @@ fn median(v: &mut [f64]) -> f64 {
 }
 
 /// Runs `variants` in rotated order for `rounds` rounds; returns per-variant per-round seconds.
-fn alternate(rounds: usize, variants: &mut [(&str, &mut dyn FnMut(usize) -> f64)]) -> Vec<Vec<f64>> {
+fn alternate(
+    rounds: usize,
+    variants: &mut [(&str, &mut dyn FnMut(usize) -> f64)],
+) -> Vec<Vec<f64>> {
     let k = variants.len();
     let mut times = vec![Vec::with_capacity(rounds); k];
     for r in 0..rounds {
@@ -549,16 +571,18 @@ fn timed(f: impl FnOnce()) -> f64 {
     t.elapsed().as_secs_f64()
 }
 
-fn report(stream: &str, events: usize, names: &[&str], times: &[Vec<f64>], extra: &[(usize, &str)]) {
+fn report(
+    stream: &str,
+    events: usize,
+    names: &[&str],
+    times: &[Vec<f64>],
+    extra: &[(usize, &str)],
+) {
     // Ratio per round against variant 0 (the baseline), then the median of those.
     for (i, name) in names.iter().enumerate() {
         let mut t = times[i].clone();
         let med = median(&mut t);
-        let mut ratios: Vec<f64> = times[i]
-            .iter()
-            .zip(&times[0])
-            .map(|(a, b)| a / b)
-            .collect();
+        let mut ratios: Vec<f64> = times[i].iter().zip(&times[0]).map(|(a, b)| a / b).collect();
         let ratio = median(&mut ratios);
         let mut line = format!(
             "@@BENCH figure=pipeline stream={stream} variant={name} events={events} rounds={} median_s={med:.6} events_per_s={:.0} ratio_vs_decode={ratio:.2}",
@@ -586,15 +610,21 @@ fn alternated_figures() {
     let times = alternate(
         rounds,
         &mut [
-            ("decode", &mut |_| timed(|| {
-                black_box(decode_only(&ready));
-            })),
-            ("decode_reorder", &mut |_| timed(|| {
-                black_box(decode_reorder(&ready));
-            })),
-            ("decode_reorder_tracker", &mut |_| timed(|| {
-                black_box(pipeline(&ready, None));
-            })),
+            ("decode", &mut |_| {
+                timed(|| {
+                    black_box(decode_only(&ready));
+                })
+            }),
+            ("decode_reorder", &mut |_| {
+                timed(|| {
+                    black_box(decode_reorder(&ready));
+                })
+            }),
+            ("decode_reorder_tracker", &mut |_| {
+                timed(|| {
+                    black_box(pipeline(&ready, None));
+                })
+            }),
         ],
     );
     report("ready", n, &names, &times, &[]);
@@ -620,12 +650,16 @@ fn alternated_figures() {
         alternate(
             prem_rounds,
             &mut [
-                ("decode", &mut |_| timed(|| {
-                    black_box(decode_only(prem));
-                })),
-                ("decode_reorder_tracker", &mut |_| timed(|| {
-                    black_box(pipeline(prem, None));
-                })),
+                ("decode", &mut |_| {
+                    timed(|| {
+                        black_box(decode_only(prem));
+                    })
+                }),
+                ("decode_reorder_tracker", &mut |_| {
+                    timed(|| {
+                        black_box(pipeline(prem, None));
+                    })
+                }),
                 ("journal_fsync_per_record", &mut |r| {
                     let mut j = fresh_journal(dir, r);
                     let t = timed(|| {

@@ -3,11 +3,11 @@
 //! The library holds every part of the agent so that tests and xtask can drive them directly;
 //! `src/main.rs` is only the command line.
 
+pub mod agent;
+pub mod agent_config;
 pub mod badblocks;
 pub mod btf;
 pub mod doctor;
-pub mod agent;
-pub mod agent_config;
 pub mod enforce;
 pub mod event;
 pub mod fleet;
