@@ -172,6 +172,9 @@ pub fn run(opts: &Opts) -> Result<bool> {
     if failures > 0 {
         println!("  {failures} scenario(s) FAILED");
     }
+    let total: usize = summary.iter().map(|(_, _, outs, _)| outs.len()).sum();
+    // The plain closing line test harnesses and CI read.
+    println!("vm-test: {} passed, {failures} failed", total - failures);
     Ok(failures == 0 || opts.narrate)
 }
 
