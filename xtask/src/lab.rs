@@ -54,30 +54,14 @@ pub fn fixtures_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
 
-/// The files of a scenario kept as a fixture.
+/// The files of a scenario kept as a fixture: these, plus the scenario's extra files
+/// (`check::EXTRA_FILES`).
 pub const FIXTURE_FILES: &[&str] = &[
     "result.txt",
     "dmesg.txt",
     "events.jsonl",
     "log.txt",
     "doctor.txt",
-    // The replay scenario's later agent runs and journal listings (check::EXTRA_FILES).
-    "events_restart.jsonl",
-    "events_again.jsonl",
-    "journal_killed.jsonl",
-    "journal_end.jsonl",
-    "journal_killed.txt",
-    "journal_end.txt",
-    // mount_suite: the session, its host report and the fleet agent's scrapes (check::EXTRA_FILES).
-    "session.json",
-    "report.txt",
-    "report.svg",
-    "healthz.txt",
-    "metrics_delivered.txt",
-    "metrics_premature.txt",
-    "metrics_replayed.txt",
-    "metrics_end.txt",
-    "agent_events.jsonl",
 ];
 
 /// Builds notify-user and returns the agent binary, or None (with a reason).
@@ -320,7 +304,7 @@ fn check_transcript(
                 .join(sc);
             let _ = fs::remove_dir_all(&to);
             util::mkdirp(&to)?;
-            for f in FIXTURE_FILES {
+            for f in FIXTURE_FILES.iter().chain(crate::check::EXTRA_FILES) {
                 if let Some(body) = t.file(sc, f) {
                     fs::write(to.join(f), body)?;
                 }
