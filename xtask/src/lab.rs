@@ -277,6 +277,23 @@ fn check_transcript(
             out.join("console.log").display()
         ),
     });
+    if !t.trouble.is_empty() {
+        vm_check.checks.push(check::Check {
+            what: "guest kernel reported no panic, oops, BUG or OOM".into(),
+            ok: false,
+            detail: t.trouble.join("\n"),
+        });
+    }
+    if !t.done {
+        // Without this, CI shows only that the guest stopped, not where.
+        println!(
+            "   console tail (full log: {}):",
+            out.join("console.log").display()
+        );
+        for l in &t.tail {
+            println!("   | {l}");
+        }
+    }
     report(&vm_check);
     outcomes.push(vm_check);
     let mut wanted: Vec<&str> = vec!["doctor"];

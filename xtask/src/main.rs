@@ -167,8 +167,20 @@ fn cargo_build(release: bool) -> Result<PathBuf> {
         .join("notify"))
 }
 
-fn main() -> Result<()> {
-    match Cli::parse().cmd {
+fn main() -> std::process::ExitCode {
+    // `{:#}`: the error and its causes on one line. The Debug form would add a
+    // backtrace whenever RUST_BACKTRACE is set, burying the summary above it.
+    match run(Cli::parse().cmd) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cmd: Cmd) -> Result<()> {
+    match cmd {
         Cmd::Setup => setup::setup(),
         Cmd::Build { release } => cargo_build(release).map(|_| ()),
         Cmd::Run { release, args } => {

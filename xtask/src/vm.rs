@@ -134,6 +134,14 @@ pub struct Transcript {
     pub begun: Vec<String>,
     pub ended: Vec<String>,
     pub warnings: Vec<String>,
+    /// Kernel lines that explain a guest that stopped early: panics, oopses,
+    /// BUGs, the OOM killer, a dying init. The lab prints `quiet` with
+    /// loglevel 1, so these (KERN_EMERG/ALERT, or printed by the panic path
+    /// itself) are what still reaches the console.
+    pub trouble: Vec<String>,
+    /// The last lines outside any emitted file: what the guest was doing
+    /// when the console stopped.
+    pub tail: Vec<String>,
 }
 
 impl Transcript {
@@ -147,9 +155,19 @@ impl Transcript {
 /// Splits the console into the files the guest emitted between
 /// `@@NOTIFY-FILE-BEGIN x` and `@@NOTIFY-FILE-END x` lines.
 pub fn parse_console(console: &str) -> Transcript {
+    const TAIL: usize = 25;
     let mut t = Transcript::default();
     let mut cur: Option<(String, String)> = None;
     for line in console.lines() {
+        if cur.is_none() {
+            if is_trouble(line) && t.trouble.len() < 60 {
+                t.trouble.push(line.to_string());
+            }
+            if t.tail.len() == TAIL {
+                t.tail.remove(0);
+            }
+            t.tail.push(line.to_string());
+        }
         if let Some((name, body)) = cur.as_mut() {
             if line.ends_with(&format!("@@NOTIFY-FILE-END {name}")) {
                 let (name, body) = cur.take().unwrap();
@@ -188,9 +206,49 @@ pub fn parse_console(console: &str) -> Transcript {
     t
 }
 
+/// Whether a console line says the guest kernel is in trouble.
+fn is_trouble(line: &str) -> bool {
+    const MARKS: [&str; 12] = [
+        "Kernel panic",
+        "BUG:",
+        "Oops",
+        "general protection fault",
+        "Call Trace:",
+        "RIP:",
+        "Out of memory",
+        "oom-kill",
+        "Attempted to kill init",
+        "watchdog: BUG",
+        "rcu_preempt detected stalls",
+        "blocked for more than",
+    ];
+    !line.contains("@@NOTIFY-") && MARKS.iter().any(|m| line.contains(m))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trouble_and_tail() {
+        let mut c = String::from(
+            "@@NOTIFY-FILE-BEGIN a/dmesg.txt\n[1.0] BUG: in a file, not trouble\n@@NOTIFY-FILE-END a/dmesg.txt\n",
+        );
+        for i in 0..40 {
+            c.push_str(&format!("@@NOTIFY-SAY [replay] step {i}\n"));
+        }
+        c.push_str(
+            "[ 130.1] Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000007\n",
+        );
+        let t = parse_console(&c);
+        assert_eq!(
+            t.trouble,
+            ["[ 130.1] Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000007"]
+        );
+        assert_eq!(t.tail.len(), 25);
+        assert_eq!(t.tail[0], "@@NOTIFY-SAY [replay] step 16");
+        assert!(t.tail[24].contains("Kernel panic"));
+    }
 
     #[test]
     fn demux() {
