@@ -99,6 +99,10 @@ enum Command {
         /// Only kernel events, without the agent's derived holder_state/notification events.
         #[arg(long)]
         raw: bool,
+        /// Also write a session file for `notify report` when the trace ends (SIGINT/SIGTERM):
+        /// all events, derived ones included, kept in memory until then.
+        #[arg(long, value_name = "FILE")]
+        session: Option<PathBuf>,
     },
     /// Trace, journal every notification the kernel dropped (premature, no holder), and replay
     /// it once its filesystem is ready: resolve owners with GETFSMAP, find the processes that
@@ -142,6 +146,10 @@ enum Command {
         /// agent's own records are always printed).
         #[arg(long)]
         verbose: bool,
+        /// Also write a session file for `notify report` when the agent stops: every event of
+        /// the run, kept in memory until then (for tests and bounded runs, not a fleet agent).
+        #[arg(long, value_name = "FILE")]
+        session: Option<PathBuf>,
         #[command(flatten)]
         enforce: EnforceArgs,
     },
@@ -321,6 +329,7 @@ fn run(cli: Cli, given: &[String]) -> anyhow::Result<ExitCode> {
             attach,
             output,
             raw,
+            session,
         } => {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -332,6 +341,7 @@ fn run(cli: Cli, given: &[String]) -> anyhow::Result<ExitCode> {
                 derived: !raw,
                 agent: None,
                 fleet: None,
+                session,
             }))?;
             Ok(ExitCode::SUCCESS)
         }
@@ -345,6 +355,7 @@ fn run(cli: Cli, given: &[String]) -> anyhow::Result<ExitCode> {
             metrics_addr,
             journal,
             verbose,
+            session,
             enforce,
         } => {
             let on = |id: &str| given.iter().any(|g| g == id);
@@ -388,6 +399,7 @@ fn run(cli: Cli, given: &[String]) -> anyhow::Result<ExitCode> {
                     enforce: s.enforce,
                 }),
                 fleet: Some(notify::fleet::Fleet::new(loaded)),
+                session: session.map(|p| cwd.join(p)),
             }))?;
             Ok(ExitCode::SUCCESS)
         }

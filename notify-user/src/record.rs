@@ -239,7 +239,7 @@ async fn exited(fd: &Option<AsyncFd<OwnedFd>>) {
 }
 
 /// Refuses an output path whose directory does not exist, before anything runs.
-fn check_output(path: &Path) -> anyhow::Result<()> {
+pub(crate) fn check_output(path: &Path) -> anyhow::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),

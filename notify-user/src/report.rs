@@ -8,7 +8,7 @@
 //! syscall exit to the one lane its process touched. What stays unattributed is listed apart.
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, HashMap, HashSet},
     fmt::Write as _,
     path::Path,
     process::{Command, Stdio},
@@ -453,6 +453,7 @@ impl Timeline {
             ..Timeline::default()
         };
         let mut lanes = std::mem::take(&mut b.lanes);
+        let mut releases_nothing: HashSet<u64> = HashSet::new();
         // Derived notifications replace the notify_enter/xfs_notify_exit/notify_exit lines they
         // summarise: (thread, first seq, last seq) of each.
         let summarised: Vec<(u32, u64, u64)> = events
@@ -582,6 +583,11 @@ impl Timeline {
                         detail: details(data),
                         transition: None,
                     };
+                    if matches!(data, EventData::HolderPut { dax_dev: 0, .. }) {
+                        // fs_put_dax(NULL, holder): the release of a device that never held
+                        // anything (external log, rt device). Not a release of the lane's dax.
+                        releases_nothing.insert(ev.seq);
+                    }
                     match lane {
                         Some(l) => {
                             lanes[l].steps.push(step);
@@ -602,7 +608,7 @@ impl Timeline {
             for s in &lane.steps {
                 let state = match s.kind {
                     "put_super" => State::Unmounting,
-                    "holder_put" => State::Released,
+                    "holder_put" if !releases_nothing.contains(&s.seq) => State::Released,
                     _ => continue,
                 };
                 if s.transition.is_none() {
@@ -1272,6 +1278,30 @@ mod tests {
         // The notify entry/returns it summarises are not repeated.
         for k in ["notify_enter", "xfs_notify_exit", "notify_exit"] {
             assert!(!text.contains(&format!(" {k} ")), "{k}:\n{text}");
+        }
+    }
+
+    #[test]
+    fn external_log_release_is_not_a_second_release() {
+        // The mount suite mounts with external logs: unmount calls fs_put_dax(NULL, holder) for
+        // the log device. Every holder registered inside the session, so nothing is inferred.
+        for fl in FLAVOURS {
+            let p = format!(
+                "{}/../xtask/tests/fixtures/{fl}/mount_suite/session.json",
+                env!("CARGO_MANIFEST_DIR")
+            );
+            let s = SessionFile::load(Path::new(&p)).unwrap_or_else(|e| panic!("{e}"));
+            assert!(
+                s.events
+                    .iter()
+                    .any(|e| matches!(e.data, EventData::HolderPut { dax_dev: 0, .. })),
+                "{fl}: the fixture has a NULL-dax release"
+            );
+            let tl = Timeline::build(&s.events);
+            for lane in &tl.lanes {
+                let inferred: Vec<_> = lane.bands.iter().filter(|b| b.inferred).collect();
+                assert!(inferred.is_empty(), "{fl}: inferred {inferred:?}");
+            }
         }
     }
 

@@ -3,7 +3,7 @@
 
 use std::{
     path::PathBuf,
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime},
 };
 
 use anyhow::Context as _;
@@ -38,6 +38,59 @@ pub struct TraceOptions {
     pub agent: Option<AgentOptions>,
     /// The fleet agent's extras: rotating output, metrics endpoint, SIGHUP reload.
     pub fleet: Option<crate::fleet::Fleet>,
+    /// Also write a session file (`notify report` reads it) here on exit: every event of the
+    /// run, derived ones included, with the probes, kernel and losses. Kept in memory until
+    /// exit, so meant for bounded runs (a test, a lab scenario), not a fleet agent that runs
+    /// for weeks.
+    pub session: Option<PathBuf>,
+}
+
+/// What a `--session` needs from the start of a run.
+struct SessionLog {
+    path: PathBuf,
+    kernel: String,
+    attach: AttachMode,
+    probes: Vec<crate::session_file::ProbeRecord>,
+    started_wall: SystemTime,
+    start: Instant,
+    events: Vec<TraceEvent>,
+}
+
+impl SessionLog {
+    /// Writes the session file: `command` is notify's own command line, the exit status 0 (the
+    /// run ended on a signal, as asked).
+    fn save(self, totals: &Totals) -> anyhow::Result<()> {
+        use crate::session_file::{self as sf, ExitStatus, Lost, SessionFile};
+        let file = SessionFile {
+            format: sf::FORMAT.into(),
+            version: sf::VERSION,
+            kernel: self.kernel,
+            attach: serde_json::to_value(self.attach)?
+                .as_str()
+                .unwrap_or("auto")
+                .to_string(),
+            probes: self.probes,
+            lost: Lost {
+                kernel: totals.lost_kernel,
+                seq_gaps: totals.seq_gaps,
+            },
+            command: std::env::args().collect(),
+            exit_status: ExitStatus::Code(0),
+            started_wall: sf::rfc3339(self.started_wall),
+            duration_ns: self.start.elapsed().as_nanos() as u64,
+            error: None,
+            devices: crate::record::device_names(&self.events),
+            events: self.events,
+        };
+        file.save(&self.path)
+            .with_context(|| format!("cannot write the session to {}", self.path.display()))?;
+        eprintln!(
+            "notify: session {}: {} events",
+            self.path.display(),
+            file.events.len()
+        );
+        Ok(())
+    }
 }
 
 /// Counters printed at the end.
@@ -178,8 +231,20 @@ pub fn lost_in_kernel(lost: &PerCpuArray<MapData, u64>) -> u64 {
 }
 
 pub async fn run(mut opts: TraceOptions) -> anyhow::Result<Totals> {
+    if let Some(p) = &opts.session {
+        crate::record::check_output(p)?;
+    }
     let mut session = Session::open(opts.attach)?;
     session.report_to_stderr();
+    let mut log = opts.session.take().map(|path| SessionLog {
+        path,
+        kernel: session.kernel.release.clone(),
+        attach: opts.attach,
+        probes: session.probes.outcomes.iter().map(Into::into).collect(),
+        started_wall: SystemTime::now(),
+        start: Instant::now(),
+        events: Vec::new(),
+    });
     let mut fleet = opts.fleet.take();
     let fleet_out = match fleet.as_mut() {
         Some(f) => {
@@ -202,8 +267,8 @@ pub async fn run(mut opts: TraceOptions) -> anyhow::Result<Totals> {
         Some(_) => Some(signal(SignalKind::hangup())?),
         None => None,
     };
-    // The agent needs the derived events whether or not they are printed.
-    let mut pipe = Pipeline::new(opts.derived || opts.agent.is_some());
+    // The agent and a session need the derived events whether or not they are printed.
+    let mut pipe = Pipeline::new(opts.derived || opts.agent.is_some() || log.is_some());
     let mut agent = match opts.agent {
         Some(a) => {
             let (mut agent, recovery) = Agent::open(a)?;
@@ -262,6 +327,7 @@ pub async fn run(mut opts: TraceOptions) -> anyhow::Result<Totals> {
             evs,
             show_derived,
             &fleet,
+            &mut log,
         )?;
         if let Some(a) = agent.as_mut() {
             for x in a.poll(Instant::now()) {
@@ -283,6 +349,7 @@ pub async fn run(mut opts: TraceOptions) -> anyhow::Result<Totals> {
         evs,
         show_derived,
         &fleet,
+        &mut log,
     )?;
     if let Some(f) = &fleet {
         f.after_batch(&pipe.totals, agent.as_ref());
@@ -296,6 +363,9 @@ pub async fn run(mut opts: TraceOptions) -> anyhow::Result<Totals> {
         "notify: {} events, {} lost in the kernel (ring buffer full), {} sequence gaps, {} undecodable",
         t.events, t.lost_kernel, t.seq_gaps, t.undecodable
     );
+    if let Some(l) = log {
+        l.save(&pipe.totals)?;
+    }
     Ok(pipe.totals)
 }
 
@@ -307,8 +377,12 @@ fn emit(
     evs: Vec<TraceEvent>,
     show_derived: bool,
     fleet: &Option<crate::fleet::Fleet>,
+    log: &mut Option<SessionLog>,
 ) -> anyhow::Result<()> {
     for ev in evs {
+        if let Some(l) = log.as_mut() {
+            l.events.push(ev.clone());
+        }
         if let Some(f) = fleet {
             f.on_event(&ev);
         }

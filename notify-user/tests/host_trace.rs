@@ -6,6 +6,7 @@
 //! hooks themselves are proved in the VM lab (`cargo xtask vm-test`).
 
 use std::{
+    ffi::OsStr,
     fs,
     io::{BufRead, BufReader},
     os::unix::fs::MetadataExt,
@@ -14,7 +15,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use notify::event::{Dev, EventData, TraceEvent};
+use notify::{
+    event::{Dev, EventData, TraceEvent},
+    session_file::{ExitStatus, SessionFile},
+};
 
 fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
@@ -96,9 +100,14 @@ struct Tracer {
 
 impl Tracer {
     fn start(out: &Path) -> Tracer {
+        Tracer::start_with(out, &[])
+    }
+
+    fn start_with(out: &Path, extra: &[&std::ffi::OsStr]) -> Tracer {
         let mut child = Command::new(env!("CARGO_BIN_EXE_notify"))
             .args(["trace", "-o", "json", "--attach", "auto", "--output"])
             .arg(out)
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -229,4 +238,59 @@ fn attach_report_explains_what_this_kernel_lacks() {
         assert!(text.to_lowercase().contains("kprobe"), "{text}");
     }
     assert!(text.contains("tracepoint:ok"), "{text}");
+}
+
+#[test]
+fn trace_writes_a_session_that_report_reads() {
+    if !is_root() {
+        eprintln!("SKIPPED: needs root (BPF, loop devices, mount)");
+        return;
+    }
+    let mut fs_ = LoopXfs::new("tsession");
+    let out = fs_.dir.join("events.jsonl");
+    let session = fs_.dir.join("session.json");
+    let tracer = Tracer::start_with(&out, &[OsStr::new("--session"), session.as_os_str()]);
+    fs_.mount();
+    fs_.umount();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(tracer.stop(), 0, "notify trace must exit 0 on SIGINT");
+
+    let s = SessionFile::load(&session).unwrap_or_else(|e| panic!("{e}"));
+    // The session holds exactly the stream notify trace printed, derived events included.
+    let printed: Vec<u64> = read_events(&out).iter().map(|e| e.seq).collect();
+    let kept: Vec<u64> = s.events.iter().map(|e| e.seq).collect();
+    assert_eq!(
+        kept, printed,
+        "session events differ from the printed stream"
+    );
+    assert!(
+        s.command.iter().any(|a| a == "trace") && s.command.iter().any(|a| a == "--session"),
+        "command is notify's own command line: {:?}",
+        s.command
+    );
+    assert_eq!(s.exit_status, ExitStatus::Code(0));
+    assert!(
+        s.probes
+            .iter()
+            .any(|p| p.method.as_deref() == Some("tracepoint")),
+        "probes: {:?}",
+        s.probes
+    );
+    let dev = fs_.dev().to_string();
+    let name = fs_.loopdev.trim_start_matches("/dev/").to_string();
+    assert_eq!(s.devices.get(&dev), Some(&name), "devices: {:?}", s.devices);
+
+    // notify report draws the loop device's lane from it.
+    let r = Command::new(env!("CARGO_BIN_EXE_notify"))
+        .arg("report")
+        .arg(&session)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&r.stdout);
+    assert!(
+        r.status.success(),
+        "report failed: {}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    assert!(text.contains(&name), "report does not name {name}:\n{text}");
 }
