@@ -60,6 +60,7 @@ agent_start() {
 		return
 	fi
 	"$AGENT" trace -o json --attach "$ATTACH" --output "$OUT/$SC/events.jsonl" \
+		--session "$OUT/$SC/session.json" \
 		> "$OUT/$SC/agent.stdout" 2> "$OUT/$SC/agent.log" &
 	AGENT_PID=$!
 	# Wait for the attach report ("attached" on stderr); 120 s at most under TCG.
@@ -114,7 +115,7 @@ begin() {
 end() {
 	dmesg > "$OUT/$SC/dmesg.txt"
 	dmesg -c > /dev/null
-	emit "$SC" result.txt log.txt dmesg.txt events.jsonl agent.log agent.stdout
+	emit "$SC" result.txt log.txt dmesg.txt events.jsonl agent.log agent.stdout session.json
 	echo "@@NOTIFY-SCENARIO-END $SC"
 }
 
@@ -288,8 +289,10 @@ ragent_start() {
 		res "$1" missing
 		return
 	fi
+	# The session file is named after the events file: events_X.jsonl -> session_X.json.
 	"$AGENT" agent -o json --verbose --policy sigbus --journal $JOURNAL --attach "$ATTACH" \
 		--metrics-addr off --output "$OUT/$SC/$2" \
+		--session "$OUT/$SC/$(echo "$2" | sed 's/^events/session/; s/\.jsonl$/.json/')" \
 		> "$OUT/$SC/$1.stdout" 2> "$OUT/$SC/$1.log" &
 	RA_PID=$!
 	# "journal ...: N record(s)" comes after attaching, right before the
@@ -481,6 +484,7 @@ sc_replay() {
 		say "$f.jsonl: $(grep -c . "$OUT/$SC/$f.jsonl") lines, $(grep -c '"kind":"replayed"' "$OUT/$SC/$f.jsonl") replayed"
 	done
 	emit "$SC" events_restart.jsonl agent_restart.log events_again.jsonl agent_again.log \
+		session_restart.json session_again.json \
 		journal_killed.txt journal_killed.jsonl journal_end.txt journal_end.jsonl
 	end
 }
@@ -560,7 +564,7 @@ sc_mount_suite() {
 		res metrics_agent_exit $?
 	fi
 	grep -q " /mnt " /proc/mounts && umount /mnt
-	emit "$SC" session.json record.log healthz.txt metrics_start.txt metrics_delivered.txt \
+	emit "$SC" record.log healthz.txt metrics_start.txt metrics_delivered.txt \
 		metrics_premature.txt metrics_replayed.txt metrics_end.txt agent_events.jsonl \
 		metrics_agent.log
 	end
@@ -577,6 +581,13 @@ sc_doctor
 for s in $(echo "$SCENARIOS" | tr ',' ' '); do
 	case "$s" in
 	no_holder | mounted | remount | premature | replay | mount_suite) "sc_$s" ;;
+	# Self-test of the harness, never in the defaults: a guest kernel panic mid-run, which
+	# vm-test must report with the panic lines, boot once more, and fail on the second death.
+	selftest_panic)
+		echo "@@NOTIFY-SCENARIO-BEGIN $s"
+		echo 1 > /proc/sys/kernel/sysrq
+		echo c > /proc/sysrq-trigger
+		;;
 	*) echo "@@NOTIFY-WARN unknown scenario $s" ;;
 	esac
 done

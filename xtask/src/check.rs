@@ -265,7 +265,7 @@ impl Outcome {
     pub fn passed(&self) -> bool {
         self.checks.iter().all(|c| c.ok)
     }
-    fn check(&mut self, what: impl Into<String>, ok: bool, detail: impl Into<String>) -> bool {
+    pub fn check(&mut self, what: impl Into<String>, ok: bool, detail: impl Into<String>) -> bool {
         self.checks.push(Check {
             what: what.into(),
             ok,
@@ -332,10 +332,18 @@ pub const EXTRA_FILES: &[&str] = &[
     "journal_end.jsonl",
     "journal_killed.txt",
     "journal_end.txt",
-    // mount_suite (crate::suite): the recorded session, its host report, the agent's scrapes.
+    // Every scenario's session (its agent's --session; mount_suite's `notify record`) and its
+    // host report (crate::sessions, crate::suite).
     "session.json",
     "report.txt",
     "report.svg",
+    "session_restart.json",
+    "report_restart.txt",
+    "report_restart.svg",
+    "session_again.json",
+    "report_again.txt",
+    "report_again.svg",
+    // mount_suite (crate::suite): the agent's scrapes.
     "healthz.txt",
     "metrics_delivered.txt",
     "metrics_premature.txt",
@@ -395,6 +403,9 @@ pub fn check_scenario(scenario: &str, ev: &Evidence, require_agent: bool) -> Out
                 format!("no assertions for {other:?}"),
             );
         }
+    }
+    if events.is_some() {
+        crate::sessions::check(&mut o, scenario, &r, ev);
     }
     o
 }

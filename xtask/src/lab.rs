@@ -27,6 +27,11 @@ pub const SCENARIOS: &[&str] = &[
     "mount_suite",
 ];
 
+/// Scenarios run only when named: `selftest_panic` panics the guest kernel, to check that
+/// vm-test reports a dying guest (panic lines, console tail), boots it once more and fails on
+/// the second death.
+pub const SELFTESTS: &[&str] = &["selftest_panic"];
+
 #[derive(Clone, Debug)]
 pub struct Opts {
     pub kernels: Vec<Flavor>,
@@ -162,6 +167,9 @@ pub fn run(opts: &Opts) -> Result<bool> {
     Ok(failures == 0 || opts.narrate)
 }
 
+/// The console of a first boot that died, kept beside the second's console.log.
+const FIRST_ATTEMPT: &str = "console.attempt1.log";
+
 fn boot_one(opts: &Opts, kern: &kernel::Kernel, img: &Path, flavour: &str) -> Result<Vec<Outcome>> {
     let out = util::target_dir()
         .join("lab")
@@ -198,24 +206,54 @@ fn boot_one(opts: &Opts, kern: &kernel::Kernel, img: &Path, flavour: &str) -> Re
         kern.release
     );
     let narrate = opts.narrate;
-    let boot = vm::boot(
-        &kern.vmlinuz,
-        img,
-        &append,
-        opts.timeout,
-        &out.join("console.log"),
-        |line| {
-            if let Some(s) = line.strip_prefix("@@NOTIFY-SAY ") {
-                if narrate {
-                    println!("   {s}");
-                }
-            } else if let Some(s) = line.strip_prefix("@@NOTIFY-SCENARIO-BEGIN ") {
-                println!(" -- {s}");
-            } else if let Some(s) = line.strip_prefix("@@NOTIFY-WARN ") {
-                println!("   warning: {s}");
+    let live = |line: &str| {
+        if let Some(s) = line.strip_prefix("@@NOTIFY-SAY ") {
+            if narrate {
+                println!("   {s}");
             }
-        },
-    )?;
+        } else if let Some(s) = line.strip_prefix("@@NOTIFY-SCENARIO-BEGIN ") {
+            println!(" -- {s}");
+        } else if let Some(s) = line.strip_prefix("@@NOTIFY-WARN ") {
+            println!("   warning: {s}");
+        }
+    };
+    // A guest that booted and then stopped without finishing (a kernel panic or reset: qemu
+    // exits by itself) is booted once more. The first attempt stays on disk and in the
+    // output, and the summary says it happened; a second death fails the run.
+    let mut attempt = 1;
+    let boot = loop {
+        let boot = vm::boot(
+            &kern.vmlinuz,
+            img,
+            &append,
+            opts.timeout,
+            &out.join("console.log"),
+            live,
+        )?;
+        let t = vm::parse_console(&boot.console);
+        let died = !t.done && !boot.timed_out && t.booted.is_some();
+        if !(died && attempt == 1) {
+            break boot;
+        }
+        let first = out.join(FIRST_ATTEMPT);
+        fs::rename(out.join("console.log"), &first)?;
+        println!(
+            " -- the guest stopped after {:.1?} without finishing (qemu exit {:?}), in scenario \
+             {}; its console: {}",
+            boot.elapsed,
+            boot.exit,
+            t.begun.last().map_or("(none)", String::as_str),
+            first.display()
+        );
+        for l in &t.trouble {
+            println!("   ! {l}");
+        }
+        for l in &t.tail {
+            println!("   | {l}");
+        }
+        println!(" -- booting it once more (a second death fails the run)");
+        attempt += 1;
+    };
     let t = suite::with_host_report(
         vm::parse_console(&boot.console),
         &out,
@@ -293,6 +331,11 @@ fn check_transcript(
         for l in &t.tail {
             println!("   | {l}");
         }
+    }
+    if out.join(FIRST_ATTEMPT).exists() {
+        vm_check.skipped.push(format!(
+            "the first boot died before the end: see {FIRST_ATTEMPT}"
+        ));
     }
     report(&vm_check);
     outcomes.push(vm_check);

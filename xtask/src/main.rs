@@ -5,6 +5,7 @@ mod check;
 mod initramfs;
 mod kernel;
 mod lab;
+mod sessions;
 mod setup;
 mod suite;
 mod test;
@@ -131,10 +132,11 @@ impl LabArgs {
             }
         }
         for s in &self.scenarios {
-            if !lab::SCENARIOS.contains(&s.as_str()) {
+            if !lab::SCENARIOS.contains(&s.as_str()) && !lab::SELFTESTS.contains(&s.as_str()) {
                 bail!(
-                    "unknown scenario {s:?} (known: {})",
-                    lab::SCENARIOS.join(", ")
+                    "unknown scenario {s:?} (known: {}; harness self-tests: {})",
+                    lab::SCENARIOS.join(", "),
+                    lab::SELFTESTS.join(", ")
                 );
             }
         }

@@ -36,7 +36,7 @@ pub fn host_notify(agent: Option<&Path>) -> Option<PathBuf> {
         .find(|p| p.exists())
 }
 
-/// The transcript with the host's report of the mount suite's session added ([`host_report`]).
+/// The transcript with the host's reports of every session that came back ([`host_report`]).
 pub fn with_host_report(
     mut t: vm::Transcript,
     out: &Path,
@@ -46,53 +46,77 @@ pub fn with_host_report(
     t
 }
 
-/// Renders the session of the mount suite with the host's `notify report` into the
-/// transcript (report.txt, report.svg) and, with rsvg-convert, `out/mount_suite/report.png`.
-/// Says what it did on stderr; a failure leaves the report files out (the checks say so).
+/// The report files of a session file: `session.json` -> `report`, `session_X.json` ->
+/// `report_X`; None for a file that is not a session.
+pub fn report_stem(session: &str) -> Option<String> {
+    let rest = session.strip_prefix("session")?.strip_suffix(".json")?;
+    (rest.is_empty() || rest.starts_with('_')).then(|| format!("report{rest}"))
+}
+
+/// Renders every session the guest sent (each scenario's agent writes one with `--session`;
+/// the mount suite's comes from `notify record`) with the host's `notify report`, next to it
+/// under `out/<scenario>/`: report.txt and report.svg go into the transcript (the checks read
+/// them), report.png is drawn when rsvg-convert exists. Says what it did on stderr; a failure
+/// leaves the report files out (the checks say so).
 pub fn host_report(t: &mut vm::Transcript, out: &Path, notify: Option<&Path>) {
-    let Some(session) = t.file(SCENARIO, "session.json").map(str::to_string) else {
+    let sessions: Vec<(String, String, String)> = t
+        .files
+        .iter()
+        .filter_map(|(k, body)| {
+            let (sc, name) = k.split_once('/')?;
+            let stem = report_stem(name)?;
+            Some((format!("{sc}/{name}"), stem, body.clone()))
+        })
+        .collect();
+    if sessions.is_empty() {
         return;
-    };
+    }
     let Some(notify) = host_notify(notify) else {
-        eprintln!("lab: mount_suite: no host notify binary for `notify report`");
+        eprintln!("lab: no host notify binary for `notify report`");
         return;
     };
-    let dir = out.join(SCENARIO);
-    if let Err(e) = util::mkdirp(&dir).and_then(|_| {
-        std::fs::write(dir.join("session.json"), &session).map_err(anyhow::Error::from)
-    }) {
-        eprintln!("lab: mount_suite: writing session.json: {e:#}");
-        return;
-    }
-    let svg = dir.join("report.svg");
-    let mut c = Command::new(&notify);
-    c.arg("report")
-        .arg(dir.join("session.json"))
-        .arg("--svg")
-        .arg(&svg);
-    let png = on_path("rsvg-convert").then(|| dir.join("report.png"));
-    if let Some(p) = &png {
-        c.arg("--png").arg(p);
-    }
-    match c.output() {
-        Ok(o) if o.status.success() => {
-            let text = String::from_utf8_lossy(&o.stdout).into_owned();
-            t.files.insert(format!("{SCENARIO}/report.txt"), text);
-            if let Ok(s) = std::fs::read_to_string(&svg) {
-                t.files.insert(format!("{SCENARIO}/report.svg"), s);
-            }
-            eprintln!(
-                "lab: mount_suite: {} report -> report.txt, report.svg{}",
-                notify.display(),
-                if png.is_some() { ", report.png" } else { "" }
-            );
+    let png_tool = on_path("rsvg-convert");
+    let mut done = Vec::new();
+    for (key, stem, body) in sessions {
+        let sc = key.split_once('/').map_or("", |(s, _)| s).to_string();
+        let dir = out.join(&sc);
+        let session = out.join(&key);
+        if let Err(e) = util::mkdirp(&dir)
+            .and_then(|_| std::fs::write(&session, &body).map_err(anyhow::Error::from))
+        {
+            eprintln!("lab: writing {}: {e:#}", session.display());
+            continue;
         }
-        Ok(o) => eprintln!(
-            "lab: mount_suite: notify report failed ({}): {}",
-            o.status,
-            String::from_utf8_lossy(&o.stderr).trim()
-        ),
-        Err(e) => eprintln!("lab: mount_suite: running {}: {e}", notify.display()),
+        let svg = dir.join(format!("{stem}.svg"));
+        let mut c = Command::new(&notify);
+        c.arg("report").arg(&session).arg("--svg").arg(&svg);
+        if png_tool {
+            c.arg("--png").arg(dir.join(format!("{stem}.png")));
+        }
+        match c.output() {
+            Ok(o) if o.status.success() => {
+                let text = String::from_utf8_lossy(&o.stdout).into_owned();
+                t.files.insert(format!("{sc}/{stem}.txt"), text);
+                if let Ok(s) = std::fs::read_to_string(&svg) {
+                    t.files.insert(format!("{sc}/{stem}.svg"), s);
+                }
+                done.push(format!("{sc}/{stem}"));
+            }
+            Ok(o) => eprintln!(
+                "lab: notify report {key} failed ({}): {}",
+                o.status,
+                String::from_utf8_lossy(&o.stderr).trim()
+            ),
+            Err(e) => eprintln!("lab: running {}: {e}", notify.display()),
+        }
+    }
+    if !done.is_empty() {
+        eprintln!(
+            "lab: {} report -> {}.{{txt,svg{}}}",
+            notify.display(),
+            done.join(", "),
+            if png_tool { ",png" } else { "" }
+        );
     }
 }
 
