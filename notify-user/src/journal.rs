@@ -518,40 +518,7 @@ impl Journal {
 
     /// Apply an entry to the in-memory state; returns the id of an orphan state record.
     fn apply(&mut self, e: Entry) -> Option<u64> {
-        match e {
-            Entry::Notification { id, n } => {
-                self.next_id = self.next_id.max(id + 1);
-                self.records.insert(
-                    id,
-                    Record {
-                        id,
-                        notification: n,
-                        state: State::Pending,
-                        note: None,
-                        state_wall_ns: None,
-                    },
-                );
-                None
-            }
-            Entry::State {
-                id,
-                state,
-                wall_ns,
-                note,
-            } => match self.records.get_mut(&id) {
-                Some(r) => {
-                    r.state = state;
-                    r.note = Some(note);
-                    r.state_wall_ns = Some(wall_ns);
-                    None
-                }
-                None => Some(id),
-            },
-            Entry::Meta { next_id } => {
-                self.next_id = self.next_id.max(next_id);
-                None
-            }
-        }
+        apply(&mut self.records, &mut self.next_id, e)
     }
 
     fn write_entry(&mut self, e: &Entry) -> Result<()> {
@@ -669,6 +636,77 @@ impl Journal {
         self.rewrite(Vec::new())?;
         Ok(n)
     }
+}
+
+/// Applies one entry to records and the next id; returns the id of an orphan state record (a
+/// state change for a record that is not there).
+fn apply(records: &mut BTreeMap<u64, Record>, next_id: &mut u64, e: Entry) -> Option<u64> {
+    match e {
+        Entry::Notification { id, n } => {
+            *next_id = (*next_id).max(id + 1);
+            records.insert(
+                id,
+                Record {
+                    id,
+                    notification: n,
+                    state: State::Pending,
+                    note: None,
+                    state_wall_ns: None,
+                },
+            );
+            None
+        }
+        Entry::State {
+            id,
+            state,
+            wall_ns,
+            note,
+        } => match records.get_mut(&id) {
+            Some(r) => {
+                r.state = state;
+                r.note = Some(note);
+                r.state_wall_ns = Some(wall_ns);
+                None
+            }
+            None => Some(id),
+        },
+        Entry::Meta { next_id: nid } => {
+            *next_id = (*next_id).max(nid);
+            None
+        }
+    }
+}
+
+/// What a reader sees of a journal without taking it from its writer ([`snapshot`]).
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    pub records: Vec<Record>,
+    /// Regions that did not decode. Not repaired: that is the writer's job on its next open. A
+    /// cut at the very end can be an append in progress.
+    pub cuts: Vec<Cut>,
+}
+
+/// Reads a journal without locking or repairing it, so `notify journal list` works beside a
+/// running agent (which holds the lock for good). A record appended while this reads is either
+/// whole in the snapshot or not in it: frames are checksummed, and a torn tail is reported as a
+/// cut, never parsed.
+pub fn snapshot(path: impl AsRef<Path>) -> Result<Snapshot> {
+    let path = path.as_ref();
+    let data = fs::read(path).map_err(io_err(path, "read"))?;
+    check_header(&data).map_err(|detail| JournalError::BadHeader {
+        path: path.to_path_buf(),
+        detail,
+    })?;
+    let scan = scan_frames(&data[HEADER_LEN as usize..], HEADER_LEN);
+    let mut records = BTreeMap::new();
+    let mut next_id = 1;
+    for (_, _, e) in scan.good {
+        apply(&mut records, &mut next_id, e);
+    }
+    Ok(Snapshot {
+        records: records.into_values().collect(),
+        cuts: scan.cuts,
+    })
 }
 
 #[cfg(test)]

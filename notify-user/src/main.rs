@@ -508,13 +508,22 @@ fn run_journal(path: PathBuf, action: JournalCmd) -> anyhow::Result<ExitCode> {
     }
     match action {
         JournalCmd::List { format } => {
-            let (j, recovery) = notify::journal::Journal::open(&path)?;
-            if !recovery.is_clean() {
-                eprintln!("notify: journal recovered: {recovery:?}");
+            // A snapshot, not an open: the agent holds the journal's lock while it runs.
+            let snap = notify::journal::snapshot(&path)?;
+            for c in &snap.cuts {
+                eprintln!(
+                    "notify: journal {}: {} byte(s) at offset {} unreadable ({}); left for the \
+                     agent to repair on its next start (a cut at the end may be an append in \
+                     progress)",
+                    path.display(),
+                    c.len,
+                    c.offset,
+                    c.reason
+                );
             }
             match format {
                 Format::Json => {
-                    for r in j.list() {
+                    for r in &snap.records {
                         println!("{}", serde_json::to_string(r)?);
                     }
                 }
@@ -523,7 +532,7 @@ fn run_journal(path: PathBuf, action: JournalCmd) -> anyhow::Result<ExitCode> {
                         "{:>5} {:<9} {:<11} {:<8} {:>14} {:>8}  NOTE",
                         "ID", "STATE", "REASON", "DISK", "DAX_OFFSET", "LEN"
                     );
-                    for r in j.list() {
+                    for r in &snap.records {
                         let n = &r.notification;
                         println!(
                             "{:>5} {:<9} {:<11} {:<8} {:>#14x} {:>8}  {}",

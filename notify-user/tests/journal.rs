@@ -338,3 +338,68 @@ fn bad_header_is_a_clear_error_and_the_file_is_left_alone() {
     assert!(rec.created);
     assert_eq!(j.append(note(1)).unwrap(), 1);
 }
+
+#[test]
+fn list_reads_beside_a_writer_that_holds_the_lock_and_repairs_nothing() {
+    let (_d, p) = journal_with(3);
+    // The agent's journal: open, locked for as long as it runs.
+    let (mut j, _) = Journal::open(&p).unwrap();
+    assert!(matches!(
+        Journal::open(&p),
+        Err(JournalError::Locked { .. })
+    ));
+    j.mark_replayed(2, "replayed in the test").unwrap();
+    let list = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_notify"))
+            .arg("journal")
+            .arg("--journal")
+            .arg(&p)
+            .arg("list")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let o = list(&["-o", "json"]);
+    assert!(
+        o.status.success(),
+        "list beside a writer failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let states: Vec<(u64, String)> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                v["id"].as_u64().unwrap(),
+                v["state"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        states,
+        [
+            (1, "pending".to_string()),
+            (2, "replayed".to_string()),
+            (3, "pending".to_string())
+        ]
+    );
+
+    // A torn append in progress: the reader reports it and leaves the bytes to the writer.
+    let full = fs::metadata(&p).unwrap().len();
+    let f = OpenOptions::new().append(true).open(&p).unwrap();
+    f.write_at(&0x3152_4A4Eu32.to_le_bytes(), full).unwrap();
+    let o = list(&[]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("unreadable") && err.contains("append in progress"),
+        "{err}"
+    );
+    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 1 + 3);
+    assert_eq!(
+        fs::metadata(&p).unwrap().len(),
+        full + 4,
+        "the reader repaired"
+    );
+    drop(j);
+}
