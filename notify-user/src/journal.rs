@@ -51,6 +51,8 @@ pub const VERSION: u32 = 1;
 pub const HEADER_LEN: u64 = 32;
 pub const FRAME_MAGIC: u32 = 0x3152_4A4E;
 const FRAME_HDR: usize = 12;
+/// How long `open` retries a lock someone else holds before saying so.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 /// A record is a few hundred bytes; anything near this is corruption, not data.
 pub const MAX_PAYLOAD: u32 = 64 << 10;
 
@@ -428,13 +430,23 @@ impl Journal {
             .truncate(false)
             .open(&lp)
             .map_err(io_err(&lp, "open lock file"))?;
-        // SAFETY: flock on a valid fd.
-        if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        // A lock can be held for a moment by a process that is only passing through: a fork
+        // copies the holder's descriptors (close-on-exec or not) until the child execs. A
+        // writer that really holds it (a running agent) still holds it after LOCK_WAIT.
+        let deadline = std::time::Instant::now() + LOCK_WAIT;
+        loop {
+            // SAFETY: flock on a valid fd.
+            if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+                break;
+            }
             let e = io::Error::last_os_error();
-            if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+            if e.raw_os_error() != Some(libc::EWOULDBLOCK) {
+                return Err(io_err(&lp, "flock")(e));
+            }
+            if std::time::Instant::now() >= deadline {
                 return Err(JournalError::Locked { path });
             }
-            return Err(io_err(&lp, "flock")(e));
+            std::thread::sleep(std::time::Duration::from_millis(10));
         }
 
         let mut recovery = Recovery {

@@ -1417,15 +1417,23 @@ mod tests {
             fixture("6.1-kprobe", "premature", "dmesg.txt"),
             fixture("6.1-kprobe", "premature", "events.jsonl"),
         );
-        let run = |events: &str, dmesg: &str| {
+        let session = ["session.json", "report.txt", "report.svg"]
+            .map(|f| (f, fixture("6.1-kprobe", "premature", f)));
+        let run_with = |events: &str, dmesg: &str, report: Option<&str>| {
+            let mut extra: BTreeMap<&'static str, &str> =
+                session.iter().map(|(f, b)| (*f, b.as_str())).collect();
+            if let Some(r) = report {
+                extra.insert("report.txt", r);
+            }
             let ev = Evidence {
                 result: &result,
                 dmesg,
                 events: Some(events),
-                ..Default::default()
+                extra,
             };
             check_scenario("premature", &ev, true)
         };
+        let run = |events: &str, dmesg: &str| run_with(events, dmesg, None);
         assert!(run(&events, &dmesg).passed());
         let failed = |o: &Outcome| -> String {
             o.checks
@@ -1477,6 +1485,30 @@ mod tests {
             msg.contains("filesystem is not ready for notify_failure()!"),
             "{msg}"
         );
+
+        // The session lost an event the agent printed.
+        let rep = &session[1].1;
+        let short: String = events
+            .lines()
+            .filter(|l| !l.contains(r#""kind":"mountfs_enter""#))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let msg = failed(&run(&short, &dmesg));
+        assert!(
+            msg.contains("session.json holds the events of events.jsonl in the same order"),
+            "{msg}"
+        );
+
+        // The report drew the notification with another verdict.
+        let msg = failed(&run_with(
+            &events,
+            &dmesg,
+            Some(&rep.replace("PREMATURE during", "DELIVERED during")),
+        ));
+        assert!(
+            msg.contains("report.txt: one line per notification, with the agent's verdict"),
+            "{msg}"
+        );
     }
 
     /// A recorded replay run, broken the ways a regression in the agent would break it: each
@@ -1493,6 +1525,12 @@ mod tests {
             "journal_end.jsonl",
             "journal_killed.txt",
             "journal_end.txt",
+            "session_restart.json",
+            "report_restart.txt",
+            "report_restart.svg",
+            "session_again.json",
+            "report_again.txt",
+            "report_again.svg",
         ]
         .into_iter()
         .map(|f| (f, file(f)))
