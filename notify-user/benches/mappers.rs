@@ -4,7 +4,9 @@
 //! maps lines each), MAPPERS of which mmap page 0 of a target file on a dedicated tmpfs mount.
 //! Then, in alternated rounds (the order rotates every round), times:
 //!
-//! - `notify::mappers::scan` (what the agent runs at replay), in process;
+//! - `notify::mappers::scan` (what the agent runs at replay), in process: `notify_scan` with the
+//!   PROCMAP_QUERY ioctl where the kernel has it, `notify_scan_text` reading the maps text (what
+//!   kernels before 6.11 get);
 //! - `fuser FILE` (psmisc), `fuser -m MOUNT`, `lsof FILE`, as a user would run them
 //!   (their exec is part of their time: a few hundred microseconds, noise next to the scan).
 //!
@@ -201,7 +203,15 @@ fn run(n: usize, rounds: usize) {
     let t = target_of(&lab.file);
     let file = lab.file.to_string_lossy().into_owned();
     let mount = lab.dir.to_string_lossy().into_owned();
-    let names = ["notify_scan", "fuser_file", "fuser_m", "lsof_file"];
+    // notify_scan: what the agent runs (PROCMAP_QUERY where the kernel has it);
+    // notify_scan_text: the same scan reading the maps text, as on kernels before 6.11.
+    let names = [
+        "notify_scan",
+        "fuser_file",
+        "fuser_m",
+        "lsof_file",
+        "notify_scan_text",
+    ];
     let mut times: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
     let mut found: Vec<usize> = vec![0; names.len()];
     let mut procs = 0;
@@ -209,9 +219,15 @@ fn run(n: usize, rounds: usize) {
         for j in 0..names.len() {
             let i = (r + j) % names.len();
             let (secs, pids) = match i {
-                0 => {
+                0 | 4 => {
+                    let method = if i == 0 {
+                        mappers::Method::Auto
+                    } else {
+                        mappers::Method::Text
+                    };
                     let t0 = Instant::now();
-                    let (m, stats) = mappers::scan(&[t]).unwrap();
+                    let (m, stats) =
+                        mappers::scan_with(std::path::Path::new("/proc"), &[t], method).unwrap();
                     let secs = t0.elapsed().as_secs_f64();
                     procs = stats.processes;
                     (secs, m.iter().map(|m| m.pid).collect())

@@ -7,15 +7,21 @@
 //! byte range. A process that only has the file open, or maps another part of it, is not a
 //! mapper: it cannot touch the poisoned page through a mapping (read()/write() get EIO instead).
 //!
-//! Cost: one readdir of /proc and one read of each maps file. A kernel thread's maps is empty
-//! (no mm), so it costs one empty read and no parsing. Before parsing a process's maps we search
-//! the raw bytes for the " MAJ:MIN INODE " needle of each target; the common case (the process
-//! does not map any damaged file) never splits a line.
+//! Cost: one readdir of /proc and one open of each maps file. On Linux 6.11+ the VMAs are asked
+//! for with the `PROCMAP_QUERY` ioctl on that file, file-backed ones only, which gives device,
+//! inode and file offset without the kernel formatting a line or resolving a path for every
+//! VMA (the text is most of the cost: measured 0.45-0.55x of reading it on this host). The path
+//! is fetched only for a VMA that hits. Older kernels answer the ioctl with ENOTTY: then the
+//! text is read, and before parsing it we search the raw bytes for the " MAJ:MIN INODE " needle
+//! of each target; the common case (the process does not map any damaged file) never splits a
+//! line. A kernel thread's maps is empty (no mm) either way.
 
 use std::{
     fs,
     io::{self, Read},
+    os::fd::AsRawFd,
     path::{Path, PathBuf},
+    sync::atomic::{AtomicU8, Ordering},
 };
 
 use serde::Serialize;
@@ -224,6 +230,8 @@ pub struct Mapper {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct ScanStats {
     pub processes: usize,
+    /// Processes whose VMAs were read with PROCMAP_QUERY.
+    pub queried: usize,
     pub empty_maps: usize,
     pub parsed: usize,
     pub unreadable: usize,
@@ -236,6 +244,16 @@ pub fn scan(targets: &[Target]) -> io::Result<(Vec<Mapper>, ScanStats)> {
 
 /// As [`scan`], with another procfs root (tests, containers).
 pub fn scan_proc(proc_root: &Path, targets: &[Target]) -> io::Result<(Vec<Mapper>, ScanStats)> {
+    scan_with(proc_root, targets, Method::Auto)
+}
+
+/// As [`scan_proc`], choosing how VMAs are read (the text path is what kernels before 6.11
+/// get; tests and the benchmark run both).
+pub fn scan_with(
+    proc_root: &Path,
+    targets: &[Target],
+    method: Method,
+) -> io::Result<(Vec<Mapper>, ScanStats)> {
     let needles: Vec<Vec<u8>> = targets.iter().map(needle).collect();
     let mut stats = ScanStats::default();
     let mut out = Vec::new();
@@ -250,7 +268,9 @@ pub fn scan_proc(proc_root: &Path, targets: &[Target]) -> io::Result<(Vec<Mapper
             continue;
         };
         stats.processes += 1;
-        let Some(hits) = pid_hits(proc_root, pid, targets, &needles, &mut buf, &mut stats) else {
+        let Some(hits) = pid_hits(
+            proc_root, pid, targets, &needles, &mut buf, &mut stats, method,
+        ) else {
             continue;
         };
         if hits.is_empty() {
@@ -271,6 +291,135 @@ pub fn scan_proc(proc_root: &Path, targets: &[Target]) -> io::Result<(Vec<Mapper
     Ok((out, stats))
 }
 
+/// `struct procmap_query` of include/uapi/linux/fs.h (Linux 6.11).
+#[repr(C)]
+#[derive(Default)]
+struct ProcmapQuery {
+    size: u64,
+    query_flags: u64,
+    query_addr: u64,
+    vma_start: u64,
+    vma_end: u64,
+    vma_flags: u64,
+    vma_page_size: u64,
+    vma_offset: u64,
+    inode: u64,
+    dev_major: u32,
+    dev_minor: u32,
+    vma_name_size: u32,
+    build_id_size: u32,
+    vma_name_addr: u64,
+    build_id_addr: u64,
+}
+
+/// `_IOWR('f', 17, struct procmap_query)`.
+const PROCMAP_QUERY: libc::c_ulong = (3 << 30)
+    | ((std::mem::size_of::<ProcmapQuery>() as libc::c_ulong) << 16)
+    | ((b'f' as libc::c_ulong) << 8)
+    | 17;
+const PROCMAP_QUERY_VMA_READABLE: u64 = 0x01;
+const PROCMAP_QUERY_VMA_WRITABLE: u64 = 0x02;
+const PROCMAP_QUERY_VMA_EXECUTABLE: u64 = 0x04;
+const PROCMAP_QUERY_VMA_SHARED: u64 = 0x08;
+const PROCMAP_QUERY_COVERING_OR_NEXT_VMA: u64 = 0x10;
+const PROCMAP_QUERY_FILE_BACKED_VMA: u64 = 0x20;
+
+/// Whether this kernel has PROCMAP_QUERY: unknown, yes, no.
+static QUERY: AtomicU8 = AtomicU8::new(QUERY_UNKNOWN);
+const QUERY_UNKNOWN: u8 = 0;
+const QUERY_YES: u8 = 1;
+const QUERY_NO: u8 = 2;
+
+/// How VMAs are read: the ioctl where the kernel has it (the default), or the text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    Auto,
+    Text,
+}
+
+/// The VMAs of an open maps file that map one of `targets`, by PROCMAP_QUERY; None when the
+/// kernel does not have the ioctl.
+fn query_hits(f: &fs::File, targets: &[Target]) -> Option<Vec<MappingHit>> {
+    let mut hits = Vec::new();
+    let mut addr = 0u64;
+    loop {
+        let mut q = ProcmapQuery {
+            size: std::mem::size_of::<ProcmapQuery>() as u64,
+            query_flags: PROCMAP_QUERY_COVERING_OR_NEXT_VMA | PROCMAP_QUERY_FILE_BACKED_VMA,
+            query_addr: addr,
+            ..Default::default()
+        };
+        // SAFETY: PROCMAP_QUERY reads and writes one struct procmap_query of the size given;
+        // no name or build-id buffer is passed (sizes 0).
+        if unsafe { libc::ioctl(f.as_raw_fd(), PROCMAP_QUERY, &mut q) } != 0 {
+            let e = io::Error::last_os_error().raw_os_error();
+            if matches!(e, Some(libc::ENOTTY) | Some(libc::EINVAL)) && addr == 0 {
+                // No such ioctl (before 6.11). EINVAL too: an older struct layout.
+                if QUERY.load(Ordering::Relaxed) != QUERY_YES {
+                    QUERY.store(QUERY_NO, Ordering::Relaxed);
+                    return None;
+                }
+            }
+            // ENOENT: no VMA at or after addr. ESRCH: no mm (kernel thread, exiting).
+            break;
+        }
+        QUERY.store(QUERY_YES, Ordering::Relaxed);
+        if q.vma_end <= addr {
+            break;
+        }
+        addr = q.vma_end;
+        if !targets
+            .iter()
+            .any(|t| t.inode == q.inode && t.major == q.dev_major && t.minor == q.dev_minor)
+        {
+            continue;
+        }
+        let flag = |bit: u64, c: char| if q.vma_flags & bit != 0 { c } else { '-' };
+        let e = MapsEntry {
+            start: q.vma_start,
+            end: q.vma_end,
+            perms: [
+                flag(PROCMAP_QUERY_VMA_READABLE, 'r'),
+                flag(PROCMAP_QUERY_VMA_WRITABLE, 'w'),
+                flag(PROCMAP_QUERY_VMA_EXECUTABLE, 'x'),
+                if q.vma_flags & PROCMAP_QUERY_VMA_SHARED != 0 {
+                    's'
+                } else {
+                    'p'
+                },
+            ]
+            .iter()
+            .collect(),
+            offset: q.vma_offset,
+            major: q.dev_major,
+            minor: q.dev_minor,
+            inode: q.inode,
+            path: vma_name(f, q.vma_start),
+        };
+        hits.extend(targets.iter().filter_map(|t| match_mapping(&e, t)));
+    }
+    Some(hits)
+}
+
+/// The path of the VMA at `addr` (only asked for hits: resolving it is the costly part).
+fn vma_name(f: &fs::File, addr: u64) -> Option<String> {
+    let mut name = vec![0u8; 4096];
+    let mut q = ProcmapQuery {
+        size: std::mem::size_of::<ProcmapQuery>() as u64,
+        query_addr: addr,
+        vma_name_size: name.len() as u32,
+        vma_name_addr: name.as_mut_ptr() as u64,
+        ..Default::default()
+    };
+    // SAFETY: as in query_hits, with a name buffer of vma_name_size bytes that outlives the call.
+    if unsafe { libc::ioctl(f.as_raw_fd(), PROCMAP_QUERY, &mut q) } != 0 || q.vma_name_size == 0 {
+        return None;
+    }
+    // vma_name_size counts the terminating NUL.
+    name.truncate(q.vma_name_size as usize - 1);
+    String::from_utf8(name).ok()
+}
+
 fn pid_hits(
     proc_root: &Path,
     pid: i32,
@@ -278,10 +427,23 @@ fn pid_hits(
     needles: &[Vec<u8>],
     buf: &mut Vec<u8>,
     stats: &mut ScanStats,
+    method: Method,
 ) -> Option<Vec<MappingHit>> {
     buf.clear();
     let path: PathBuf = proc_root.join(pid.to_string()).join("maps");
-    let read = fs::File::open(&path).and_then(|mut f| f.read_to_end(buf));
+    let Ok(mut f) = fs::File::open(&path) else {
+        // Gone, or not ours to read: a process we cannot read we could not signal either.
+        stats.unreadable += 1;
+        return None;
+    };
+    if method == Method::Auto
+        && QUERY.load(Ordering::Relaxed) != QUERY_NO
+        && let Some(hits) = query_hits(&f, targets)
+    {
+        stats.queried += 1;
+        return Some(hits);
+    }
+    let read = f.read_to_end(buf);
     if read.is_err() {
         // Gone, or not ours to read: a process we cannot read we could not signal either.
         stats.unreadable += 1;

@@ -89,6 +89,42 @@ fn cfg(policy: Policy) -> Config {
 }
 
 #[test]
+fn procmap_query_and_maps_text_find_the_same_mappings() {
+    if !require_root("procmap_query_and_maps_text_find_the_same_mappings") {
+        return;
+    }
+    let s = setup();
+    let whole = spawn_map(&s.file, 0, MIB);
+    let part = spawn_map(&s.file, 128 * KIB, 256 * KIB);
+    let other = spawn_map(&s.file, 512 * KIB, 256 * KIB);
+    let ours = [whole.pid(), part.pid(), other.pid()];
+    let run = |m: mappers::Method| {
+        let (mut v, stats) = mappers::scan_with(Path::new("/proc"), &s.targets, m).unwrap();
+        v.retain(|x| ours.contains(&x.pid));
+        (v, stats)
+    };
+    let (text, text_stats) = run(mappers::Method::Text);
+    let (auto, auto_stats) = run(mappers::Method::Auto);
+    assert_eq!(text_stats.queried, 0);
+    eprintln!("text {text_stats:?}\nauto {auto_stats:?}");
+    // This host runs Linux 6.18: the ioctl is there and read every process it could open.
+    assert!(
+        auto_stats.queried > 0 && auto_stats.parsed == 0,
+        "{auto_stats:?}"
+    );
+    // Same processes, VMAs, permissions, paths and damaged sub-ranges either way.
+    assert_eq!(auto, text);
+    assert_eq!(auto.iter().map(|m| m.pid).collect::<Vec<_>>(), {
+        let mut v = vec![whole.pid(), part.pid()];
+        v.sort();
+        v
+    });
+    let h = &auto[0].hits[0];
+    assert_eq!(h.path.as_deref(), s.file.to_str(), "{h:?}");
+    assert_eq!(h.perms, "rw-s", "{h:?}");
+}
+
+#[test]
 fn sigbus_kills_only_processes_mapping_the_damaged_range() {
     if !require_root("sigbus_kills_only_processes_mapping_the_damaged_range") {
         return;

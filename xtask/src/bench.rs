@@ -328,7 +328,7 @@ fn mappers(o: &BenchOpts) -> Result<()> {
     writeln!(b, "Tools: {versions}\n")?;
     writeln!(
         b,
-        "N sleeping children (forks of the bench binary, ~40 maps lines each), 5 of them mmap page 0 of a 1 MiB file on a dedicated tmpfs mount. Variants in rotated order every round: `notify::mappers::scan` (in process, what the agent runs at replay), `fuser FILE`, `fuser -m MOUNT`, `lsof -t -w FILE` (each exec'd as a user would). Every answer is checked to contain the 5 mappers. Ratio = median of per-round ratios against `fuser FILE`.\n"
+        "N sleeping children (forks of the bench binary, ~40 maps lines each), 5 of them mmap page 0 of a 1 MiB file on a dedicated tmpfs mount. Variants in rotated order every round: `notify::mappers::scan` (`notify_scan`: in process, what the agent runs at replay, reading VMAs with the PROCMAP_QUERY ioctl of Linux 6.11+), the same scan reading the maps text as on older kernels (`notify_scan_text`), `fuser FILE`, `fuser -m MOUNT`, `lsof -t -w FILE` (each exec'd as a user would). Every answer is checked to contain the 5 mappers. Ratio = median of per-round ratios against `fuser FILE`.\n"
     )?;
     writeln!(
         b,
