@@ -237,6 +237,16 @@ pub struct ScanStats {
     pub unreadable: usize,
 }
 
+impl ScanStats {
+    fn add(&mut self, o: &ScanStats) {
+        self.processes += o.processes;
+        self.queried += o.queried;
+        self.empty_maps += o.empty_maps;
+        self.parsed += o.parsed;
+        self.unreadable += o.unreadable;
+    }
+}
+
 /// Find processes mapping any of `targets`, reading `/proc`.
 pub fn scan(targets: &[Target]) -> io::Result<(Vec<Mapper>, ScanStats)> {
     scan_proc(Path::new("/proc"), targets)
@@ -254,19 +264,57 @@ pub fn scan_with(
     targets: &[Target],
     method: Method,
 ) -> io::Result<(Vec<Mapper>, ScanStats)> {
+    let pids: Vec<i32> = fs::read_dir(proc_root)?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .collect();
+    // The scan waits on the kernel (each process's VMAs), one process at a time: on a host with
+    // many processes, split it over the CPUs. A replay is rare and wants its answer now.
+    let threads = if pids.len() >= PARALLEL_FROM {
+        std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_THREADS))
+    } else {
+        1
+    };
+    let (mut out, stats) = if threads == 1 {
+        scan_pids(proc_root, &pids, targets, method)
+    } else {
+        let chunk = pids.len().div_ceil(threads);
+        std::thread::scope(|s| {
+            let parts: Vec<_> = pids
+                .chunks(chunk)
+                .map(|c| s.spawn(move || scan_pids(proc_root, c, targets, method)))
+                .collect();
+            let mut out = Vec::new();
+            let mut stats = ScanStats::default();
+            for p in parts {
+                // A scan thread only panics on a bug; fail the scan rather than miss mappers.
+                let (o, st) = p
+                    .join()
+                    .map_err(|_| io::Error::other("a mapper scan thread panicked"))?;
+                out.extend(o);
+                stats.add(&st);
+            }
+            Ok::<_, io::Error>((out, stats))
+        })?
+    };
+    out.sort_by_key(|m| m.pid);
+    Ok((out, stats))
+}
+
+/// From how many processes the scan is split over threads, and over at most how many.
+const PARALLEL_FROM: usize = 512;
+const MAX_THREADS: usize = 8;
+
+fn scan_pids(
+    proc_root: &Path,
+    pids: &[i32],
+    targets: &[Target],
+    method: Method,
+) -> (Vec<Mapper>, ScanStats) {
     let needles: Vec<Vec<u8>> = targets.iter().map(needle).collect();
     let mut stats = ScanStats::default();
     let mut out = Vec::new();
     let mut buf = Vec::with_capacity(64 << 10);
-    for entry in fs::read_dir(proc_root)? {
-        let Ok(entry) = entry else { continue };
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<i32>().ok())
-        else {
-            continue;
-        };
+    for &pid in pids {
         stats.processes += 1;
         let Some(hits) = pid_hits(
             proc_root, pid, targets, &needles, &mut buf, &mut stats, method,
@@ -287,8 +335,7 @@ pub fn scan_with(
             hits,
         });
     }
-    out.sort_by_key(|m| m.pid);
-    Ok((out, stats))
+    (out, stats)
 }
 
 /// `struct procmap_query` of include/uapi/linux/fs.h (Linux 6.11).
@@ -354,11 +401,12 @@ fn query_hits(f: &fs::File, targets: &[Target]) -> Option<Vec<MappingHit>> {
         if unsafe { libc::ioctl(f.as_raw_fd(), PROCMAP_QUERY, &mut q) } != 0 {
             let e = io::Error::last_os_error().raw_os_error();
             if matches!(e, Some(libc::ENOTTY) | Some(libc::EINVAL)) && addr == 0 {
-                // No such ioctl (before 6.11). EINVAL too: an older struct layout.
+                // No such ioctl (before 6.11; EINVAL: an older struct layout), or not a procfs
+                // maps file at all: read the text. Remember a kernel without it.
                 if QUERY.load(Ordering::Relaxed) != QUERY_YES {
                     QUERY.store(QUERY_NO, Ordering::Relaxed);
-                    return None;
                 }
+                return None;
             }
             // ENOENT: no VMA at or after addr. ESRCH: no mm (kernel thread, exiting).
             break;
@@ -606,5 +654,54 @@ ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0                  [vsysca
         assert_eq!(st.pid, std::process::id() as i32);
         assert!(st.start_time > 0);
         assert!(!st.is_kernel_thread());
+    }
+
+    #[test]
+    fn many_processes_are_scanned_in_parallel_and_all_found() {
+        // A procfs-shaped tree of 600 processes (past PARALLEL_FROM): maps and stat as text.
+        let root = std::env::temp_dir().join(format!("notify-fakeproc-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        let mappers = [7, 301, 599];
+        for pid in 1..=600 {
+            let d = root.join(pid.to_string());
+            fs::create_dir_all(&d).unwrap();
+            let mut maps = String::from(
+                "55d0c0a00000-55d0c0a02000 r--p 00000000 fd:01 1835108    /usr/bin/cat\n",
+            );
+            if mappers.contains(&pid) {
+                maps.push_str("7f1200000000-7f1200400000 rw-s 00000000 07:00 131   /mnt/x/data\n");
+            }
+            fs::write(d.join("maps"), maps).unwrap();
+            fs::write(
+                d.join("stat"),
+                format!("{pid} (p{pid}) S 1 1 1 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 {pid} 0 0"),
+            )
+            .unwrap();
+        }
+        fs::write(root.join("uptime"), "1.0 1.0").unwrap();
+        let t = Target {
+            major: 7,
+            minor: 0,
+            inode: 131,
+            offset: 0x1000,
+            length: 0x1000,
+        };
+        for m in [Method::Text, Method::Auto] {
+            let (found, stats) = scan_with(&root, &[t], m).unwrap();
+            assert_eq!(stats.processes, 600, "{m:?}");
+            assert_eq!(
+                stats.queried, 0,
+                "{m:?}: regular files have no PROCMAP_QUERY"
+            );
+            assert_eq!(
+                found
+                    .iter()
+                    .map(|x| (x.pid, x.start_time))
+                    .collect::<Vec<_>>(),
+                mappers.map(|p| (p, p as u64)),
+                "{m:?}"
+            );
+        }
+        fs::remove_dir_all(&root).unwrap();
     }
 }
