@@ -270,11 +270,11 @@ host_usr() {
 	HOSTRUN="/host/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2 --library-path /host/usr/lib/x86_64-linux-gnu"
 }
 
-# Per-program BPF run time of one process's programs: "tool=T prog_id=I run_time_ns=R run_cnt=C".
+# Per-program BPF run time of one process's programs (prog fds only: link fds name a prog_id too): "tool=T prog_id=I run_time_ns=R run_cnt=C".
 prog_stats() { # prog_stats TOOL PID
 	for f in /proc/$2/fdinfo/*; do
 		awk -v t="$1" '/^prog_id:/{id=$2} /^run_time_ns:/{rt=$2} /^run_cnt:/{rc=$2}
-			END{if (id != "") print "tool=" t " prog_id=" id " run_time_ns=" rt " run_cnt=" rc}' "$f" 2>/dev/null
+			END{if (id != "" && rc != "") print "tool=" t " prog_id=" id " run_time_ns=" rt " run_cnt=" rc}' "$f" 2>/dev/null
 	done
 }
 

@@ -461,7 +461,7 @@ fn vm_bench(o: &BenchOpts, which: &str) -> Result<()> {
     let guest = t.booted.clone().unwrap_or_else(|| "(did not boot)".into());
     let agent_cmd = match which {
         "probe" => format!(
-            "notify trace -o json` with --attach kprobe and --attach fentry, and bpftrace, all at once; rounds {}",
+            "notify trace -o json --attach kprobe` and `--attach fentry`, and bpftrace running `lab/probecost.bt`, all at once; rounds {}; `notify",
             o.rounds.unwrap_or(6)
         ),
         "contain" => format!(
