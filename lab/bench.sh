@@ -8,10 +8,12 @@
 #   lab.rounds=N             mount: A/B block pairs (default 6)
 #   lab.cycles=N             mount: mount+umount cycles per block (default 8)
 #   lab.pages=N              storm: pages to poison (default 10000)
+#   lab.sizes=1,10,100       contain: affected files per figure
 #
 # Results come back as files (same transport as scenarios.sh):
 #   bench-mount/cycles.txt   "mode=clean|recover probes=none|all block=B cycle=C mount_ns= umount_ns="
 #   bench-storm/result.txt   key=value facts, bench-storm/agent.log (the agent's totals line)
+#   bench-contain/rounds.txt "round=R pos=P n=N mode=kernel|replay sigbus= first_ns= last_ns= ..."
 
 PMEM=/dev/pmem0
 ATTACH=kprobe
@@ -19,6 +21,7 @@ BENCH=mount
 ROUNDS=6
 CYCLES=8
 PAGES=10000
+SIZES="1 10 100"
 for kv in $(cat /proc/cmdline); do
 	case "$kv" in
 	lab.bench=*) BENCH=${kv#lab.bench=} ;;
@@ -26,6 +29,7 @@ for kv in $(cat /proc/cmdline); do
 	lab.rounds=*) ROUNDS=${kv#lab.rounds=} ;;
 	lab.cycles=*) CYCLES=${kv#lab.cycles=} ;;
 	lab.pages=*) PAGES=${kv#lab.pages=} ;;
+	lab.sizes=*) SIZES=$(echo "${kv#lab.sizes=}" | tr ',' ' ') ;;
 	esac
 done
 AGENT=/bin/notify
@@ -175,11 +179,178 @@ bench_storm() {
 	echo "@@NOTIFY-SCENARIO-END $D"
 }
 
-echo "@@NOTIFY-PLAN bench=$BENCH attach=$ATTACH rounds=$ROUNDS cycles=$CYCLES pages=$PAGES"
+# Containment latency, kernel vs notify, N affected files (one page each, one mapper each).
+#   kernel: mounted, vm.memory_failure_early_kill=1 and PR_MCE_KILL_EARLY mappers; corrupt-pfn
+#           every page in turn: t0 just before the first write, end = the last mapper's SIGBUS.
+#   replay: the same on fresh files, but poisoned while unmounted with the enforcing agent
+#           running (journaled no_holder); the agent is stopped, the fs mounted, N mappers map
+#           the pages, then t0 = exec of `notify journal replay --policy sigbus`, end = the last
+#           mapper's SIGBUS (sent by notify through a pidfd).
+bench_contain() {
+	D=bench-contain
+	mkdir -p "$OUT/$D"
+	echo "@@NOTIFY-SCENARIO-BEGIN $D"
+	: > "$OUT/$D/rounds.txt"
+	: > "$OUT/$D/replay-summary.txt"
+	grep -q " /mnt " /proc/mounts && umount /mnt
+	mkfs.xfs -f -m rmapbt=1,reflink=1 $PMEM > /dev/null 2>&1
+	mount -t xfs -o dax=always $PMEM /mnt || echo "@@NOTIFY-WARN contain: mount failed"
+	echo 1 > /proc/sys/vm/memory_failure_early_kill
+	J=/tmp/contain-journal
+	r=0
+	while [ "$r" -lt "$ROUNDS" ]; do
+		for n in $SIZES; do
+			if [ $((r % 2)) -eq 0 ]; then order="kernel replay"; else order="replay kernel"; fi
+			pos=0
+			for m in $order; do
+				dir=/mnt/$m-$r-$n
+				tag=$r-$n
+				echo "@@NOTIFY-SAY [$D] round $r n=$n $m"
+				benchhelp mkfiles "$dir" "$n" || echo "@@NOTIFY-WARN contain: mkfiles $dir"
+				sync
+				if [ $m = kernel ]; then
+					out=$(benchhelp contain "$dir" "$n" kernel 2>> "$OUT/$D/contain.err")
+				else
+					benchhelp pfns "$dir" "$n" > /tmp/pfns
+					umount /mnt
+					rm -f $J
+					"$AGENT" agent -o json --policy sigbus --journal $J --attach "$ATTACH" \
+						--metrics-addr off --output "$OUT/$D/events-$tag.jsonl" \
+						> /dev/null 2> "$OUT/$D/agent-$tag.log" &
+					AGENT_PID=$!
+					i=0
+					while [ $i -lt 1200 ]; do
+						grep -q "notify: journal" "$OUT/$D/agent-$tag.log" 2>/dev/null && break
+						kill -0 $AGENT_PID 2>/dev/null || break
+						sleep 0.1
+						i=$((i + 1))
+					done
+					inj=$(benchhelp inject /tmp/pfns)
+					i=0
+					while [ $i -lt 600 ]; do
+						[ "$(grep -c '"kind":"journaled"' "$OUT/$D/events-$tag.jsonl" 2>/dev/null)" -ge "$n" ] && break
+						sleep 0.1
+						i=$((i + 1))
+					done
+					jn=$(grep -c '"kind":"journaled"' "$OUT/$D/events-$tag.jsonl" 2>/dev/null)
+					echo "@@NOTIFY-SAY [$D] agent up after $i, $inj, journaled $jn"
+					agent_down
+					mount -t xfs -o dax=always $PMEM /mnt || echo "@@NOTIFY-WARN contain: mount failed"
+					out=$(benchhelp contain "$dir" "$n" replay -- "$AGENT" journal --journal $J replay \
+						--policy sigbus 2> "$OUT/$D/replay-$tag.log")
+					sig=$(grep '"kind":"enforcement"' "$OUT/$D/replay-$tag.log" | grep -c '"action":"signalled"')
+					rep=$(grep -c '"kind":"replayed"' "$OUT/$D/replay-$tag.log")
+					echo "round=$r n=$n $inj journaled=$jn replayed=$rep signalled=$sig" >> "$OUT/$D/replay-summary.txt"
+				fi
+				echo "round=$r pos=$pos $out" >> "$OUT/$D/rounds.txt"
+				echo "@@NOTIFY-SAY [$D] $out"
+				pos=$((pos + 1))
+			done
+		done
+		echo "@@NOTIFY-SAY [$D] round $r done: $(tail -n 2 "$OUT/$D/rounds.txt" | tr '\n' ' ')"
+		r=$((r + 1))
+	done
+	echo 0 > /proc/sys/vm/memory_failure_early_kill
+	umount /mnt 2>/dev/null
+	tail -n 20 "$OUT/$D/contain.err" > "$OUT/$D/contain-err-tail.txt" 2>/dev/null
+	emit "$D" rounds.txt replay-summary.txt contain-err-tail.txt replay-0-1.log
+	echo "@@NOTIFY-SCENARIO-END $D"
+}
+
+# The host's /usr over virtio-9p (cargo xtask bench probe-cost shares it read-only): bpftrace
+# and bpftool run from it with the host's dynamic loader and libraries. Sets HOSTRUN.
+host_usr() {
+	if [ -f /lab/modules-extra.list ]; then
+		while read -r mod args; do
+			[ -n "$mod" ] && insmod "/lib/modules/$mod" $args
+		done < /lab/modules-extra.list
+	fi
+	mkdir -p /host/usr
+	mount -t 9p -o trans=virtio,version=9p2000.L,ro,cache=loose,msize=262144 hostusr /host/usr || return 1
+	HOSTRUN="/host/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2 --library-path /host/usr/lib/x86_64-linux-gnu"
+}
+
+# Per-program BPF run time of one process's programs (prog fds only: link fds name a prog_id too): "tool=T prog_id=I run_time_ns=R run_cnt=C".
+prog_stats() { # prog_stats TOOL PID
+	for f in /proc/$2/fdinfo/*; do
+		awk -v t="$1" '/^prog_id:/{id=$2} /^run_time_ns:/{rt=$2} /^run_cnt:/{rc=$2}
+			END{if (id != "" && rc != "") print "tool=" t " prog_id=" id " run_time_ns=" rt " run_cnt=" rc}' "$f" 2>/dev/null
+	done
+}
+
+# BPF run time per hit (kernel.bpf_stats_enabled=1) of notify's programs in both flavours and of
+# a bpftrace script doing the same probes and records (lab/probecost.bt), all three attached at
+# once so every hit runs all of them: a round is mount+umount cycles and a storm of poisoned
+# pages; stats are read after every round.
+bench_probe() {
+	D=bench-probe
+	mkdir -p "$OUT/$D"
+	echo "@@NOTIFY-SCENARIO-BEGIN $D"
+	host_usr || echo "@@NOTIFY-WARN probe: no host /usr over 9p"
+	echo 1 > /proc/sys/kernel/bpf_stats_enabled
+	"$AGENT" doctor > "$OUT/$D/doctor.txt" 2>&1
+	off() { awk -v f="$1" '$1 == f { print $2; exit }' "$OUT/$D/doctor.txt"; }
+	sed -e "s/@HD@/$(off dax_holder_data)/g; s/@HO@/$(off dax_holder_ops)/g" \
+		-e "s/@MS@/$(off xfs_m_super)/g; s/@SF@/$(off sb_s_flags)/g" \
+		-e "s/@SFI@/$(off sb_s_fs_info)/g; s/@SDEV@/$(off sb_s_dev)/g" \
+		-e "s/@FCR@/$(off fc_root)/g; s/@DSB@/$(off dentry_d_sb)/g; s/@BDD@/$(off bdev_bd_dev)/g" \
+		/lab/probecost.bt > "$OUT/$D/probecost.bt"
+	$HOSTRUN /host/usr/bin/bpftrace --version > "$OUT/$D/versions.txt" 2>&1
+	mkfs.xfs -f -m rmapbt=1,reflink=1 $PMEM > /dev/null 2>&1
+	mount -t xfs -o dax=always $PMEM /mnt
+	r=0
+	while [ $r -lt "$ROUNDS" ]; do
+		dd if=/dev/zero of=/mnt/storm$r bs=4k count="$PAGES" 2>/dev/null
+		r=$((r + 1))
+	done
+	sync
+	umount /mnt
+	echo 0 > /proc/sys/vm/memory_failure_early_kill
+	"$AGENT" trace -o json --attach kprobe --output "$OUT/$D/events-kprobe.jsonl" > /dev/null 2> "$OUT/$D/agent-kprobe.log" &
+	PK=$!
+	"$AGENT" trace -o json --attach fentry --output "$OUT/$D/events-fentry.jsonl" > /dev/null 2> "$OUT/$D/agent-fentry.log" &
+	PF=$!
+	$HOSTRUN /host/usr/bin/bpftrace "$OUT/$D/probecost.bt" > "$OUT/$D/bpftrace.out" 2> "$OUT/$D/bpftrace.log" &
+	PB=$!
+	i=0
+	while [ $i -lt 1800 ]; do
+		grep -q attached "$OUT/$D/agent-kprobe.log" && grep -q attached "$OUT/$D/agent-fentry.log" &&
+			grep -q Attaching "$OUT/$D/bpftrace.out" && break
+		sleep 0.1
+		i=$((i + 1))
+	done
+	sleep 2
+	echo "@@NOTIFY-SAY [$D] attached after $((i / 10)) s: $(head -n 1 "$OUT/$D/bpftrace.out") $(tail -n 2 "$OUT/$D/bpftrace.log")"
+	{ $HOSTRUN /host/usr/sbin/bpftool -j prog show; echo; } > "$OUT/$D/progs.json" 2>&1
+	{ $HOSTRUN /host/usr/sbin/bpftool -j perf; echo; } > "$OUT/$D/perf.json" 2>&1
+	echo "pids kprobe=$PK fentry=$PF bpftrace=$PB" > "$OUT/$D/stats.txt"
+	for t in "kprobe $PK" "fentry $PF" "bpftrace $PB"; do prog_stats $t; done | sed 's/^/round=-1 /' >> "$OUT/$D/stats.txt"
+	r=0
+	while [ $r -lt "$ROUNDS" ]; do
+		benchhelp mount $PMEM /mnt "$CYCLES" > /dev/null
+		mount -t xfs -o dax=always $PMEM /mnt
+		benchhelp storm /mnt/storm$r "$PAGES" > /dev/null
+		umount /mnt
+		for t in "kprobe $PK" "fentry $PF" "bpftrace $PB"; do prog_stats $t; done | sed "s/^/round=$r /" >> "$OUT/$D/stats.txt"
+		echo "@@NOTIFY-SAY [$D] round $r done"
+		r=$((r + 1))
+	done
+	kill -INT $PK $PF $PB
+	wait $PK $PF $PB
+	tail -n 1 "$OUT/$D/agent-kprobe.log" "$OUT/$D/agent-fentry.log" > "$OUT/$D/agent-totals.txt"
+	wc -l "$OUT/$D/bpftrace.out" "$OUT/$D/events-kprobe.jsonl" "$OUT/$D/events-fentry.jsonl" > "$OUT/$D/lines.txt"
+	tail -n 5 "$OUT/$D/bpftrace.log" >> "$OUT/$D/lines.txt"
+	emit "$D" stats.txt progs.json perf.json versions.txt agent-totals.txt lines.txt probecost.bt
+	echo "@@NOTIFY-SCENARIO-END $D"
+}
+
+echo "@@NOTIFY-PLAN bench=$BENCH attach=$ATTACH rounds=$ROUNDS cycles=$CYCLES pages=$PAGES sizes=$SIZES"
 for b in $(echo "$BENCH" | tr ',' ' '); do
 	case "$b" in
 	mount) bench_mount ;;
 	storm) bench_storm ;;
+	contain) bench_contain ;;
+	probe) bench_probe ;;
 	*) echo "@@NOTIFY-WARN unknown bench $b" ;;
 	esac
 done

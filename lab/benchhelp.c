@@ -13,6 +13,23 @@
 //       Map FILE (NPAGES pages, MAP_SHARED), touch every page, then madvise(MADV_HWPOISON)
 //       each page in turn. SIGBUS (the kernel killing the mapper of the page it just poisoned)
 //       is caught and counted as poisoned. Prints "poisoned=N failed=F sigbus=S storm_ns=T".
+//
+//   benchhelp mkfiles DIR N
+//       Create DIR/f0 .. DIR/f{N-1}, one written page each, fsync'ed (real extents).
+//   benchhelp pfns DIR N [BASE_PFN]
+//       Print the pfn of page 0 of every DIR/fI (FIEMAP physical offset / 4096 + BASE_PFN,
+//       default 0x40000), one per line.
+//   benchhelp inject PFNFILE
+//       Write every pfn of PFNFILE to /sys/kernel/debug/hwpoison/corrupt-pfn; prints
+//       "injected=N ok=K errno_E=C ...".
+//   benchhelp contain DIR N kernel|replay [BASE_PFN] [-- CMD ARGS...]
+//       Containment latency. Forks N mappers: each maps page 0 of DIR/fI MAP_SHARED, touches it,
+//       asks for early kill (PR_MCE_KILL_EARLY) and waits; its SIGBUS handler records
+//       CLOCK_MONOTONIC (and si_code) in a shared page and exits. Once all are mapped, t0 = now,
+//       then "kernel": write every page's pfn to corrupt-pfn (the kernel's own kill);
+//       "replay": run CMD (notify journal replay). Waits for every mapper ($CONTAIN_TIMEOUT, default 30 s, at most, then
+//       SIGKILLs the rest) and prints "n=N mode=M sigbus=S last_ns=L first_ns=F cmd_ns=C
+//       codes=..." with times relative to t0 (codes: si_code:count, -1 = other).
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -25,6 +42,11 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <linux/fiemap.h>
+#include <linux/fs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -142,12 +164,311 @@ static int cmd_storm(int argc, char **argv) {
 	return 0;
 }
 
+// ---- containment -------------------------------------------------------------------------
+
+#define CORRUPT_PFN "/sys/kernel/debug/hwpoison/corrupt-pfn"
+
+static long long physoff0(int fd) {
+	char raw[sizeof(struct fiemap) + 4 * sizeof(struct fiemap_extent)];
+	struct fiemap *fm = (struct fiemap *)raw;
+	memset(raw, 0, sizeof(raw));
+	fm->fm_start = 0;
+	fm->fm_length = PAGE;
+	fm->fm_flags = FIEMAP_FLAG_SYNC;
+	fm->fm_extent_count = 4;
+	if (ioctl(fd, FS_IOC_FIEMAP, fm) < 0 || fm->fm_mapped_extents == 0)
+		return -1;
+	return (long long)fm->fm_extents[0].fe_physical;
+}
+
+static int cmd_mkfiles(int argc, char **argv) {
+	if (argc < 4)
+		return 2;
+	int n = atoi(argv[3]);
+	char buf[PAGE], path[512];
+	memset(buf, 0x6b, sizeof(buf));
+	mkdir(argv[2], 0755);
+	for (int i = 0; i < n; i++) {
+		snprintf(path, sizeof(path), "%s/f%d", argv[2], i);
+		int fd = open(path, O_CREAT | O_WRONLY | O_TRUNC, 0644);
+		if (fd < 0 || write(fd, buf, PAGE) != (ssize_t)PAGE || fsync(fd) < 0) {
+			perror(path);
+			return 1;
+		}
+		close(fd);
+	}
+	return 0;
+}
+
+static long pfn_of(const char *dir, int i, unsigned long base) {
+	char path[512];
+	snprintf(path, sizeof(path), "%s/f%d", dir, i);
+	int fd = open(path, O_RDONLY);
+	if (fd < 0) {
+		perror(path);
+		return -1;
+	}
+	long long ph = physoff0(fd);
+	close(fd);
+	if (ph < 0) {
+		fprintf(stderr, "%s: no extent\n", path);
+		return -1;
+	}
+	return (long)(base + (unsigned long)ph / PAGE);
+}
+
+static int cmd_pfns(int argc, char **argv) {
+	if (argc < 4)
+		return 2;
+	int n = atoi(argv[3]);
+	unsigned long base = argc > 4 ? strtoul(argv[4], NULL, 0) : 0x40000;
+	for (int i = 0; i < n; i++) {
+		long pfn = pfn_of(argv[2], i, base);
+		if (pfn < 0)
+			return 1;
+		printf("0x%lx\n", pfn);
+	}
+	return 0;
+}
+
+// Writes one pfn to corrupt-pfn; returns 0 or errno.
+static int inject_pfn(long pfn) {
+	char s[32];
+	int len = snprintf(s, sizeof(s), "0x%lx\n", pfn);
+	int fd = open(CORRUPT_PFN, O_WRONLY);
+	if (fd < 0)
+		return errno;
+	int rc = write(fd, s, (size_t)len) < 0 ? errno : 0;
+	close(fd);
+	return rc;
+}
+
+static int cmd_inject(int argc, char **argv) {
+	if (argc < 3)
+		return 2;
+	FILE *f = fopen(argv[2], "r");
+	if (!f) {
+		perror(argv[2]);
+		return 1;
+	}
+	int n = 0, ok = 0, errs[256] = {0};
+	char line[64];
+	while (fgets(line, sizeof(line), f)) {
+		long pfn = strtol(line, NULL, 0);
+		if (pfn <= 0)
+			continue;
+		int rc = inject_pfn(pfn);
+		n++;
+		if (rc == 0)
+			ok++;
+		else
+			errs[rc & 255]++;
+	}
+	fclose(f);
+	printf("injected=%d ok=%d", n, ok);
+	for (int e = 1; e < 256; e++)
+		if (errs[e])
+			printf(" errno_%d=%d", e, errs[e]);
+	printf("\n");
+	return 0;
+}
+
+struct slot {
+	long long ns; // CLOCK_MONOTONIC of the SIGBUS, 0 if none
+	int code;
+	int pad;
+};
+static struct slot *slots;
+static int my_slot;
+
+static void mapper_sigbus(int sig, siginfo_t *si, void *ctx) {
+	(void)sig;
+	(void)ctx;
+	slots[my_slot].ns = now_ns();
+	slots[my_slot].code = si->si_code;
+	_exit(135);
+}
+
+static volatile sig_atomic_t alarmed;
+static void on_alarm(int sig) {
+	(void)sig;
+	alarmed = 1;
+}
+
+static int cmd_contain(int argc, char **argv) {
+	if (argc < 5)
+		return 2;
+	const char *dir = argv[2];
+	int n = atoi(argv[3]);
+	int replay = strcmp(argv[4], "replay") == 0;
+	unsigned long base = 0x40000;
+	unsigned timeout_s = getenv("CONTAIN_TIMEOUT") ? (unsigned)atoi(getenv("CONTAIN_TIMEOUT")) : 30;
+	char **cmd = NULL;
+	for (int i = 5; i < argc; i++) {
+		if (!strcmp(argv[i], "--")) {
+			cmd = &argv[i + 1];
+			break;
+		}
+		base = strtoul(argv[i], NULL, 0);
+	}
+	if (replay && (!cmd || !cmd[0])) {
+		fprintf(stderr, "contain replay needs -- CMD\n");
+		return 2;
+	}
+	long *pfns = calloc((size_t)n, sizeof(long));
+	pid_t *pids = calloc((size_t)n, sizeof(pid_t));
+	if (!replay)
+		for (int i = 0; i < n; i++)
+			if ((pfns[i] = pfn_of(dir, i, base)) < 0)
+				return 1;
+	slots = mmap(NULL, (size_t)n * sizeof(struct slot) + PAGE, PROT_READ | PROT_WRITE,
+		     MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (slots == MAP_FAILED) {
+		perror("mmap slots");
+		return 1;
+	}
+	int ready[2];
+	if (pipe(ready) < 0)
+		return 1;
+	for (int i = 0; i < n; i++) {
+		pid_t pid = fork();
+		if (pid < 0) {
+			perror("fork");
+			return 1;
+		}
+		if (pid == 0) {
+			close(ready[0]);
+			my_slot = i;
+			struct sigaction sa;
+			memset(&sa, 0, sizeof(sa));
+			sa.sa_sigaction = mapper_sigbus;
+			sa.sa_flags = SA_SIGINFO;
+			sigaction(SIGBUS, &sa, NULL);
+			prctl(PR_MCE_KILL, PR_MCE_KILL_SET, PR_MCE_KILL_EARLY, 0, 0);
+			char path[512];
+			snprintf(path, sizeof(path), "%s/f%d", dir, i);
+			int fd = open(path, O_RDWR);
+			volatile char *p =
+			    fd < 0 ? MAP_FAILED
+				   : mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+			if (p == MAP_FAILED) {
+				perror(path);
+				_exit(1);
+			}
+			p[0] = 1;
+			if (write(ready[1], "r", 1) != 1)
+				_exit(1);
+			for (;;)
+				pause();
+		}
+		pids[i] = pid;
+	}
+	close(ready[1]);
+	for (int got = 0; got < n;) {
+		char c;
+		ssize_t r = read(ready[0], &c, 1);
+		if (r <= 0) {
+			fprintf(stderr, "contain: a mapper died before mapping (%d of %d ready)\n",
+				got, n);
+			break;
+		}
+		got++;
+	}
+	struct sigaction al;
+	memset(&al, 0, sizeof(al));
+	al.sa_handler = on_alarm; // no SA_RESTART: the alarm must interrupt waitpid
+	sigaction(SIGALRM, &al, NULL);
+	long long t0 = now_ns(), cmd_ns = -1;
+	int inj_ok = 0, inj_err = 0;
+	pid_t cpid = -1;
+	if (replay) {
+		cpid = fork();
+		if (cpid == 0) {
+			dup2(2, 1); // the command's output goes to our stderr, not into our result line
+			execv(cmd[0], cmd);
+			perror("execv");
+			_exit(127);
+		}
+	} else {
+		for (int i = 0; i < n; i++) {
+			if (inject_pfn(pfns[i]) == 0)
+				inj_ok++;
+			else
+				inj_err++;
+		}
+		cmd_ns = now_ns() - t0;
+	}
+	alarm(timeout_s);
+	int left = n + (cpid > 0 ? 1 : 0), cmd_status = -1;
+	while (left > 0 && !alarmed) {
+		int st;
+		pid_t w = waitpid(-1, &st, 0);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (w == cpid) {
+			cmd_ns = now_ns() - t0;
+			cmd_status = st;
+		}
+		left--;
+	}
+	if (alarmed) {
+		for (int i = 0; i < n; i++)
+			kill(pids[i], SIGKILL);
+		if (cpid > 0)
+			kill(cpid, SIGKILL);
+		while (waitpid(-1, NULL, 0) > 0)
+			;
+	}
+	int got = 0;
+	long long first = -1, last = -1;
+	int codes[8] = {0};
+	for (int i = 0; i < n; i++) {
+		if (!slots[i].ns)
+			continue;
+		got++;
+		long long d = slots[i].ns - t0;
+		if (first < 0 || d < first)
+			first = d;
+		if (d > last)
+			last = d;
+		int c = slots[i].code;
+		codes[c >= 0 && c < 7 ? c : 7]++;
+	}
+	printf("n=%d mode=%s sigbus=%d first_ns=%lld last_ns=%lld cmd_ns=%lld timed_out=%d", n,
+	       replay ? "replay" : "kernel", got, first, last, cmd_ns, (int)alarmed);
+	if (!replay)
+		printf(" injected_ok=%d injected_err=%d", inj_ok, inj_err);
+	else
+		printf(" cmd_status=%d", cmd_status);
+	printf(" codes=");
+	const char *sep = "";
+	for (int c = 0; c < 8; c++)
+		if (codes[c]) {
+			printf("%s%d:%d", sep, c == 7 ? -1 : c, codes[c]);
+			sep = ",";
+		}
+	printf("\n");
+	return 0;
+}
+
 int main(int argc, char **argv) {
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (argc > 1 && strcmp(argv[1], "mount") == 0)
 		return cmd_mount(argc, argv);
 	if (argc > 1 && strcmp(argv[1], "storm") == 0)
 		return cmd_storm(argc, argv);
-	fprintf(stderr, "usage: benchhelp mount DEV DIR N [recover] | storm FILE NPAGES\n");
+	if (argc > 1 && strcmp(argv[1], "mkfiles") == 0)
+		return cmd_mkfiles(argc, argv);
+	if (argc > 1 && strcmp(argv[1], "pfns") == 0)
+		return cmd_pfns(argc, argv);
+	if (argc > 1 && strcmp(argv[1], "inject") == 0)
+		return cmd_inject(argc, argv);
+	if (argc > 1 && strcmp(argv[1], "contain") == 0)
+		return cmd_contain(argc, argv);
+	fprintf(stderr, "usage: benchhelp mount DEV DIR N [recover] | storm FILE NPAGES | mkfiles DIR N |"
+			" pfns DIR N | inject PFNFILE | contain DIR N kernel|replay [-- CMD]\n");
 	return 2;
 }

@@ -10,6 +10,7 @@
 //! - `mappers` (host, root): notify-user/benches/mappers.rs
 //! - `mount-overhead` (VM lab): lab/bench.sh `bench_mount`
 //! - `storm` (VM lab): lab/bench.sh `bench_storm`
+//! - `containment` (VM lab): lab/bench.sh `bench_contain` (module `bench_contain`)
 
 use std::{
     collections::BTreeMap,
@@ -24,7 +25,19 @@ use anyhow::{Context as _, Result, bail};
 
 use crate::{initramfs, kernel, util, vm};
 
-pub const NAMES: &[&str] = &["pipeline", "mappers", "mount-overhead", "storm"];
+#[path = "bench_contain.rs"]
+mod contain;
+#[path = "bench_probe.rs"]
+mod probe;
+
+pub const NAMES: &[&str] = &[
+    "pipeline",
+    "mappers",
+    "mount-overhead",
+    "storm",
+    "containment",
+    "probe-cost",
+];
 
 pub struct BenchOpts {
     pub name: String,
@@ -40,9 +53,9 @@ pub struct BenchOpts {
     pub size: Option<u32>,
 }
 
-type Row = BTreeMap<String, String>;
+pub(crate) type Row = BTreeMap<String, String>;
 
-fn parse_rows(text: &str) -> Vec<Row> {
+pub(crate) fn parse_rows(text: &str) -> Vec<Row> {
     text.lines()
         .filter_map(|l| l.find("@@BENCH ").map(|i| &l[i + 8..]))
         .map(|l| {
@@ -54,15 +67,15 @@ fn parse_rows(text: &str) -> Vec<Row> {
         .collect()
 }
 
-fn get<'a>(r: &'a Row, k: &str) -> &'a str {
+pub(crate) fn get<'a>(r: &'a Row, k: &str) -> &'a str {
     r.get(k).map(String::as_str).unwrap_or("")
 }
 
-fn num(r: &Row, k: &str) -> f64 {
+pub(crate) fn num(r: &Row, k: &str) -> f64 {
     get(r, k).parse().unwrap_or(f64::NAN)
 }
 
-fn median(v: &mut [f64]) -> f64 {
+pub(crate) fn median(v: &mut [f64]) -> f64 {
     if v.is_empty() {
         return f64::NAN;
     }
@@ -106,7 +119,7 @@ fn doc_path() -> PathBuf {
 }
 
 /// Replaces (or appends) the section of `name` in docs/BENCHMARKS.md.
-fn write_section(name: &str, body: &str) -> Result<()> {
+pub(crate) fn write_section(name: &str, body: &str) -> Result<()> {
     let p = doc_path();
     let doc = fs::read_to_string(&p).unwrap_or_else(|_| "# Benchmarks\n".to_string());
     let begin = format!("<!-- bench:{name} -->");
@@ -145,11 +158,13 @@ pub fn run(o: &BenchOpts) -> Result<()> {
         "mappers" => mappers(o),
         "mount-overhead" => vm_bench(o, "mount"),
         "storm" => vm_bench(o, "storm"),
+        "containment" => vm_bench(o, "contain"),
+        "probe-cost" => vm_bench(o, "probe"),
         other => bail!("unknown benchmark {other:?} (known: {})", NAMES.join(", ")),
     }
 }
 
-fn command_line(o: &BenchOpts) -> String {
+pub(crate) fn command_line(o: &BenchOpts) -> String {
     let mut s = format!("cargo xtask bench {}", o.name);
     if let Some(r) = o.rounds {
         write!(s, " --rounds {r}").unwrap();
@@ -157,7 +172,10 @@ fn command_line(o: &BenchOpts) -> String {
     if o.quick {
         s.push_str(" --quick");
     }
-    if matches!(o.name.as_str(), "mount-overhead" | "storm") {
+    if matches!(
+        o.name.as_str(),
+        "mount-overhead" | "storm" | "containment" | "probe-cost"
+    ) {
         write!(s, " --kernel {} --attach {}", o.kernel, o.attach).unwrap();
         if let Some(n) = o.size {
             write!(s, " --size {n}").unwrap();
@@ -383,7 +401,10 @@ fn vm_bench(o: &BenchOpts, which: &str) -> Result<()> {
     util::run(&mut c)?;
     let agent = util::target_dir().join("release/notify");
     let kern = kernel::ensure(*k)?;
-    let (img, _) = initramfs::ensure(&kern, Some(&agent))?;
+    let (mut img, _) = initramfs::ensure(&kern, Some(&agent))?;
+    if which == "probe" {
+        img = probe::image(&kern, &img)?;
+    }
     let out = util::target_dir().join("bench").join(k.label()).join(which);
     let _ = fs::remove_dir_all(&out);
     util::mkdirp(&out)?;
@@ -391,9 +412,24 @@ fn vm_bench(o: &BenchOpts, which: &str) -> Result<()> {
     if let Some(r) = o.rounds {
         write!(append, " lab.rounds={r}")?;
     }
+    if which == "probe" && o.size.is_none() {
+        // A round: 4 mount cycles and 300 poisoned pages.
+        append.push_str(" lab.pages=300 lab.cycles=4");
+    }
     if let Some(n) = o.size {
         match which {
             "mount" => write!(append, " lab.cycles={n}")?,
+            // containment: the largest N of 1, 10, 100 (a quick run: --size 10)
+            "contain" => write!(
+                append,
+                " lab.sizes={}",
+                [1, 10, 100]
+                    .iter()
+                    .filter(|&&s| s <= n)
+                    .map(|s| s.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            )?,
             _ => write!(append, " lab.pages={n}")?,
         }
     }
@@ -423,15 +459,27 @@ fn vm_bench(o: &BenchOpts, which: &str) -> Result<()> {
         fs::write(&p, body)?;
     }
     let guest = t.booted.clone().unwrap_or_else(|| "(did not boot)".into());
+    let agent_cmd = match which {
+        "probe" => format!(
+            "notify trace -o json --attach kprobe` and `--attach fentry`, and bpftrace running `lab/probecost.bt`, all at once; rounds {}; `notify",
+            o.rounds.unwrap_or(6)
+        ),
+        "contain" => format!(
+            "notify agent -o json --policy sigbus --attach {}` and `notify journal replay --policy sigbus",
+            o.attach
+        ),
+        _ => format!("notify trace -o json --attach {}", o.attach),
+    };
     let vm_line = format!(
-        "VM: qemu TCG, 2 vCPUs, 3 GiB, emulated pmem (memmap=1G!1G), guest kernel {guest}; agent `notify trace -o json --attach {}` (release build); VM {} in {:.0?}{}",
-        o.attach,
+        "VM: qemu TCG, 2 vCPUs, 3 GiB, emulated pmem (memmap=1G!1G), guest kernel {guest}; agent `{agent_cmd}` (release build); VM {} in {:.0?}{}",
         if t.done { "finished" } else { "did NOT finish" },
         boot.elapsed,
         if boot.timed_out { " (TIMED OUT)" } else { "" }
     );
     match which {
         "mount" => mount_report(o, &mach, &vm_line, &t, &out),
+        "contain" => contain::report(o, &mach, &vm_line, &t, &out),
+        "probe" => probe::report(o, &mach, &vm_line, &t, &out),
         _ => storm_report(o, &mach, &vm_line, &t, &out),
     }
 }

@@ -24,6 +24,10 @@ pub const APT_PACKAGES: &[&str] = &[
     "systemd",
     // notify report --png renders the SVG with rsvg-convert.
     "librsvg2-bin",
+    // cargo xtask bench probe-cost: the guest runs the host's bpftrace and bpftool (its /usr
+    // over virtio-9p) to compare notify's per-hit BPF cost with bpftrace's.
+    "bpftrace",
+    "bpftool",
 ];
 
 const BPF_LINKER_VERSION: &str = "0.13.0";

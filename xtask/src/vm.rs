@@ -23,6 +23,14 @@ pub struct Boot {
     pub exit: Option<i32>,
 }
 
+/// Extra qemu arguments for the next boots of this process (`cargo xtask bench` shares the
+/// host's root read-only with the guest over virtio-9p for bpftrace and rasdaemon).
+static EXTRA_ARGS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+pub fn set_extra_args(args: &[&str]) {
+    *EXTRA_ARGS.lock().unwrap() = args.iter().map(|s| s.to_string()).collect();
+}
+
 /// Boots `vmlinuz` + `initrd` with `append` appended to the lab's base
 /// command line. The console goes to `console_log` as it arrives; `live`
 /// gets every line (for narration). The qemu process is killed after `timeout`.
@@ -50,6 +58,7 @@ pub fn boot(
         .arg(initrd)
         .arg("-append")
         .arg(&cmdline)
+        .args(EXTRA_ARGS.lock().unwrap().iter())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

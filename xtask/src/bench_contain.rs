@@ -1,0 +1,171 @@
+//! `cargo xtask bench containment`: the kernel's own synchronous kill vs notify's replay, for
+//! 1, 10 and 100 affected files (guest side: lab/bench.sh `bench_contain`, timing in
+//! lab/benchhelp.c `contain`).
+
+use std::{collections::BTreeMap, fmt::Write as _, path::Path};
+
+use anyhow::Result;
+
+use super::{BenchOpts, Row, command_line, get, median, num, write_section};
+use crate::vm;
+
+/// Goal: notify's replay within this factor of the kernel's kill.
+const GOAL: f64 = 5.0;
+
+fn rows(text: &str) -> Vec<Row> {
+    text.lines()
+        .map(|l| {
+            l.split_whitespace()
+                .filter_map(|kv| kv.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        })
+        .collect()
+}
+
+/// Quartile of a sorted slice (nearest rank).
+fn q(v: &[f64], f: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v[((v.len() - 1) as f64 * f).round() as usize]
+}
+
+pub(super) fn report(
+    o: &BenchOpts,
+    mach: &str,
+    vm_line: &str,
+    t: &vm::Transcript,
+    out: &Path,
+) -> Result<()> {
+    let d = "bench-contain";
+    let rs = rows(t.file(d, "rounds.txt").unwrap_or(""));
+    let mut b = String::new();
+    writeln!(
+        b,
+        "## containment (VM lab): poisoned page -> SIGBUS in every mapper, kernel vs notify's replay\n"
+    )?;
+    writeln!(
+        b,
+        "Command: `{}` (guest `bench_contain` in `lab/bench.sh`, mappers and timing in `lab/benchhelp.c` `contain`)  ",
+        command_line(o)
+    )?;
+    writeln!(b, "Machine: {mach}  ")?;
+    writeln!(b, "{vm_line}\n")?;
+    writeln!(
+        b,
+        "N files of one page each on XFS (`-m rmapbt=1,reflink=1`, `mount -o dax=always`), N mapper processes, each mapping page 0 of its own file MAP_SHARED (touched), with `PR_MCE_KILL_EARLY` and a SIGBUS handler that stores CLOCK_MONOTONIC and si_code in shared memory and exits. Times are from t0 to the **last** mapper's SIGBUS handler.\n\n\
+- **(a) kernel**: filesystem mounted, `vm.memory_failure_early_kill=1`; t0 = right before the first `write(corrupt-pfn)`; the helper then writes the N pfns (FIEMAP) one after the other: `memory_failure` -> `dax_holder_notify_failure` -> `xfs_dax_notify_failure` -> rmap walk -> `mf_dax_kill_procs` signals the mappers (BUS_MCEERR_AO, si_code 5). No agent runs.\n\
+- **(b) notify**: N fresh files, their pages poisoned (`corrupt-pfn`) while the filesystem is **unmounted**, with `notify agent --policy sigbus` running: XFS is not the holder, the kernel drops the notification (EBUSY, no_holder) and the agent journals it. The agent is stopped, the filesystem mounted, the N mappers map their pages, then t0 = `exec` of `notify journal replay --policy sigbus` (a fresh process: journal open, GETFSMAP per record, a /proc/*/maps scan per record, pidfd_send_signal(SIGBUS), si_code 0 SI_USER), end = the last mapper's SIGBUS.\n\n\
+Why (b) starts at the replay and not at the ready edge: at the ready edge (`vfs_get_tree` returns) no process can have mapped a file of the new mount yet, so the running agent's replay there finds owners but nobody to signal (the `replay` lab scenario shows exactly that). The mappers appear later, and what the enforcing side costs is one replay pass over the pending records with them in place: that is what a restarted agent (or the `journal replay` command) does at start, and what (b) measures. It includes process start-up of `notify` itself (the agent's start-up replay would add loading and attaching its BPF programs, seconds under TCG, which is not containment work).\n\n\
+Rounds alternate the order (kernel first on even rounds, replay first on odd ones); ratio = median over rounds of (b)/(a) of the same round and N. Under TCG absolute times mean nothing; ratios do.\n"
+    )?;
+    if rs.is_empty() {
+        writeln!(
+            b,
+            "**No results**: the guest sent none (see {}/console.log).",
+            out.display()
+        )?;
+        return write_section("containment", &b);
+    }
+    // (round, n) -> mode -> row
+    let mut by: BTreeMap<(u32, u32), BTreeMap<String, Row>> = BTreeMap::new();
+    for r in &rs {
+        let (Ok(round), Ok(n)) = (get(r, "round").parse(), get(r, "n").parse()) else {
+            continue;
+        };
+        by.entry((round, n))
+            .or_default()
+            .insert(get(r, "mode").to_string(), r.clone());
+    }
+    let mut ns: Vec<u32> = by.keys().map(|(_, n)| *n).collect();
+    ns.sort();
+    ns.dedup();
+    writeln!(
+        b,
+        "| files N | rounds | SIGBUS (a) / (b), all rounds | median (a) kernel: t0 -> last SIGBUS | median (b) notify replay: t0 -> last SIGBUS | median (b) replay command exit | ratio (b)/(a) (median of rounds) | per-round ratios q1 .. q3 | goal (b) <= {GOAL}x (a) |"
+    )?;
+    writeln!(b, "|---:|---:|---|---:|---:|---:|---:|---:|---|")?;
+    let mut verdicts = Vec::new();
+    for n in &ns {
+        let (mut ka, mut rb, mut cmd, mut ratios) = (vec![], vec![], vec![], vec![]);
+        let (mut sa, mut sb, mut rounds, mut complete) = (0.0, 0.0, 0, true);
+        for ((_, rn), m) in &by {
+            if rn != n {
+                continue;
+            }
+            let (Some(a), Some(bb)) = (m.get("kernel"), m.get("replay")) else {
+                continue;
+            };
+            rounds += 1;
+            sa += num(a, "sigbus");
+            sb += num(bb, "sigbus");
+            // A round where a mapper got no SIGBUS has no "last SIGBUS": left out of the times.
+            let (fa, fb) = (
+                num(a, "sigbus") == *n as f64,
+                num(bb, "sigbus") == *n as f64,
+            );
+            complete &= fa && fb;
+            if fa {
+                ka.push(num(a, "last_ns"));
+            }
+            if fb {
+                rb.push(num(bb, "last_ns"));
+                cmd.push(num(bb, "cmd_ns"));
+            }
+            if fa && fb {
+                ratios.push(num(bb, "last_ns") / num(a, "last_ns"));
+            }
+        }
+        let ratio = median(&mut ratios);
+        let verdict = if ratios.is_empty() {
+            "**not measured**".to_string()
+        } else if !complete {
+            format!("{} (some rounds incomplete)", met(ratio))
+        } else {
+            met(ratio).to_string()
+        };
+        verdicts.push(format!(
+            "Goal at N={n}: (b) within {GOAL}x of (a): {verdict} ({ratio:.2}x)."
+        ));
+        writeln!(
+            b,
+            "| {n} | {rounds} | {sa:.0} / {sb:.0} of {} | {:.1} ms | {:.1} ms | {:.1} ms | {ratio:.2} | {:.2} .. {:.2} | {verdict} |",
+            rounds * n,
+            median(&mut ka) / 1e6,
+            median(&mut rb) / 1e6,
+            median(&mut cmd) / 1e6,
+            q(&ratios, 0.25),
+            q(&ratios, 0.75),
+        )?;
+    }
+    writeln!(b)?;
+    for v in &verdicts {
+        writeln!(b, "{v}  ")?;
+    }
+    if let Some(s) = t.file(d, "replay-summary.txt") {
+        writeln!(
+            b,
+            "\nThe notify side, per round (poisoned while unmounted: `corrupt-pfn` writes and their errors, records the agent journaled, records `journal replay` replayed, processes it signalled):\n\n```\n{s}```"
+        )?;
+    }
+    writeln!(
+        b,
+        "\n<details><summary>raw lines of this run (times in ns from t0; codes = si_code:count)</summary>\n\n```"
+    )?;
+    for l in t.file(d, "rounds.txt").unwrap_or("").lines() {
+        writeln!(b, "{l}")?;
+    }
+    writeln!(b, "```\n</details>")?;
+    if let Some(e) = t
+        .file(d, "contain-err-tail.txt")
+        .filter(|e| !e.trim().is_empty())
+    {
+        writeln!(b, "\nHelper errors (tail):\n\n```\n{e}```")?;
+    }
+    write_section("containment", &b)
+}
+
+fn met(ratio: f64) -> &'static str {
+    if ratio <= GOAL { "met" } else { "**MISSED**" }
+}
