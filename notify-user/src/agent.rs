@@ -155,6 +155,8 @@ impl Agent {
             .filter(|r| r.notification.dax.name == disk)
             .map(|r| (r.id, r.notification.dax_offset, r.notification.len))
             .collect();
+        let mut ids = Vec::new();
+        let mut items = Vec::new();
         for (id, off, len) in pending {
             let site = match replay::find_site(disk, off) {
                 Ok(Some(s)) => s,
@@ -164,7 +166,12 @@ impl Agent {
                     continue;
                 }
             };
-            let report = replay::replay(&self.cfg, &site, off, len);
+            ids.push(id);
+            items.push((site, off, len));
+        }
+        // One walk of /proc for every record of the disk.
+        let reports = replay::replay_batch(&self.cfg, &items);
+        for (id, report) in ids.into_iter().zip(reports) {
             for d in &report.decisions {
                 out.push(Action::Enforcement {
                     id,

@@ -16,7 +16,7 @@ use crate::{
     enforce::{self, Decision},
     event::Dev,
     fsmap::{self, Filesystem, FsRange, HitKind},
-    mappers::{self, Target},
+    mappers::{self, Mapper, Target},
     mountinfo, pmem,
 };
 
@@ -208,6 +208,67 @@ pub fn owners(
 
 /// Replays one notification on `site` with `cfg`'s policy.
 pub fn replay(cfg: &enforce::Config, site: &Site, dax_offset: u64, len: u64) -> ReplayReport {
+    replay_batch(cfg, &[(site.clone(), dax_offset, len)])
+        .pop()
+        .expect("one report per notification")
+}
+
+/// Replays several notifications with one walk of /proc: the owners of each range are
+/// resolved (GETFSMAP) one by one, then every damaged file range of the batch is matched in a
+/// single scan of the processes, and each notification acts on the mappers of its own ranges.
+/// A scan costs the same for one range as for a hundred; a replay pass after a mount can have
+/// many records (measured in docs/BENCHMARKS.md, containment).
+pub fn replay_batch(cfg: &enforce::Config, items: &[(Site, u64, u64)]) -> Vec<ReplayReport> {
+    let mut reports = Vec::with_capacity(items.len());
+    let mut targets: Vec<Vec<Target>> = Vec::with_capacity(items.len());
+    for (site, dax_offset, len) in items {
+        let (r, t) = resolve(site, *dax_offset, *len);
+        reports.push(r);
+        targets.push(t);
+    }
+    let all: Vec<Target> = targets.iter().flatten().copied().collect();
+    if all.is_empty() {
+        return reports;
+    }
+    match mappers::scan_proc(&cfg.proc_root, &all) {
+        Ok((found, _)) => {
+            for (report, mine) in reports.iter_mut().zip(&targets) {
+                let theirs = mappers_of(&found, mine);
+                if !theirs.is_empty() {
+                    report.decisions = enforce::enforce_all(cfg, &theirs);
+                }
+            }
+        }
+        Err(e) => {
+            for (report, mine) in reports.iter_mut().zip(&targets) {
+                if !mine.is_empty() {
+                    report.error = Some(format!("scanning /proc: {e}"));
+                }
+            }
+        }
+    }
+    reports
+}
+
+/// The mappers of some targets: each process with only its hits on those targets.
+fn mappers_of(found: &[Mapper], targets: &[Target]) -> Vec<Mapper> {
+    found
+        .iter()
+        .filter_map(|m| {
+            let hits: Vec<_> = m
+                .hits
+                .iter()
+                .filter(|h| targets.contains(&h.target))
+                .cloned()
+                .collect();
+            (!hits.is_empty()).then(|| Mapper { hits, ..m.clone() })
+        })
+        .collect()
+}
+
+/// A notification's filesystem range and owners (no decisions yet), and the file ranges whose
+/// mappers it is to act on.
+fn resolve(site: &Site, dax_offset: u64, len: u64) -> (ReplayReport, Vec<Target>) {
     let mut report = ReplayReport {
         mount_point: site.mount_point.clone(),
         dax_offset,
@@ -221,7 +282,7 @@ pub fn replay(cfg: &enforce::Config, site: &Site, dax_offset: u64, len: u64) -> 
         Ok(r) => r,
         Err(e) => {
             report.error = Some(e.to_string());
-            return report;
+            return (report, vec![]);
         }
     };
     report.fs_range = Some(range);
@@ -229,27 +290,19 @@ pub fn replay(cfg: &enforce::Config, site: &Site, dax_offset: u64, len: u64) -> 
         Ok(fs) => fs,
         Err(e) => {
             report.error = Some(e.to_string());
-            return report;
+            return (report, vec![]);
         }
     };
-    let targets = match owners(&fs, range) {
+    match owners(&fs, range) {
         Ok((o, t)) => {
             report.owners = o;
-            t
+            (report, t)
         }
         Err(e) => {
             report.error = Some(e.to_string());
-            return report;
+            (report, vec![])
         }
-    };
-    if targets.is_empty() {
-        return report;
     }
-    match mappers::scan_proc(&cfg.proc_root, &targets) {
-        Ok((mappers, _)) => report.decisions = enforce::enforce_all(cfg, &mappers),
-        Err(e) => report.error = Some(format!("scanning /proc: {e}")),
-    }
-    report
 }
 
 /// The report as text, for `notify resolve`.

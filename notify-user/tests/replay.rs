@@ -210,3 +210,54 @@ fn resolve_command_names_owner_and_mapper_without_acting() {
     assert!(!out.status.success());
     assert!(text.contains("rmapbt"), "{text}");
 }
+
+#[test]
+fn a_batch_acts_per_notification_after_one_scan() {
+    if !require_root("a_batch_acts_per_notification_after_one_scan") {
+        return;
+    }
+    let x = Xfs::new("rmapbt=1,reflink=1");
+    let (a, b, c) = (x.path("a"), x.path("b"), x.path("c"));
+    write_file(&a, 64 << 10, 1);
+    write_file(&b, 64 << 10, 2);
+    write_file(&c, 64 << 10, 3);
+    let mut on_a = Helper::spawn("map", &[a.to_str().unwrap(), "0", "4096"]);
+    let mut on_b = Helper::spawn("map", &[b.to_str().unwrap(), "0", "4096"]);
+    let mut on_c = Helper::spawn("map", &[c.to_str().unwrap(), "0", "4096"]);
+    for h in [&mut on_a, &mut on_b, &mut on_c] {
+        ready(h);
+    }
+    let cfg = Config {
+        policy: Policy::Sigbus,
+        ..Config::default()
+    };
+    let s = site(&x);
+    // Three notifications: a's first page, b's first page, and AG 0's headers. c is not hit.
+    let items = [
+        (s.clone(), first_block(&a), 4096),
+        (s.clone(), first_block(&b), 4096),
+        (s, 0, 4096),
+    ];
+    let reports = replay::replay_batch(&cfg, &items);
+    assert_eq!(reports.len(), 3);
+    let signalled = |i: usize| -> Vec<i32> {
+        reports[i]
+            .decisions
+            .iter()
+            .filter(|d| d.action == Action::Signalled)
+            .map(|d| d.pid)
+            .collect()
+    };
+    // Each report carries the decisions about the mappers of its own range only.
+    assert_eq!(signalled(0), [on_a.pid()], "{:#?}", reports[0]);
+    assert_eq!(signalled(1), [on_b.pid()], "{:#?}", reports[1]);
+    assert!(reports[2].decisions.is_empty(), "{:#?}", reports[2]);
+    assert!(reports[2].owners.iter().all(|o| o.metadata));
+    for h in [&mut on_a, &mut on_b] {
+        let st = h
+            .wait_status(Duration::from_secs(5))
+            .expect("a mapper of a damaged page must die");
+        assert_eq!(termsig(st), Some(libc::SIGBUS));
+    }
+    assert!(on_c.alive(), "the mapper of an undamaged file must survive");
+}
