@@ -6,6 +6,7 @@
 //! are reported, never acted on: XFS would shut the filesystem down, which is not ours to do.
 
 use std::{
+    collections::HashMap,
     io,
     path::{Path, PathBuf},
 };
@@ -143,8 +144,17 @@ pub fn owners(
     fs: &Filesystem,
     range: FsRange,
 ) -> Result<(Vec<OwnerReport>, Vec<Target>), fsmap::FsmapError> {
+    owners_with(fs, range, &mut fsmap::InodePaths::new(fs.path()).ok())
+}
+
+/// As [`owners`], with an inode -> path index that outlives the call (its walk of the mount is
+/// done once for a whole replay pass, not once per notification).
+fn owners_with(
+    fs: &Filesystem,
+    range: FsRange,
+    paths: &mut Option<fsmap::InodePaths>,
+) -> Result<(Vec<OwnerReport>, Vec<Target>), fsmap::FsmapError> {
     let res = fs.resolve(range.physical, range.length)?;
-    let mut paths = fsmap::InodePaths::new(fs.path()).ok();
     let mut lookup = |ino: u64| -> Vec<PathBuf> {
         paths
             .as_mut()
@@ -221,8 +231,10 @@ pub fn replay(cfg: &enforce::Config, site: &Site, dax_offset: u64, len: u64) -> 
 pub fn replay_batch(cfg: &enforce::Config, items: &[(Site, u64, u64)]) -> Vec<ReplayReport> {
     let mut reports = Vec::with_capacity(items.len());
     let mut targets: Vec<Vec<Target>> = Vec::with_capacity(items.len());
+    // One open filesystem and one path index per mount point for the whole pass.
+    let mut open: HashMap<PathBuf, Opened> = HashMap::new();
     for (site, dax_offset, len) in items {
-        let (r, t) = resolve(site, *dax_offset, *len);
+        let (r, t) = resolve(site, *dax_offset, *len, &mut open);
         reports.push(r);
         targets.push(t);
     }
@@ -268,7 +280,15 @@ fn mappers_of(found: &[Mapper], targets: &[Target]) -> Vec<Mapper> {
 
 /// A notification's filesystem range and owners (no decisions yet), and the file ranges whose
 /// mappers it is to act on.
-fn resolve(site: &Site, dax_offset: u64, len: u64) -> (ReplayReport, Vec<Target>) {
+/// A filesystem opened for a replay pass, with its inode -> path index.
+type Opened = Result<(Filesystem, Option<fsmap::InodePaths>), String>;
+
+fn resolve(
+    site: &Site,
+    dax_offset: u64,
+    len: u64,
+    open: &mut HashMap<PathBuf, Opened>,
+) -> (ReplayReport, Vec<Target>) {
     let mut report = ReplayReport {
         mount_point: site.mount_point.clone(),
         dax_offset,
@@ -286,14 +306,22 @@ fn resolve(site: &Site, dax_offset: u64, len: u64) -> (ReplayReport, Vec<Target>
         }
     };
     report.fs_range = Some(range);
-    let fs = match Filesystem::open(&site.mount_point) {
-        Ok(fs) => fs,
+    let opened = open.entry(site.mount_point.clone()).or_insert_with(|| {
+        Filesystem::open(&site.mount_point)
+            .map(|fs| {
+                let paths = fsmap::InodePaths::new(fs.path()).ok();
+                (fs, paths)
+            })
+            .map_err(|e| e.to_string())
+    });
+    let (fs, paths) = match opened {
+        Ok((fs, paths)) => (&*fs, paths),
         Err(e) => {
-            report.error = Some(e.to_string());
+            report.error = Some(e.clone());
             return (report, vec![]);
         }
     };
-    match owners(&fs, range) {
+    match owners_with(fs, range, paths) {
         Ok((o, t)) => {
             report.owners = o;
             (report, t)

@@ -251,6 +251,14 @@ fn a_batch_acts_per_notification_after_one_scan() {
     // Each report carries the decisions about the mappers of its own range only.
     assert_eq!(signalled(0), [on_a.pid()], "{:#?}", reports[0]);
     assert_eq!(signalled(1), [on_b.pid()], "{:#?}", reports[1]);
+    // One path index serves the whole pass: each owner still has its own path.
+    for (i, f) in [(0, &a), (1, &b)] {
+        assert!(
+            reports[i].owners.iter().any(|o| o.paths.contains(f)),
+            "{:#?}",
+            reports[i]
+        );
+    }
     assert!(reports[2].decisions.is_empty(), "{:#?}", reports[2]);
     assert!(reports[2].owners.iter().all(|o| o.metadata));
     for h in [&mut on_a, &mut on_b] {
