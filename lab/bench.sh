@@ -377,7 +377,14 @@ bench_foot() {
 	mkdir -p "$OUT/$D"
 	echo "@@NOTIFY-SCENARIO-BEGIN $D"
 	IDLE=30
-	for kv in $(cat /proc/cmdline); do case "$kv" in lab.idle=*) IDLE=${kv#lab.idle=} ;; esac; done
+	TOOLS="agent trace rasdaemon bpftrace"
+	for kv in $(cat /proc/cmdline); do
+		case "$kv" in
+		lab.idle=*) IDLE=${kv#lab.idle=} ;;
+		lab.tools=*) TOOLS=$(echo "${kv#lab.tools=}" | tr ',' ' ') ;;
+		esac
+	done
+	NT=$(echo $TOOLS | wc -w)
 	host_usr || echo "@@NOTIFY-WARN foot: no host /usr over 9p"
 	ip link set lo up 2>/dev/null || ifconfig lo 127.0.0.1 up 2>/dev/null
 	"$AGENT" doctor > "$OUT/$D/doctor.txt" 2>&1
@@ -392,7 +399,6 @@ bench_foot() {
 		$HOSTRUN /host/usr/sbin/rasdaemon --version
 	} > "$OUT/$D/versions.txt" 2>&1
 	echo "clk_tck=$(getconf CLK_TCK 2>/dev/null || echo 100) idle_s=$IDLE pages=$PAGES" > "$OUT/$D/rounds.txt"
-	TOOLS="agent trace rasdaemon bpftrace"
 	grep -q " /mnt " /proc/mounts && umount /mnt
 	mkfs.xfs -f -m rmapbt=1,reflink=1 $PMEM > /dev/null 2>&1
 	mount -t xfs -o dax=always $PMEM /mnt || echo "@@NOTIFY-WARN foot: mount failed"
@@ -408,7 +414,7 @@ bench_foot() {
 	r=0
 	while [ $r -lt "$ROUNDS" ]; do
 		# rotate the order by one tool every round
-		order=$(echo $TOOLS $TOOLS | awk -v r=$r '{for (i = 1; i <= 4; i++) printf "%s ", $(i + r % 4)}')
+		order=$(echo $TOOLS $TOOLS | awk -v r=$r -v n=$NT '{for (i = 1; i <= n; i++) printf "%s ", $(i + r % n)}')
 		pos=0
 		for t in $order; do
 			tag=$t-$r
@@ -454,7 +460,9 @@ bench_foot() {
 			done
 			t1=$(cut -d' ' -f1 /proc/uptime)
 			if [ $ok != 1 ]; then
+				kill -0 $P 2>/dev/null || echo "@@NOTIFY-WARN foot: $t exited: $(wait $P; echo rc=$?)"
 				echo "@@NOTIFY-WARN foot: $t did not come up: $(tail -n 3 "$log" | tr '\n' ' ')"
+				ls /sys/kernel/tracing/instances/ > "$OUT/$D/$tag-instances.txt" 2>&1
 				echo "round=$r pos=$pos tool=$t phase=failed" >> "$OUT/$D/rounds.txt"
 				kill -INT $P 2>/dev/null
 				wait $P
@@ -486,7 +494,11 @@ bench_foot() {
 	done
 	umount /mnt 2>/dev/null
 	for f in "$OUT/$D"/tasks-*.txt; do echo "== ${f##*/}"; cat "$f"; done > "$OUT/$D/tasks.txt"
-	for f in "$OUT/$D"/*-0.log; do echo "== ${f##*/}"; tail -n 5 "$f"; done > "$OUT/$D/logs.txt"
+	for f in "$OUT/$D"/*-0.log "$OUT/$D"/*-instances.txt; do
+		[ -f "$f" ] || continue
+		echo "== ${f##*/}"
+		case $f in *rasdaemon*) cat "$f" ;; *) tail -n 5 "$f" ;; esac
+	done > "$OUT/$D/logs.txt"
 	emit "$D" rounds.txt tasks.txt logs.txt versions.txt
 	echo "@@NOTIFY-SCENARIO-END $D"
 }

@@ -13,7 +13,8 @@ use crate::vm;
 
 const TOOLS: &[&str] = &["agent", "trace", "rasdaemon", "bpftrace"];
 
-/// Kernel command line defaults: 3 rounds, 2,000 pages, 30 s idle window.
+/// Kernel command line defaults: 3 rounds, 2,000 pages, 30 s idle window; NOTIFY_FOOT_TOOLS=a,b
+/// runs only those tools.
 pub(super) fn defaults(o: &BenchOpts) -> String {
     let mut s = String::from(" lab.idle=30");
     if o.rounds.is_none() {
@@ -21,6 +22,10 @@ pub(super) fn defaults(o: &BenchOpts) -> String {
     }
     if o.size.is_none() {
         s.push_str(" lab.pages=2000");
+    }
+    // A subset of the tools, for a quick look at one of them (not for the figure).
+    if let Ok(t) = std::env::var("NOTIFY_FOOT_TOOLS") {
+        s.push_str(&format!(" lab.tools={t}"));
     }
     s
 }
