@@ -365,7 +365,7 @@ foot_quiet() { # foot_quiet PID FILE: until FILE's size and PID's CPU ticks stop
 	last=x
 	i=0
 	while [ $i -lt 600 ]; do
-		now="$(wc -c < "$2" 2>/dev/null) $(sed 's/.*) //' /proc/$1/stat | awk '{print $12 + $13}')"
+		now="$(cat "$2" 2>/dev/null | wc -c) $(sed 's/.*) //' /proc/$1/stat | awk '{print $12 + $13}')"
 		[ "$now" = "$last" ] && return 0
 		last=$now
 		sleep 1
@@ -450,8 +450,9 @@ bench_foot() {
 				kill -0 $P 2>/dev/null || break
 				case $t in
 				agent | trace) grep -q -e attached -e "notify: journal" "$log" && ok=1 ;;
-				rasdaemon) [ -s $out ] && cat /sys/kernel/tracing/events/ras/memory_failure_event/enable \
-					/sys/kernel/tracing/instances/*/events/ras/memory_failure_event/enable 2>/dev/null | grep -q 1 && ok=1 ;;
+				# at its poll loop once it holds the per-CPU trace_pipe_raw fds (its log is
+				# partly buffered); the settle below covers the db set-up that follows
+				rasdaemon) ls -l /proc/$P/fd 2>/dev/null | grep -q trace_pipe_raw && ok=1 ;;
 				bpftrace) grep -q Attaching $out 2>/dev/null && ok=1 ;;
 				esac
 				[ $ok = 1 ] && break
@@ -469,6 +470,8 @@ bench_foot() {
 				pos=$((pos + 1))
 				continue
 			fi
+			[ $t = rasdaemon ] && grep -H . /sys/kernel/tracing/instances/*/events/ras/memory_failure_event/enable \
+				> "$OUT/$D/$tag-instances.txt" 2>&1
 			# settle: until its CPU and output stop moving, at least 5 s
 			sleep 5
 			foot_quiet $P $out
@@ -480,11 +483,11 @@ bench_foot() {
 			echo "round=$r pos=$pos tool=$t phase=idle1 $(foot_snap $P)" >> "$OUT/$D/rounds.txt"
 			foot_tasks $P > "$OUT/$D/tasks-$tag-1.txt"
 			echo 5 > /proc/$P/clear_refs
-			b0=$(wc -c < $out)
+			b0=$(cat $out 2>/dev/null | wc -c)
 			echo "round=$r pos=$pos tool=$t phase=storm0 $(foot_snap $P)" >> "$OUT/$D/rounds.txt"
 			s=$(benchhelp storm /mnt/storm-$tag "$PAGES")
 			foot_quiet $P $out
-			echo "round=$r pos=$pos tool=$t phase=storm1 $(foot_snap $P) out_bytes=$(($(wc -c < $out) - b0)) $s" >> "$OUT/$D/rounds.txt"
+			echo "round=$r pos=$pos tool=$t phase=storm1 $(foot_snap $P) out_bytes=$(($(cat $out 2>/dev/null | wc -c) - b0)) $s" >> "$OUT/$D/rounds.txt"
 			kill -INT $P
 			wait $P
 			echo "@@NOTIFY-SAY [$D] round $r $t: $(grep "tool=$t phase=storm1" "$OUT/$D/rounds.txt" | tail -n 1)"
