@@ -344,6 +344,168 @@ bench_probe() {
 	echo "@@NOTIFY-SCENARIO-END $D"
 }
 
+# Footprint (cargo xtask bench footprint): RSS, CPU and wakeups of one tracer at a time, idle
+# and under a storm, for notify agent, notify trace, rasdaemon -f -r and bpftrace running
+# lab/probecost.bt (rasdaemon and bpftrace from the host's /usr over virtio-9p). Per round, the
+# tools run in turn (order rotated every round): start, wait until ready, settle, then an idle
+# window of lab.idle seconds, then a storm of lab.pages poisoned pages on a fresh file, then
+# stop. Lines "round=R pos=P tool=T phase=... key=value ...".
+foot_snap() { # foot_snap PID -> "ticks= rss_kb= hwm_kb= threads= ctxt= vol= nonvol="
+	t=$(sed 's/.*) //' /proc/$1/stat | awk '{print $12 + $13}')
+	m=$(awk '/^VmRSS/{r=$2} /^VmHWM/{h=$2} END{print "rss_kb=" r " hwm_kb=" h}' /proc/$1/status)
+	c=$(cat /proc/$1/task/*/status 2>/dev/null | awk '/^voluntary_ctxt_switches/{v+=$2} /^nonvoluntary_ctxt_switches/{n+=$2} /^Pid:/{k++} END{print "threads=" k " ctxt=" v + n " vol=" v " nonvol=" n}')
+	echo "ticks=$t $m $c"
+}
+foot_tasks() { # foot_tasks PID: "tid comm vol nonvol" per thread
+	for d in /proc/$1/task/*; do
+		echo "${d##*/} $(tr ' ' '_' < $d/comm) $(awk '/^voluntary_ctxt/{v=$2} /^nonvoluntary_ctxt/{n=$2} END{print v, n}' $d/status)"
+	done 2>/dev/null
+}
+foot_quiet() { # foot_quiet PID FILE: until FILE's size and PID's CPU ticks stop changing (1 s)
+	last=x
+	i=0
+	while [ $i -lt 600 ]; do
+		now="$(cat "$2" 2>/dev/null | wc -c) $(sed 's/.*) //' /proc/$1/stat | awk '{print $12 + $13}')"
+		[ "$now" = "$last" ] && return 0
+		last=$now
+		sleep 1
+		i=$((i + 1))
+	done
+}
+bench_foot() {
+	D=bench-foot
+	mkdir -p "$OUT/$D"
+	echo "@@NOTIFY-SCENARIO-BEGIN $D"
+	IDLE=30
+	TOOLS="agent trace rasdaemon bpftrace"
+	for kv in $(cat /proc/cmdline); do
+		case "$kv" in
+		lab.idle=*) IDLE=${kv#lab.idle=} ;;
+		lab.tools=*) TOOLS=$(echo "${kv#lab.tools=}" | tr ',' ' ') ;;
+		esac
+	done
+	NT=$(echo $TOOLS | wc -w)
+	host_usr || echo "@@NOTIFY-WARN foot: no host /usr over 9p"
+	ip link set lo up 2>/dev/null || ifconfig lo 127.0.0.1 up 2>/dev/null
+	"$AGENT" doctor > "$OUT/$D/doctor.txt" 2>&1
+	off() { awk -v f="$1" '$1 == f { print $2; exit }' "$OUT/$D/doctor.txt"; }
+	sed -e "s/@HD@/$(off dax_holder_data)/g; s/@HO@/$(off dax_holder_ops)/g" \
+		-e "s/@MS@/$(off xfs_m_super)/g; s/@SF@/$(off sb_s_flags)/g" \
+		-e "s/@SFI@/$(off sb_s_fs_info)/g; s/@SDEV@/$(off sb_s_dev)/g" \
+		-e "s/@FCR@/$(off fc_root)/g; s/@DSB@/$(off dentry_d_sb)/g; s/@BDD@/$(off bdev_bd_dev)/g" \
+		/lab/probecost.bt > "$OUT/$D/probecost.bt"
+	{
+		$HOSTRUN /host/usr/bin/bpftrace --version
+		$HOSTRUN /host/usr/sbin/rasdaemon --version
+	} > "$OUT/$D/versions.txt" 2>&1
+	echo "clk_tck=$(getconf CLK_TCK 2>/dev/null || echo 100) idle_s=$IDLE pages=$PAGES" > "$OUT/$D/rounds.txt"
+	grep -q " /mnt " /proc/mounts && umount /mnt
+	mkfs.xfs -f -m rmapbt=1,reflink=1 $PMEM > /dev/null 2>&1
+	mount -t xfs -o dax=always $PMEM /mnt || echo "@@NOTIFY-WARN foot: mount failed"
+	mb=$(((PAGES * 4096 + 1048575) / 1048576))
+	r=0
+	while [ $r -lt "$ROUNDS" ]; do
+		for t in $TOOLS; do dd if=/dev/zero of=/mnt/storm-$t-$r bs=1M count=$mb 2>/dev/null; done
+		r=$((r + 1))
+	done
+	sync
+	echo 0 > /proc/sys/vm/memory_failure_early_kill
+	mkdir -p /var/lib/rasdaemon
+	r=0
+	while [ $r -lt "$ROUNDS" ]; do
+		# rotate the order by one tool every round
+		order=$(echo $TOOLS $TOOLS | awk -v r=$r -v n=$NT '{for (i = 1; i <= n; i++) printf "%s ", $(i + r % n)}')
+		pos=0
+		for t in $order; do
+			tag=$t-$r
+			log="$OUT/$D/$tag.log"
+			case $t in
+			agent)
+				rm -f /tmp/foot-journal
+				out=/tmp/foot-$tag.jsonl
+				t0=$(cut -d' ' -f1 /proc/uptime)
+				"$AGENT" agent -o json --attach "$ATTACH" --journal /tmp/foot-journal --output $out \
+					> /dev/null 2> "$log" &
+				P=$! ;;
+			trace)
+				out=/tmp/foot-$tag.jsonl
+				t0=$(cut -d' ' -f1 /proc/uptime)
+				"$AGENT" trace -o json --attach "$ATTACH" --output $out > /dev/null 2> "$log" &
+				P=$! ;;
+			rasdaemon)
+				rm -f /var/lib/rasdaemon/ras-mc_event.db
+				out=/var/lib/rasdaemon/ras-mc_event.db
+				t0=$(cut -d' ' -f1 /proc/uptime)
+				$HOSTRUN /host/usr/sbin/rasdaemon -f -r > "$log" 2>&1 &
+				P=$! ;;
+			bpftrace)
+				out=/tmp/foot-$tag.out
+				t0=$(cut -d' ' -f1 /proc/uptime)
+				$HOSTRUN /host/usr/bin/bpftrace "$OUT/$D/probecost.bt" > $out 2> "$log" &
+				P=$! ;;
+			esac
+			i=0
+			ok=0
+			while [ $i -lt 3000 ]; do
+				kill -0 $P 2>/dev/null || break
+				case $t in
+				agent | trace) grep -q -e attached -e "notify: journal" "$log" && ok=1 ;;
+				# at its poll loop once it holds the per-CPU trace_pipe_raw fds (its log is
+				# partly buffered); the settle below covers the db set-up that follows
+				rasdaemon) ls -l /proc/$P/fd 2>/dev/null | grep -q trace_pipe_raw && ok=1 ;;
+				bpftrace) grep -q Attaching $out 2>/dev/null && ok=1 ;;
+				esac
+				[ $ok = 1 ] && break
+				sleep 0.1
+				i=$((i + 1))
+			done
+			t1=$(cut -d' ' -f1 /proc/uptime)
+			if [ $ok != 1 ]; then
+				kill -0 $P 2>/dev/null || echo "@@NOTIFY-WARN foot: $t exited: $(wait $P; echo rc=$?)"
+				echo "@@NOTIFY-WARN foot: $t did not come up: $(tail -n 3 "$log" | tr '\n' ' ')"
+				ls /sys/kernel/tracing/instances/ > "$OUT/$D/$tag-instances.txt" 2>&1
+				echo "round=$r pos=$pos tool=$t phase=failed" >> "$OUT/$D/rounds.txt"
+				kill -INT $P 2>/dev/null
+				wait $P
+				pos=$((pos + 1))
+				continue
+			fi
+			[ $t = rasdaemon ] && grep -H . /sys/kernel/tracing/instances/*/events/ras/memory_failure_event/enable \
+				> "$OUT/$D/$tag-instances.txt" 2>&1
+			# settle: until its CPU and output stop moving, at least 5 s
+			sleep 5
+			foot_quiet $P $out
+			st="ready_s=$(echo "$t0 $t1" | awk '{printf "%.1f", $2 - $1}')"
+			echo "round=$r pos=$pos tool=$t phase=start $st $(foot_snap $P)" >> "$OUT/$D/rounds.txt"
+			foot_tasks $P > "$OUT/$D/tasks-$tag-0.txt"
+			echo "round=$r pos=$pos tool=$t phase=idle0 $(foot_snap $P)" >> "$OUT/$D/rounds.txt"
+			sleep "$IDLE"
+			echo "round=$r pos=$pos tool=$t phase=idle1 $(foot_snap $P)" >> "$OUT/$D/rounds.txt"
+			foot_tasks $P > "$OUT/$D/tasks-$tag-1.txt"
+			echo 5 > /proc/$P/clear_refs
+			b0=$(cat $out 2>/dev/null | wc -c)
+			echo "round=$r pos=$pos tool=$t phase=storm0 $(foot_snap $P)" >> "$OUT/$D/rounds.txt"
+			s=$(benchhelp storm /mnt/storm-$tag "$PAGES")
+			foot_quiet $P $out
+			echo "round=$r pos=$pos tool=$t phase=storm1 $(foot_snap $P) out_bytes=$(($(cat $out 2>/dev/null | wc -c) - b0)) $s" >> "$OUT/$D/rounds.txt"
+			kill -INT $P
+			wait $P
+			echo "@@NOTIFY-SAY [$D] round $r $t: $(grep "tool=$t phase=storm1" "$OUT/$D/rounds.txt" | tail -n 1)"
+			pos=$((pos + 1))
+		done
+		r=$((r + 1))
+	done
+	umount /mnt 2>/dev/null
+	for f in "$OUT/$D"/tasks-*.txt; do echo "== ${f##*/}"; cat "$f"; done > "$OUT/$D/tasks.txt"
+	for f in "$OUT/$D"/*-0.log "$OUT/$D"/*-instances.txt; do
+		[ -f "$f" ] || continue
+		echo "== ${f##*/}"
+		case $f in *rasdaemon*) cat "$f" ;; *) tail -n 5 "$f" ;; esac
+	done > "$OUT/$D/logs.txt"
+	emit "$D" rounds.txt tasks.txt logs.txt versions.txt
+	echo "@@NOTIFY-SCENARIO-END $D"
+}
+
 echo "@@NOTIFY-PLAN bench=$BENCH attach=$ATTACH rounds=$ROUNDS cycles=$CYCLES pages=$PAGES sizes=$SIZES"
 for b in $(echo "$BENCH" | tr ',' ' '); do
 	case "$b" in
@@ -351,6 +513,7 @@ for b in $(echo "$BENCH" | tr ',' ' '); do
 	storm) bench_storm ;;
 	contain) bench_contain ;;
 	probe) bench_probe ;;
+	foot) bench_foot ;;
 	*) echo "@@NOTIFY-WARN unknown bench $b" ;;
 	esac
 done

@@ -11,6 +11,8 @@
 //! - `mount-overhead` (VM lab): lab/bench.sh `bench_mount`
 //! - `storm` (VM lab): lab/bench.sh `bench_storm`
 //! - `containment` (VM lab): lab/bench.sh `bench_contain` (module `bench_contain`)
+//! - `probe-cost` (VM lab): lab/bench.sh `bench_probe` (module `bench_probe`)
+//! - `footprint` (VM lab): lab/bench.sh `bench_foot` (module `bench_foot`)
 
 use std::{
     collections::BTreeMap,
@@ -27,6 +29,8 @@ use crate::{initramfs, kernel, util, vm};
 
 #[path = "bench_contain.rs"]
 mod contain;
+#[path = "bench_foot.rs"]
+mod foot;
 #[path = "bench_probe.rs"]
 mod probe;
 
@@ -37,6 +41,7 @@ pub const NAMES: &[&str] = &[
     "storm",
     "containment",
     "probe-cost",
+    "footprint",
 ];
 
 pub struct BenchOpts {
@@ -160,6 +165,7 @@ pub fn run(o: &BenchOpts) -> Result<()> {
         "storm" => vm_bench(o, "storm"),
         "containment" => vm_bench(o, "contain"),
         "probe-cost" => vm_bench(o, "probe"),
+        "footprint" => vm_bench(o, "foot"),
         other => bail!("unknown benchmark {other:?} (known: {})", NAMES.join(", ")),
     }
 }
@@ -174,7 +180,7 @@ pub(crate) fn command_line(o: &BenchOpts) -> String {
     }
     if matches!(
         o.name.as_str(),
-        "mount-overhead" | "storm" | "containment" | "probe-cost"
+        "mount-overhead" | "storm" | "containment" | "probe-cost" | "footprint"
     ) {
         write!(s, " --kernel {} --attach {}", o.kernel, o.attach).unwrap();
         if let Some(n) = o.size {
@@ -402,7 +408,7 @@ fn vm_bench(o: &BenchOpts, which: &str) -> Result<()> {
     let agent = util::target_dir().join("release/notify");
     let kern = kernel::ensure(*k)?;
     let (mut img, _) = initramfs::ensure(&kern, Some(&agent))?;
-    if which == "probe" {
+    if which == "probe" || which == "foot" {
         img = probe::image(&kern, &img)?;
     }
     let out = util::target_dir().join("bench").join(k.label()).join(which);
@@ -415,6 +421,9 @@ fn vm_bench(o: &BenchOpts, which: &str) -> Result<()> {
     if which == "probe" && o.size.is_none() {
         // A round: 4 mount cycles and 300 poisoned pages.
         append.push_str(" lab.pages=300 lab.cycles=4");
+    }
+    if which == "foot" {
+        append.push_str(&foot::defaults(o));
     }
     if let Some(n) = o.size {
         match which {
@@ -464,6 +473,7 @@ fn vm_bench(o: &BenchOpts, which: &str) -> Result<()> {
             "notify trace -o json --attach kprobe` and `--attach fentry`, and bpftrace running `lab/probecost.bt`, all at once; rounds {}; `notify",
             o.rounds.unwrap_or(6)
         ),
+        "foot" => foot::agent_cmd(o),
         "contain" => format!(
             "notify agent -o json --policy sigbus --attach {}` and `notify journal replay --policy sigbus",
             o.attach
@@ -480,6 +490,7 @@ fn vm_bench(o: &BenchOpts, which: &str) -> Result<()> {
         "mount" => mount_report(o, &mach, &vm_line, &t, &out),
         "contain" => contain::report(o, &mach, &vm_line, &t, &out),
         "probe" => probe::report(o, &mach, &vm_line, &t, &out),
+        "foot" => foot::report(o, &mach, &vm_line, &t, &out),
         _ => storm_report(o, &mach, &vm_line, &t, &out),
     }
 }

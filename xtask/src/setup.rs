@@ -28,6 +28,8 @@ pub const APT_PACKAGES: &[&str] = &[
     // over virtio-9p) to compare notify's per-hit BPF cost with bpftrace's.
     "bpftrace",
     "bpftool",
+    // cargo xtask bench footprint: Debian's rasdaemon, run in the guest the same way.
+    "rasdaemon",
 ];
 
 const BPF_LINKER_VERSION: &str = "0.13.0";
