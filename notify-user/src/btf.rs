@@ -10,7 +10,7 @@ use std::{
     collections::HashMap,
     fmt,
     path::{Path, PathBuf},
-    sync::{Arc, Mutex, OnceLock},
+    sync::{Arc, Mutex, OnceLock, Weak},
 };
 
 /// Where the kernel exposes its own BTF.
@@ -401,17 +401,19 @@ impl Btf {
         Self::parse(&data, Some(base.clone()), path.display().to_string())
     }
 
-    /// The running kernel's BTF, parsed once per process and then shared (cheap clones).
+    /// The running kernel's BTF, parsed once and shared (cheap clones) while anyone holds it.
+    /// The cache holds it weakly: parsed vmlinux BTF is tens of MiB of heap, needed while the
+    /// probes load and never again by a long-running agent.
     pub fn vmlinux() -> Result<Self, BtfError> {
-        static CACHE: Mutex<Option<Btf>> = Mutex::new(None);
+        static CACHE: Mutex<Weak<Inner>> = Mutex::new(Weak::new());
         let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(btf) = cache.as_ref() {
-            return Ok(btf.clone());
+        if let Some(inner) = cache.upgrade() {
+            return Ok(Btf { inner });
         }
         let path = Path::new(VMLINUX_BTF_PATH);
         let data = read_file(path, VMLINUX_HINT)?;
         let btf = Self::parse(&data, None, VMLINUX_BTF_PATH.to_string())?;
-        *cache = Some(btf.clone());
+        *cache = Arc::downgrade(&btf.inner);
         Ok(btf)
     }
 
