@@ -48,7 +48,8 @@ pub fn boot(
         // stale translation of kernel text the other vCPU was patching: attaching tracepoints
         // and kprobes patches text with INT3 (text_poke_bp), and a guest died of "Oops: int3"
         // in syscall_exit_to_user_mode_prepare -> "Fatal exception in interrupt" during a
-        // perf_event_open (footprint bench, 6.12), as a 6.12 guest of CI did mid-scenario.
+        // perf_event_open (footprint bench, 6.12). Likely what ended a 6.12 guest in CI
+        // mid-scenario (qemu exited by itself; its console was not kept).
         // Both vCPUs still exist and interleave, so cross-CPU ordering is still exercised.
         .args(["-accel", "tcg,thread=single", "-cpu", "max", "-m", "3G", "-smp", "2"])
         .args([
