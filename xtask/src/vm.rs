@@ -51,7 +51,16 @@ pub fn boot(
         // perf_event_open (footprint bench, 6.12). Likely what ended a 6.12 guest in CI
         // mid-scenario (qemu exited by itself; its console was not kept).
         // Both vCPUs still exist and interleave, so cross-CPU ordering is still exercised.
-        .args(["-accel", "tcg,thread=single", "-cpu", "max", "-m", "3G", "-smp", "2"])
+        .args([
+            "-accel",
+            "tcg,thread=single",
+            "-cpu",
+            "max",
+            "-m",
+            "3G",
+            "-smp",
+            "2",
+        ])
         .args([
             "-nographic",
             "-no-reboot",
