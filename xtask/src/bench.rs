@@ -158,6 +158,14 @@ fn cargo_bench(name: &str, env: &[(&str, String)]) -> Result<String> {
 }
 
 pub fn run(o: &BenchOpts) -> Result<()> {
+    if !NAMES.contains(&o.name.as_str()) {
+        bail!(
+            "unknown benchmark {:?} (known: {})",
+            o.name,
+            NAMES.join(", ")
+        );
+    }
+    crate::setup::bench_packages()?;
     match o.name.as_str() {
         "pipeline" => pipeline(o),
         "mappers" => mappers(o),

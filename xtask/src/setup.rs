@@ -24,12 +24,20 @@ pub const APT_PACKAGES: &[&str] = &[
     "systemd",
     // notify report --png renders the SVG with rsvg-convert.
     "librsvg2-bin",
-    // cargo xtask bench probe-cost: the guest runs the host's bpftrace and bpftool (its /usr
-    // over virtio-9p) to compare notify's per-hit BPF cost with bpftrace's.
+];
+
+/// What only the benchmarks need, installed by `cargo xtask bench` (not by setup, so the test
+/// run does not pull LLVM in for bpftrace).
+pub const BENCH_PACKAGES: &[&str] = &[
+    // probe-cost, footprint: the guest runs the host's bpftrace and bpftool (its /usr over
+    // virtio-9p) to compare notify's per-hit BPF cost and footprint with bpftrace's.
     "bpftrace",
     "bpftool",
-    // cargo xtask bench footprint: Debian's rasdaemon, run in the guest the same way.
+    // footprint: Debian's rasdaemon, run in the guest the same way.
     "rasdaemon",
+    // mappers: the peers notify's /proc scan is timed against.
+    "psmisc",
+    "lsof",
 ];
 
 const BPF_LINKER_VERSION: &str = "0.13.0";
@@ -142,10 +150,9 @@ fn bpf_linker() -> Result<()> {
     }
 }
 
-/// Packages of [`APT_PACKAGES`] that dpkg does not report as installed.
-pub fn missing_packages() -> Vec<&'static str> {
-    APT_PACKAGES
-        .iter()
+/// Packages of `list` that dpkg does not report as installed.
+fn missing_of(list: &[&'static str]) -> Vec<&'static str> {
+    list.iter()
         .copied()
         .filter(|p| {
             try_output("dpkg-query", &["-W", "-f=${Status}", p])
@@ -155,7 +162,16 @@ pub fn missing_packages() -> Vec<&'static str> {
 }
 
 fn apt_packages() -> Result<()> {
-    let missing = missing_packages();
+    apt_install(APT_PACKAGES)
+}
+
+/// Installs what the benchmarks need beyond setup's packages (quick when present).
+pub fn bench_packages() -> Result<()> {
+    apt_install(BENCH_PACKAGES)
+}
+
+fn apt_install(list: &[&'static str]) -> Result<()> {
+    let missing = missing_of(list);
     if missing.is_empty() {
         eprintln!("setup: Debian packages present");
         return Ok(());
