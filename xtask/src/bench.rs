@@ -178,6 +178,23 @@ pub fn run(o: &BenchOpts) -> Result<()> {
     }
 }
 
+/// The head every section starts with: its title, the command that wrote it (and what it runs)
+/// and, when given, the machine line.
+pub(crate) fn section_head(
+    b: &mut String,
+    o: &BenchOpts,
+    title: &str,
+    what: &str,
+    mach: Option<&str>,
+) -> std::fmt::Result {
+    writeln!(b, "## {title}\n")?;
+    writeln!(b, "Command: `{}` ({what})  ", command_line(o))?;
+    if let Some(m) = mach {
+        writeln!(b, "Machine: {m}  ")?;
+    }
+    Ok(())
+}
+
 pub(crate) fn command_line(o: &BenchOpts) -> String {
     let mut s = format!("cargo xtask bench {}", o.name);
     if let Some(r) = o.rounds {
@@ -215,14 +232,12 @@ fn pipeline(o: &BenchOpts) -> Result<()> {
         bail!("the pipeline bench printed no @@BENCH lines");
     }
     let mut b = String::new();
-    writeln!(
-        b,
-        "## pipeline (host): decode -> reorder -> readiness tracker (-> journal)\n"
-    )?;
-    writeln!(
-        b,
-        "Command: `{}` (criterion bench `notify-user/benches/pipeline.rs`; the figures below are its alternated rounds, not criterion's sequential runs)  ",
-        command_line(o)
+    section_head(
+        &mut b,
+        o,
+        "pipeline (host): decode -> reorder -> readiness tracker (-> journal)",
+        "criterion bench `notify-user/benches/pipeline.rs`; the figures below are its alternated rounds, not criterion's sequential runs",
+        None,
     )?;
     writeln!(b, "Machine: {mach}\n")?;
     writeln!(
@@ -347,16 +362,13 @@ fn mappers(o: &BenchOpts) -> Result<()> {
         bail!("the mappers bench printed no @@BENCH lines");
     }
     let mut b = String::new();
-    writeln!(
-        b,
-        "## mappers (host): who maps this file, among N processes\n"
+    section_head(
+        &mut b,
+        o,
+        "mappers (host): who maps this file, among N processes",
+        "`notify-user/benches/mappers.rs`",
+        Some(&mach),
     )?;
-    writeln!(
-        b,
-        "Command: `{}` (`notify-user/benches/mappers.rs`)  ",
-        command_line(o)
-    )?;
-    writeln!(b, "Machine: {mach}  ")?;
     writeln!(b, "Tools: {versions}\n")?;
     writeln!(
         b,
@@ -521,16 +533,13 @@ fn mount_report(
         })
         .collect();
     let mut b = String::new();
-    writeln!(
-        b,
-        "## mount-overhead (VM lab): mount+umount of XFS on pmem, all probes attached vs none\n"
+    section_head(
+        &mut b,
+        o,
+        "mount-overhead (VM lab): mount+umount of XFS on pmem, all probes attached vs none",
+        "guest loop `bench_mount` in `lab/bench.sh`, timing in `lab/benchhelp.c`",
+        Some(mach),
     )?;
-    writeln!(
-        b,
-        "Command: `{}` (guest loop `bench_mount` in `lab/bench.sh`, timing in `lab/benchhelp.c`)  ",
-        command_line(o)
-    )?;
-    writeln!(b, "Machine: {mach}  ")?;
     writeln!(b, "{vm_line}\n")?;
     writeln!(
         b,
@@ -644,16 +653,13 @@ fn storm_report(
         .trim()
         .to_string();
     let mut b = String::new();
-    writeln!(
-        b,
-        "## storm (VM lab): 10,000 poisoned pages on the DAX mount\n"
+    section_head(
+        &mut b,
+        o,
+        "storm (VM lab): 10,000 poisoned pages on the DAX mount",
+        "guest `bench_storm` in `lab/bench.sh`, poisoning in `lab/benchhelp.c`",
+        Some(mach),
     )?;
-    writeln!(
-        b,
-        "Command: `{}` (guest `bench_storm` in `lab/bench.sh`, poisoning in `lab/benchhelp.c`)  ",
-        command_line(o)
-    )?;
-    writeln!(b, "Machine: {mach}  ")?;
     writeln!(b, "{vm_line}\n")?;
     writeln!(
         b,

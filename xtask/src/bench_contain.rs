@@ -6,7 +6,7 @@ use std::{collections::BTreeMap, fmt::Write as _, path::Path};
 
 use anyhow::Result;
 
-use super::{BenchOpts, Row, command_line, get, median, num, write_section};
+use super::{BenchOpts, Row, get, median, num, section_head, write_section};
 use crate::vm;
 
 /// Goal: notify's replay within this factor of the kernel's kill.
@@ -41,16 +41,13 @@ pub(super) fn report(
     let d = "bench-contain";
     let rs = rows(t.file(d, "rounds.txt").unwrap_or(""));
     let mut b = String::new();
-    writeln!(
-        b,
-        "## containment (VM lab): poisoned page -> SIGBUS in every mapper, kernel vs notify's replay\n"
+    section_head(
+        &mut b,
+        o,
+        "containment (VM lab): poisoned page -> SIGBUS in every mapper, kernel vs notify's replay",
+        "guest `bench_contain` in `lab/bench.sh`, mappers and timing in `lab/benchhelp.c` `contain`",
+        Some(mach),
     )?;
-    writeln!(
-        b,
-        "Command: `{}` (guest `bench_contain` in `lab/bench.sh`, mappers and timing in `lab/benchhelp.c` `contain`)  ",
-        command_line(o)
-    )?;
-    writeln!(b, "Machine: {mach}  ")?;
     writeln!(b, "{vm_line}\n")?;
     writeln!(
         b,

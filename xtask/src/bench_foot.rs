@@ -8,7 +8,7 @@ use std::{collections::BTreeMap, fmt::Write as _, path::Path};
 
 use anyhow::Result;
 
-use super::{BenchOpts, Row, command_line, get, median, num, parse_rows, write_section};
+use super::{BenchOpts, Row, get, median, num, parse_rows, section_head, write_section};
 use crate::vm;
 
 const TOOLS: &[&str] = &["agent", "trace", "rasdaemon", "bpftrace"];
@@ -135,16 +135,13 @@ pub(super) fn report(
         .map_or(0, |v| v.len());
 
     let mut b = String::new();
-    writeln!(
-        b,
-        "## footprint (VM lab): RSS, CPU and idle wakeups, notify vs rasdaemon vs bpftrace\n"
+    section_head(
+        &mut b,
+        o,
+        "footprint (VM lab): RSS, CPU and idle wakeups, notify vs rasdaemon vs bpftrace",
+        "guest `bench_foot` in `lab/bench.sh`, bpftrace script `lab/probecost.bt`",
+        Some(mach),
     )?;
-    writeln!(
-        b,
-        "Command: `{}` (guest `bench_foot` in `lab/bench.sh`, bpftrace script `lab/probecost.bt`)  ",
-        command_line(o)
-    )?;
-    writeln!(b, "Machine: {mach}  ")?;
     writeln!(b, "{vm_line}  ")?;
     if let Some(v) = t.file(d, "versions.txt") {
         writeln!(

@@ -16,7 +16,7 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 
-use super::{BenchOpts, command_line, median, write_section};
+use super::{BenchOpts, median, section_head, write_section};
 use crate::{kernel::Kernel, util, vm};
 
 /// Goal: notify's per-hit cost at most this fraction of bpftrace's.
@@ -204,16 +204,13 @@ pub(super) fn report(
         }
     }
     let mut b = String::new();
-    writeln!(
-        b,
-        "## probe-cost (VM lab): BPF run time per hit, notify (kprobe, fentry) vs bpftrace\n"
+    section_head(
+        &mut b,
+        o,
+        "probe-cost (VM lab): BPF run time per hit, notify (kprobe, fentry) vs bpftrace",
+        "guest `bench_probe` in `lab/bench.sh`, bpftrace script `lab/probecost.bt`",
+        Some(mach),
     )?;
-    writeln!(
-        b,
-        "Command: `{}` (guest `bench_probe` in `lab/bench.sh`, bpftrace script `lab/probecost.bt`)  ",
-        command_line(o)
-    )?;
-    writeln!(b, "Machine: {mach}  ")?;
     writeln!(b, "{vm_line}  ")?;
     if let Some(v) = t.file(d, "versions.txt") {
         writeln!(
