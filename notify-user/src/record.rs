@@ -343,22 +343,13 @@ pub async fn record(opts: RecordOptions) -> anyhow::Result<Recorded> {
     let undecodable = stream.pipe.totals.undecodable;
     let events = std::mem::take(&mut stream.events);
     let file = SessionFile {
-        format: session_file::FORMAT.into(),
-        version: session_file::VERSION,
-        kernel,
-        attach: serde_json::to_value(opts.attach)?
-            .as_str()
-            .unwrap_or("auto")
-            .to_string(),
-        probes,
         lost,
         command: opts.command.clone(),
         exit_status,
         started_wall: session_file::rfc3339(started_wall),
         duration_ns,
         error,
-        devices: device_names(&events),
-        events,
+        ..SessionFile::new(kernel, opts.attach, probes, events)
     };
     file.save(&opts.output).with_context(|| {
         format!(

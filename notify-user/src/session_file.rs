@@ -195,6 +195,35 @@ impl std::fmt::Display for LoadError {
 impl std::error::Error for LoadError {}
 
 impl SessionFile {
+    /// A session of this format version over `events`, with the device names read from sysfs
+    /// now; how the run ended (losses, command, status, times, error) is left neutral for the
+    /// writer to set: `notify record`, and `notify trace/agent --session`.
+    pub fn new(
+        kernel: String,
+        attach: crate::probes::AttachMode,
+        probes: Vec<ProbeRecord>,
+        events: Vec<TraceEvent>,
+    ) -> SessionFile {
+        SessionFile {
+            format: FORMAT.into(),
+            version: VERSION,
+            kernel,
+            attach: serde_json::to_value(attach)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_else(|| "auto".into()),
+            probes,
+            lost: Lost::default(),
+            command: Vec::new(),
+            exit_status: ExitStatus::Code(0),
+            started_wall: String::new(),
+            duration_ns: 0,
+            error: None,
+            devices: crate::record::device_names(&events),
+            events,
+        }
+    }
+
     /// Parses a session from text; `path` only names it in errors.
     pub fn parse(text: &str, path: &Path) -> Result<SessionFile, LoadError> {
         let p = || path.to_path_buf();

@@ -60,27 +60,16 @@ impl SessionLog {
     /// Writes the session file: `command` is notify's own command line, the exit status 0 (the
     /// run ended on a signal, as asked).
     fn save(self, totals: &Totals) -> anyhow::Result<()> {
-        use crate::session_file::{self as sf, ExitStatus, Lost, SessionFile};
+        use crate::session_file::{Lost, SessionFile, rfc3339};
         let file = SessionFile {
-            format: sf::FORMAT.into(),
-            version: sf::VERSION,
-            kernel: self.kernel,
-            attach: serde_json::to_value(self.attach)?
-                .as_str()
-                .unwrap_or("auto")
-                .to_string(),
-            probes: self.probes,
             lost: Lost {
                 kernel: totals.lost_kernel,
                 seq_gaps: totals.seq_gaps,
             },
             command: std::env::args().collect(),
-            exit_status: ExitStatus::Code(0),
-            started_wall: sf::rfc3339(self.started_wall),
+            started_wall: rfc3339(self.started_wall),
             duration_ns: self.start.elapsed().as_nanos() as u64,
-            error: None,
-            devices: crate::record::device_names(&self.events),
-            events: self.events,
+            ..SessionFile::new(self.kernel, self.attach, self.probes, self.events)
         };
         file.save(&self.path)
             .with_context(|| format!("cannot write the session to {}", self.path.display()))?;
