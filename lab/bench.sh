@@ -36,15 +36,7 @@ AGENT=/bin/notify
 OUT=/tmp/out
 mkdir -p $OUT
 
-emit() { # emit DIR FILE...
-	for f in "$@"; do
-		[ -f "$OUT/$1/$f" ] || continue
-		echo "@@NOTIFY-FILE-BEGIN $1/$f"
-		cat "$OUT/$1/$f"
-		[ -n "$(tail -c 1 "$OUT/$1/$f")" ] && echo
-		echo "@@NOTIFY-FILE-END $1/$f"
-	done
-}
+. /lab/transport.sh # emit DIR FILE...
 
 # Starts the agent with every probe attached; waits for "attached". Sets AGENT_PID.
 agent_up() { # agent_up DIR TAG

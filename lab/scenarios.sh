@@ -43,15 +43,7 @@ say() {
 }
 res() { echo "$1=$2" >> "$OUT/$SC/result.txt"; }
 
-emit() { # emit SCENARIO FILE...
-	for f in "$@"; do
-		[ -f "$OUT/$1/$f" ] || continue
-		echo "@@NOTIFY-FILE-BEGIN $1/$f"
-		cat "$OUT/$1/$f"
-		[ -n "$(tail -c 1 "$OUT/$1/$f")" ] && echo
-		echo "@@NOTIFY-FILE-END $1/$f"
-	done
-}
+. /lab/transport.sh # emit DIR FILE...
 
 agent_start() {
 	AGENT_PID=

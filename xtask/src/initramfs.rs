@@ -49,7 +49,13 @@ fn module_args(name: &str) -> &'static str {
 const HOST_TOOLS: &[&str] = &["mkfs.xfs", "xfs_io", "dmsetup"];
 
 /// Guest-side sources under `lab/`.
-const LAB_SCRIPTS: &[&str] = &["init", "scenarios.sh", "bench.sh", "mount_suite.sh"];
+const LAB_SCRIPTS: &[&str] = &[
+    "init",
+    "scenarios.sh",
+    "bench.sh",
+    "mount_suite.sh",
+    "transport.sh",
+];
 const LAB_C: &[&str] = &["victim", "benchhelp"];
 
 enum Src {
