@@ -4,7 +4,7 @@
 //! maps lines each), MAPPERS of which mmap page 0 of a target file on a dedicated tmpfs mount.
 //! Then, in alternated rounds (the order rotates every round), times:
 //!
-//! - `notify::mappers::scan` (what the agent runs at replay), in process: `notify_scan` with the
+//! - `notify::resolve::mappers::scan` (what the agent runs at replay), in process: `notify_scan` with the
 //!   PROCMAP_QUERY ioctl where the kernel has it, `notify_scan_text` reading the maps text (what
 //!   kernels before 6.11 get);
 //! - `fuser FILE` (psmisc), `fuser -m MOUNT`, `lsof FILE`, as a user would run them
@@ -26,7 +26,7 @@ use std::{
     time::Instant,
 };
 
-use notify::mappers::{self, Target};
+use notify::resolve::mappers::{self, Target};
 
 const MAPPERS: usize = 5;
 

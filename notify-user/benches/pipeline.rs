@@ -27,12 +27,19 @@ use std::{
 
 use criterion::{BatchSize, Criterion, Throughput};
 use notify::{
-    event::{self, EventData, Readiness, TraceEvent},
-    journal::{self, DaxDevice, Journal, Reason},
-    reorder::Reorder,
-    trace::{Pipeline, REORDER_WINDOW},
+    agent::journal::{self, Journal},
+    probe::ring::RawSink,
+    stream::{
+        decode as event,
+        pipeline::{Pipeline, REORDER_WINDOW},
+        reorder::Reorder,
+    },
 };
 use notify_common::{self as abi, kind};
+use notify_model::{
+    Derived, EventData, Item, MountStep, Notification, Readiness, TraceEvent,
+    journal::{Damage, DaxDevice, Reason},
+};
 
 /// Records per drain of the ring buffer (the trace loop calls `ready` once per wakeup).
 const DRAIN: usize = 256;
@@ -68,7 +75,7 @@ fn encode(ev: &TraceEvent) -> abi::Event {
     let n = ev.comm.len().min(abi::COMM_LEN - 1);
     comm[..n].copy_from_slice(&ev.comm.as_bytes()[..n]);
     let mut out = abi::Event::default();
-    let mount = |m: &event::MountStep| abi::Mount {
+    let mount = |m: &MountStep| abi::Mount {
         holder: m.holder,
         arg: 0,
         s_flags: m.s_flags,
@@ -375,18 +382,18 @@ fn decode_reorder(raw: &[Vec<u8>]) -> usize {
 /// is appended (fsynced) to the journal, as the agent's `journal_notification` does once it has
 /// identified the pmem disk (identification reads sysfs and is left out).
 fn pipeline(raw: &[Vec<u8>], mut journal: Option<&mut Journal>) -> (usize, usize) {
-    let mut p = Pipeline::new(true);
+    let mut p = Pipeline::new();
     let mut out = 0;
     let mut appended = 0;
     let now = Instant::now();
-    let mut handle = |evs: Vec<TraceEvent>, appended: &mut usize| {
+    let mut handle = |evs: Vec<Item>, appended: &mut usize| {
         let n = evs.len();
         if let Some(j) = journal.as_deref_mut() {
             for ev in &evs {
-                if let EventData::Notification(n) = &ev.data
-                    && n.verdict.needs_replay()
+                if let Item::Notification(n) = ev
+                    && n.data.verdict.needs_replay()
                 {
-                    j.append(journal_record(ev, n)).expect("journal append");
+                    j.append(journal_record(n)).expect("journal append");
                     *appended += 1;
                 }
             }
@@ -406,8 +413,9 @@ fn pipeline(raw: &[Vec<u8>], mut journal: Option<&mut Journal>) -> (usize, usize
     (out, appended)
 }
 
-fn journal_record(ev: &TraceEvent, n: &notify::readiness::Notification) -> journal::Notification {
-    journal::Notification {
+fn journal_record(d: &Derived<Notification>) -> Damage {
+    let n = &d.data;
+    Damage {
         dax: DaxDevice {
             name: "pmem0".into(),
             major: 259,
@@ -417,7 +425,7 @@ fn journal_record(ev: &TraceEvent, n: &notify::readiness::Notification) -> journ
         len: n.len,
         mf_flags: n.mf_flags,
         kernel_seq: n.exit_seq,
-        ktime_ns: ev.ktime_ns,
+        ktime_ns: d.at.ktime_ns,
         wall_ns: journal::now_ns(),
         reason: Reason::Premature,
     }
@@ -427,22 +435,22 @@ fn journal_record(ev: &TraceEvent, n: &notify::readiness::Notification) -> journ
 /// write each, one fdatasync per FSYNC_BATCH records and at the end of the drain. Not the
 /// journal: its contract is one fdatasync per record, and this does not change it.
 fn batched_frames(raw: &[Vec<u8>], file: &mut fs::File) -> (usize, usize) {
-    let mut p = Pipeline::new(true);
+    let mut p = Pipeline::new();
     let mut out = 0;
     let mut appended = 0;
     let mut unsynced = 0;
     let now = Instant::now();
     let mut id = 0u64;
-    let mut handle = |evs: Vec<TraceEvent>, appended: &mut usize, unsynced: &mut usize| {
+    let mut handle = |evs: Vec<Item>, appended: &mut usize, unsynced: &mut usize| {
         let n = evs.len();
         for ev in &evs {
-            if let EventData::Notification(n) = &ev.data
-                && n.verdict.needs_replay()
+            if let Item::Notification(n) = ev
+                && n.data.verdict.needs_replay()
             {
                 id += 1;
                 let e = journal::Entry::Notification {
                     id,
-                    n: journal_record(ev, n),
+                    n: journal_record(n),
                 };
                 let frame = journal::encode_frame(&serde_json::to_vec(&e).unwrap());
                 file.write_all(&frame).unwrap();

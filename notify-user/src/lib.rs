@@ -1,33 +1,26 @@
 //! notify: trace and enforce what happens when persistent memory goes bad under XFS on fsdax.
 //!
-//! The library holds every part of the agent so that tests and xtask can drive them directly;
-//! `src/main.rs` is only the command line.
+//! The modules are the stages of the data flow, each depending only on the ones above it
+//! (docs/ARCHITECTURE.md; `tests/architecture.rs` checks the direction):
+//!
+//! - [`kernel`]: facts about the running kernel (BTF, kallsyms, tracefs, pmem devices);
+//! - [`probe`]: the hook table, structure offsets, attaching, the ring buffer;
+//! - [`stream`]: decode, reorder, holder states and notification verdicts, the event loop;
+//! - [`resolve`]: from a damaged range to its filesystem, owners and mapping processes;
+//! - [`enforce`]: acting on those processes through pidfds;
+//! - [`agent`]: the journal, bad-block reconciliation and replay;
+//! - [`export`]: output sinks, metrics;
+//! - [`session`]: session files, their findings and their timeline reports;
+//! - [`cmd`]: one module per subcommand.
+//!
+//! The items that flow between them are the types of `notify_model`.
 
 pub mod agent;
-pub mod agent_config;
-pub mod badblocks;
-pub mod btf;
-pub mod doctor;
+pub mod cmd;
 pub mod enforce;
-pub mod event;
-pub mod fleet;
-pub mod fsmap;
-pub mod journal;
-pub mod kallsyms;
+pub mod export;
 pub mod kernel;
-pub mod mappers;
-pub mod metrics;
-pub mod mountinfo;
-pub mod output;
-pub mod pmem;
-pub mod probes;
-pub mod readiness;
-pub mod record;
-pub mod reorder;
-pub mod replay;
-pub mod report;
-pub mod rotate;
+pub mod probe;
+pub mod resolve;
 pub mod session;
-pub mod session_file;
-pub mod trace;
-pub mod tracefs;
+pub mod stream;

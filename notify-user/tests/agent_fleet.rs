@@ -28,13 +28,13 @@ use std::{
 };
 
 use common::{TempDir, Xfs};
-use notify::{
-    agent::Action,
-    enforce,
-    event::{Dev, EventData, MountStep, Readiness, TraceEvent},
-    journal::{self, Cut, DaxDevice, Recovery},
-    readiness::{Notification, State, Transition, Verdict},
-    replay::{OwnerReport, ReplayReport},
+use notify::{agent::journal, export::rotate};
+use notify_model::{
+    Derived, Dev, EventData, Header, Item, MountStep, Notification, Readiness, State, TraceEvent,
+    Transition, Verdict,
+    decision::{Act, Decision, Policy, Why},
+    journal::{Cut, Damage, DaxDevice, Reason, Recovery},
+    record::{AgentRecord as Action, IdentifiedBy, OwnerReport, ReplayReport},
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -118,41 +118,63 @@ fn every_event() -> Vec<EventData> {
             dev,
         },
         EventData::Unknown { raw_kind: 99 },
-        EventData::HolderState(Transition {
-            dax_dev: 1,
-            holder: 2,
-            dev,
-            from: None,
-            to: State::Registered,
-            cause: "holder_get".into(),
+    ]
+}
+
+/// One derived item of each kind, with the header of its cause.
+fn every_derived() -> Vec<Item> {
+    let dev = Dev::from_user(libc::makedev(259, 1));
+    let at = Header {
+        seq: 1,
+        ktime_ns: 2,
+        cpu: 0,
+        pid: 3,
+        tid: 3,
+        comm: "mount".into(),
+    };
+    vec![
+        Item::HolderState(Derived {
+            at: at.clone(),
+            data: Transition {
+                dax_dev: 1,
+                holder: 2,
+                dev,
+                from: None,
+                to: State::Registered,
+                cause: "holder_get".into(),
+            },
         }),
-        EventData::Notification(Notification {
-            dax_dev: 1,
-            holder: 2,
-            dev,
-            start_off: 0,
-            offset: 1 << 20,
-            len: 4096,
-            mf_flags: 0x20,
-            ret: -5,
-            xfs_ret: Some(-5),
-            readiness: None,
-            state: Some(State::Mounting),
-            verdict: Verdict::Premature,
-            enter_seq: None,
-            exit_seq: 7,
+        Item::Notification(Derived {
+            at,
+            data: Notification {
+                dax_dev: 1,
+                holder: 2,
+                dev,
+                start_off: 0,
+                offset: 1 << 20,
+                len: 4096,
+                mf_flags: 0x20,
+                ret: -5,
+                xfs_ret: Some(-5),
+                readiness: None,
+                state: Some(State::Mounting),
+                verdict: Verdict::Premature,
+                enter_seq: None,
+                exit_seq: 7,
+            },
         }),
     ]
 }
 
-fn decision() -> enforce::Decision {
-    enforce::Decision {
+fn decision() -> Decision {
+    Decision {
         pid: 4242,
         comm: "victim".into(),
-        action: enforce::Action::Signalled,
+        action: Act::Signalled,
+        class: Why::Sent,
         reason: "maps the damaged range".into(),
-        policy: enforce::Policy::Sigbus,
-        signal: Some("SIGBUS"),
+        policy: Policy::Sigbus,
+        signal: Some("SIGBUS".into()),
         si_code: Some(0),
         dry_run: false,
         addr: Some(0x7f00_0000_0000),
@@ -182,11 +204,11 @@ fn every_action() -> Vec<Action> {
     vec![
         Action::Journaled {
             id: 1,
-            reason: journal::Reason::Premature,
+            reason: Reason::Premature,
             disk: "pmem0".into(),
             dax_offset: 1 << 20,
             len: 4096,
-            identified_by: "holder registration",
+            identified_by: IdentifiedBy::HolderRegistration,
         },
         Action::Unidentified {
             dax_offset: 0,
@@ -214,8 +236,9 @@ fn every_action() -> Vec<Action> {
         },
         Action::Enforcement {
             id: 1,
-            decision: enforce::Decision {
-                action: enforce::Action::Refused,
+            decision: Decision {
+                action: Act::Refused,
+                class: Why::Pid1,
                 signal: None,
                 si_code: None,
                 addr: None,
@@ -259,6 +282,10 @@ fn every_kind_in_the_code_is_documented() {
             data,
         };
         let line = serde_json::to_string(&ev).unwrap();
+        seen.insert(schema::validate(&schema, &line).unwrap_or_else(|e| panic!("{e}")));
+    }
+    for d in every_derived() {
+        let line = serde_json::to_string(&d).unwrap();
         seen.insert(schema::validate(&schema, &line).unwrap_or_else(|e| panic!("{e}")));
     }
     for a in every_action() {
@@ -403,7 +430,7 @@ fn cycle_mount(x: &Xfs, n: usize) {
 fn seed_journal(path: &Path, torn_tail: bool) {
     {
         let (mut j, _) = journal::Journal::open(path).unwrap();
-        j.append(journal::Notification {
+        j.append(Damage {
             dax: DaxDevice {
                 name: "pmem7".into(),
                 major: 259,
@@ -415,7 +442,7 @@ fn seed_journal(path: &Path, torn_tail: bool) {
             kernel_seq: 1,
             ktime_ns: 1,
             wall_ns: journal::now_ns(),
-            reason: journal::Reason::Premature,
+            reason: Reason::Premature,
         })
         .unwrap();
     }
@@ -427,7 +454,7 @@ fn seed_journal(path: &Path, torn_tail: bool) {
 
 fn output_files(path: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = (1..100)
-        .map(|i| notify::rotate::rotated_name(path, i))
+        .map(|i| rotate::rotated_name(path, i))
         .take_while(|p| p.exists())
         .collect();
     v.reverse();

@@ -16,12 +16,17 @@ use std::{
 use common::{Helper, Xfs, exit_code, require_root, termsig, write_file};
 use notify::{
     enforce::{
-        self, Action, Allowlist, BUS_MCEERR_AO, Config, Policy, RawSiginfo, SI_QUEUE, SI_USER,
-        SigbusInfo,
+        self, Allowlist, Config, SigbusInfo,
+        pidfd::{self, BUS_MCEERR_AO, RawSiginfo, SI_QUEUE, SI_USER},
+        policy::parse_cgroup,
     },
-    fsmap::{Filesystem, fiemap},
-    mappers::{self, Mapper, Target},
+    resolve::{
+        fiemap::fiemap,
+        fsmap::Filesystem,
+        mappers::{self, Mapper, Target},
+    },
 };
+use notify_model::decision::{Act as Action, Policy};
 
 #[test]
 fn __child_entry() {
@@ -168,7 +173,7 @@ fn sigbus_kills_only_processes_mapping_the_damaged_range() {
     let d = enforce::enforce_all(&cfg(Policy::Sigbus), &everyone);
     assert_eq!(d.len(), 1);
     assert_eq!(d[0].action, Action::Signalled, "{:?}", d[0]);
-    assert_eq!(d[0].signal, Some("SIGBUS"));
+    assert_eq!(d[0].signal, Some("SIGBUS".into()));
     assert_eq!(d[0].si_code, Some(SI_USER));
     assert!(!d[0].dry_run);
     // The decision is a loggable event.
@@ -203,7 +208,7 @@ fn dry_run_and_report_send_nothing() {
     c.dry_run = true;
     let d = enforce::enforce(&c, &ms[0]);
     assert_eq!(d.action, Action::WouldSignal, "{d:?}");
-    assert_eq!(d.signal, Some("SIGKILL"));
+    assert_eq!(d.signal, Some("SIGKILL".into()));
     assert!(d.dry_run);
 
     let d = enforce::enforce(&cfg(Policy::Report), &ms[0]);
@@ -259,7 +264,7 @@ fn pid1_self_and_allowlisted_processes_are_refused_with_reasons() {
     assert_eq!(find(by_comm.pid()).comm, "allowme");
 
     let cg = std::fs::read_to_string(format!("/proc/{}/cgroup", by_cgroup.pid())).unwrap();
-    let cg_path = enforce::parse_cgroup(&cg)[0].clone();
+    let cg_path = parse_cgroup(&cg)[0].clone();
     let mut c = cfg(Policy::Sigkill);
     c.allow = Allowlist {
         pids: vec![by_pid.pid()],
@@ -423,9 +428,9 @@ fn what_the_victim_sees_in_siginfo() {
 
     // BUS_MCEERR_AO (what the kernel's early kill sends) to another process: EPERM.
     let (h, _) = spawn_handler();
-    let fd = enforce::pidfd_open(h.pid()).unwrap();
+    let fd = pidfd::pidfd_open(h.pid()).unwrap();
     let info = RawSiginfo::mceerr(BUS_MCEERR_AO, base_for_test(), 12);
-    let err = enforce::pidfd_send_signal(fd.as_fd(), libc::SIGBUS, Some(&info)).unwrap_err();
+    let err = pidfd::pidfd_send_signal(fd.as_fd(), libc::SIGBUS, Some(&info)).unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::EPERM), "{err}");
     assert!(h.alive());
 

@@ -10,8 +10,11 @@ mod common;
 use std::{fs::File, process::Command};
 
 use common::{Xfs, ino, require_root, write_file};
-use notify::fsmap::{
-    self, Filesystem, FsmapError, HitKind, InodePaths, Owner, SpecialOwner, fiemap,
+use notify::resolve::{
+    fiemap::{self, fiemap},
+    fsmap::{self, Filesystem, FsmapError, HitKind, Owner, SpecialOwner},
+    geometry,
+    paths::{self, InodePaths},
 };
 
 #[test]
@@ -72,7 +75,7 @@ fn file_extent_resolves_to_its_inode_and_file_offsets() {
     p.sort();
     assert_eq!(p, vec![a.clone(), x.path("a.link")]);
     assert_eq!(
-        fsmap::mount_root(&a).unwrap(),
+        paths::mount_root(&a).unwrap(),
         x.mnt.canonicalize().unwrap()
     );
 }
@@ -97,7 +100,7 @@ fn reflinked_extent_resolves_to_both_inodes() {
     let ea = fiemap(&File::open(&a).unwrap()).unwrap();
     let ec = fiemap(&File::open(&c).unwrap()).unwrap();
     assert_eq!(ea[0].physical, ec[0].physical, "cp did not share blocks");
-    assert!(ea[0].flags & fsmap::FIEMAP_EXTENT_SHARED != 0);
+    assert!(ea[0].flags & fiemap::FIEMAP_EXTENT_SHARED != 0);
 
     let fs = Filesystem::open(&a).unwrap();
     let r = fs.resolve(ea[0].physical + 4096, 4096).unwrap();
@@ -310,8 +313,8 @@ fn ranges_outside_the_device_and_non_xfs_are_errors() {
     assert!(err.to_string().contains("not on XFS"));
 
     // The loop device is a whole disk: it starts at 0 of itself, 512 MiB long.
-    let (start, bytes) = fsmap::partition_geometry(fs.dev).unwrap();
+    let (start, bytes) = geometry::partition_geometry(fs.dev).unwrap();
     assert_eq!((start, bytes), (0, 512 << 20));
-    let fr = fsmap::dax_to_fs_range(8192, 4096, start, bytes).unwrap();
+    let fr = geometry::dax_to_fs_range(8192, 4096, start, bytes).unwrap();
     assert_eq!((fr.physical, fr.length, fr.clipped), (8192, 4096, false));
 }

@@ -15,9 +15,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use notify::{
-    event::{Dev, EventData, TraceEvent},
-    session_file::{ExitStatus, SessionFile},
+use notify_model::{
+    Dev, EventData, Item, TraceEvent,
+    session::{ExitStatus, SessionFile},
 };
 
 fn is_root() -> bool {
@@ -138,7 +138,7 @@ impl Tracer {
     }
 }
 
-fn read_events(path: &Path) -> Vec<TraceEvent> {
+fn read_events(path: &Path) -> Vec<Item> {
     fs::read_to_string(path)
         .unwrap()
         .lines()
@@ -174,21 +174,22 @@ fn tracepoints_fire_on_a_real_xfs_mount_and_unmount() {
     // Sequence numbers strictly increase: the stream is in kernel order.
     for w in evs.windows(2) {
         assert!(
-            w[0].seq < w[1].seq,
+            w[0].seq() < w[1].seq(),
             "out of order: {:?} then {:?}",
             w[0],
             w[1]
         );
     }
-    let mount_ok = evs.iter().position(|e| {
+    let kernel: Vec<&TraceEvent> = evs.iter().filter_map(Item::kernel).collect();
+    let mount_ok = kernel.iter().position(|e| {
         matches!(&e.data, EventData::SyscallExit { syscall, ret: 0 }
             if (syscall == "mount" || syscall == "fsconfig") && e.comm == "mount")
     });
-    let umount_write = evs.iter().position(|e| {
+    let umount_write = kernel.iter().position(|e| {
         matches!(&e.data, EventData::XfsTracepoint { tracepoint, dev: d }
             if tracepoint == "xfs_log_umount_write" && *d == dev)
     });
-    let umount_ok = evs.iter().position(
+    let umount_ok = kernel.iter().position(
         |e| matches!(&e.data, EventData::SyscallExit { syscall, ret: 0 } if syscall == "umount"),
     );
     let dump = || {
@@ -208,7 +209,10 @@ fn tracepoints_fire_on_a_real_xfs_mount_and_unmount() {
         m < u && u < w,
         "mount < umount return < unmount record, got {m} {u} {w}"
     );
-    assert_eq!(evs[u].pid, evs[w].pid, "the umount task writes the record");
+    assert_eq!(
+        kernel[u].pid, kernel[w].pid,
+        "the umount task writes the record"
+    );
 }
 
 #[test]
@@ -228,7 +232,7 @@ fn attach_report_explains_what_this_kernel_lacks() {
         String::from_utf8_lossy(&out.stderr)
     );
     // Every hook is listed with what auto would use.
-    for hook in notify::probes::HOOKS {
+    for hook in notify::probe::hooks::HOOKS {
         assert!(text.contains(hook.name), "{} missing:\n{text}", hook.name);
     }
     let kprobes_here = Path::new("/sys/bus/event_source/devices/kprobe").exists();
@@ -257,8 +261,8 @@ fn trace_writes_a_session_that_report_reads() {
 
     let s = SessionFile::load(&session).unwrap_or_else(|e| panic!("{e}"));
     // The session holds exactly the stream notify trace printed, derived events included.
-    let printed: Vec<u64> = read_events(&out).iter().map(|e| e.seq).collect();
-    let kept: Vec<u64> = s.events.iter().map(|e| e.seq).collect();
+    let printed: Vec<u64> = read_events(&out).iter().filter_map(Item::seq).collect();
+    let kept: Vec<u64> = s.events.iter().filter_map(Item::seq).collect();
     assert_eq!(
         kept, printed,
         "session events differ from the printed stream"

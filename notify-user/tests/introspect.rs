@@ -4,10 +4,10 @@
 
 use std::{path::Path, process::Command, sync::OnceLock};
 
-use notify::{
+use notify::kernel::{
     btf::{Btf, BtfError, BtfKind, builder::BtfBuilder},
+    facts::{CollectOptions, KernelInfo, Lockdown, Status},
     kallsyms::{Kallsyms, KallsymsError},
-    kernel::{CollectOptions, KernelInfo, Lockdown, Status},
     tracefs::{self, Tracefs},
 };
 

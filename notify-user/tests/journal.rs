@@ -12,9 +12,8 @@ use std::{
 };
 
 use common::{Helper, TempDir};
-use notify::journal::{
-    DaxDevice, HEADER_LEN, Journal, JournalError, Notification, Reason, State, scan_frames,
-};
+use notify::agent::journal::{HEADER_LEN, Journal, JournalError, scan_frames};
+use notify_model::journal::{Damage as Notification, DaxDevice, Reason, Status as State};
 
 #[test]
 fn __child_entry() {
@@ -71,7 +70,7 @@ fn append_reopen_and_replayed_state_survive() {
         assert!(rec.is_clean() && !rec.created);
         assert_eq!(rec.records, 3);
         assert_eq!(j.list().len(), 3);
-        assert_eq!(j.get(2).unwrap().notification, note(2));
+        assert_eq!(j.get(2).unwrap().damage, note(2));
         assert!(j.mark_replayed(2, "killed 1 of 1 mappers").unwrap());
         // Second mark is a no-op (idempotent), unknown id an error.
         assert!(!j.mark_replayed(2, "again").unwrap());
@@ -173,7 +172,7 @@ fn kill_9_of_an_appending_writer_loses_nothing_it_reported_stored() {
             let r = j
                 .get(*id)
                 .unwrap_or_else(|| panic!("reported-stored record {id} missing"));
-            assert_eq!(r.notification.kernel_seq, *seq);
+            assert_eq!(r.damage.kernel_seq, *seq);
         }
         eprintln!(
             "round {round}: {} reported stored, {} in journal",

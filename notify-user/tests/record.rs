@@ -16,9 +16,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use notify::{
-    event::{Dev, EventData},
-    session_file::{ExitStatus, SessionFile},
+use notify_model::{
+    Dev, EventData, Item,
+    session::{ExitStatus, SessionFile},
 };
 
 fn notify(args: &[&str]) -> Output {
@@ -95,7 +95,12 @@ fn records_a_real_xfs_mount_and_umount_and_reports_it() {
     let dev = Dev::from_user(fs::metadata(&loopdev).unwrap().rdev());
     let evs = &sess.events;
     for w in evs.windows(2) {
-        assert!(w[0].seq <= w[1].seq, "out of order: {:?} {:?}", w[0], w[1]);
+        assert!(
+            w[0].seq() <= w[1].seq(),
+            "out of order: {:?} {:?}",
+            w[0],
+            w[1]
+        );
     }
     let dump = || {
         evs.iter()
@@ -103,7 +108,10 @@ fn records_a_real_xfs_mount_and_umount_and_reports_it() {
             .collect::<Vec<_>>()
             .join("\n")
     };
-    let pos = |f: &dyn Fn(&EventData) -> bool| evs.iter().position(|e| f(&e.data));
+    let pos = |f: &dyn Fn(&EventData) -> bool| {
+        evs.iter()
+            .position(|e| matches!(e, Item::Kernel(k) if f(&k.data)))
+    };
     let mount = pos(&|d| {
         matches!(d, EventData::SyscallExit { syscall, ret: 0 } if syscall == "mount" || syscall == "fsconfig")
     })

@@ -10,10 +10,15 @@ use std::{fs::File, process::Command, time::Duration};
 
 use common::{Helper, Xfs, require_root, termsig, write_file};
 use notify::{
-    enforce::{Action, Config, Policy},
-    fsmap,
-    replay::{self, Site},
+    agent::replay,
+    cmd::resolve::render,
+    enforce::Config,
+    resolve::{
+        fiemap::fiemap,
+        site::{self, Site},
+    },
 };
+use notify_model::decision::{Act as Action, Policy};
 
 #[test]
 fn __child_entry() {
@@ -33,14 +38,14 @@ fn ready(h: &mut Helper) {
 
 /// Physical byte offset of a file's first block.
 fn first_block(path: &std::path::Path) -> u64 {
-    let ext = fsmap::fiemap(&File::open(path).unwrap()).unwrap();
+    let ext = fiemap(&File::open(path).unwrap()).unwrap();
     assert!(!ext.is_empty(), "{} has no extents", path.display());
     assert_eq!(ext[0].logical, 0);
     ext[0].physical
 }
 
 fn site(x: &Xfs) -> Site {
-    let s = replay::site_of_mount(&x.mnt).unwrap();
+    let s = site::site_of_mount(&x.mnt).unwrap();
     assert_eq!(
         s.part_start, 0,
         "a whole loop device has no partition offset"
@@ -127,7 +132,7 @@ fn a_metadata_hit_is_reported_and_nobody_is_signalled() {
     assert!(report.owners.iter().all(|o| o.metadata), "{report:#?}");
     assert!(report.decisions.is_empty());
     assert!(mapper.alive());
-    let text = replay::render(&report);
+    let text = render(&report);
     assert!(text.contains("metadata"), "{text}");
 }
 

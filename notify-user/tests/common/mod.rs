@@ -503,7 +503,9 @@ pub fn child_main() {
             sleep_forever()
         }
         "self-mceerr" => {
-            use notify::enforce::{BUS_MCEERR_AO, RawSiginfo, pidfd_open, pidfd_send_signal};
+            use notify::enforce::pidfd::{
+                BUS_MCEERR_AO, RawSiginfo, pidfd_open, pidfd_send_signal,
+            };
             use std::os::fd::{AsFd, FromRawFd, OwnedFd};
             install_sigbus_handler();
             say("READY");
@@ -575,7 +577,7 @@ pub fn child_main() {
                 assert_eq!(libc::syscall(libc::SYS_capset, &mut h, d.as_ptr()), 0);
             }
             say("READY");
-            let fs = notify::fsmap::Filesystem::open(&a[0]).unwrap();
+            let fs = notify::resolve::fsmap::Filesystem::open(&a[0]).unwrap();
             let r = fs.resolve(a[1].parse().unwrap(), a[2].parse().unwrap());
             match r {
                 Ok(r) => say(&format!("OK {}", r.hits.len())),
@@ -584,7 +586,8 @@ pub fn child_main() {
             std::process::exit(0)
         }
         "journal-append" => {
-            use notify::journal::{DaxDevice, Journal, Notification, Reason};
+            use notify::agent::journal::{self, Journal};
+            use notify_model::journal::{Damage as Notification, DaxDevice, Reason};
             let (mut j, _) = Journal::open(&a[0]).unwrap();
             say("READY");
             for seq in 0u64.. {
@@ -600,7 +603,7 @@ pub fn child_main() {
                         mf_flags: 0x20,
                         kernel_seq: seq,
                         ktime_ns: seq,
-                        wall_ns: notify::journal::now_ns(),
+                        wall_ns: journal::now_ns(),
                         reason: Reason::Premature,
                     })
                     .unwrap();

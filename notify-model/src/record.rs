@@ -1,0 +1,203 @@
+//! The agent's own records: what it journaled, replayed and decided. They carry no kernel header
+//! (docs/EVENTS.md, "Agent records").
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    decision::{Act, Decision},
+    dev::Dev,
+    journal::{Reason, Recovery},
+};
+
+/// How the agent knew which pmem disk a notification was about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum IdentifiedBy {
+    /// The holder's registration named the block device.
+    #[serde(rename = "holder registration")]
+    HolderRegistration,
+    /// An earlier registration of the same dax device, since released, named it.
+    #[serde(rename = "earlier registration of this dax device")]
+    EarlierRegistration,
+    /// The pfn `memory_failure` was called with, on the same thread, lies on the disk.
+    #[serde(rename = "pfn of memory_failure")]
+    MemoryFailurePfn,
+    /// The same range was already pending: the existing record covers it.
+    #[serde(rename = "duplicate of a pending record")]
+    DuplicateOfPending,
+    /// The pmem driver's bad-block list.
+    #[serde(rename = "badblocks list")]
+    BadblocksList,
+}
+
+/// What the agent did, as output records (JSON: `kind` plus the fields).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum AgentRecord {
+    /// A notification was stored durably for replay.
+    Journaled {
+        id: u64,
+        reason: Reason,
+        disk: String,
+        dax_offset: u64,
+        len: u64,
+        /// How the disk was identified.
+        identified_by: IdentifiedBy,
+    },
+    /// A notification that needs replay but whose pmem disk could not be identified.
+    Unidentified {
+        dax_offset: u64,
+        len: u64,
+        why: String,
+    },
+    /// A journal record was replayed on a ready filesystem.
+    Replayed {
+        id: u64,
+        disk: String,
+        #[serde(flatten)]
+        report: ReplayReport,
+    },
+    /// One decision on one process, from a replay (also inside `replayed`, repeated here so
+    /// every kill and every refusal is its own event).
+    Enforcement {
+        id: u64,
+        #[serde(flatten)]
+        decision: Decision,
+    },
+    /// A filesystem became ready but never appeared in this mount namespace.
+    MountNotVisible { dev: Dev, waited_ms: u64 },
+    /// What opening the journal found (cut tails, corrupt frames).
+    JournalRecovered {
+        #[serde(flatten)]
+        recovery: Recovery,
+    },
+}
+
+impl AgentRecord {
+    /// Every `kind` an agent record can have.
+    pub const KINDS: &'static [&'static str] = &[
+        "journaled",
+        "unidentified",
+        "replayed",
+        "enforcement",
+        "mount_not_visible",
+        "journal_recovered",
+    ];
+
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            AgentRecord::Journaled { .. } => "journaled",
+            AgentRecord::Unidentified { .. } => "unidentified",
+            AgentRecord::Replayed { .. } => "replayed",
+            AgentRecord::Enforcement { .. } => "enforcement",
+            AgentRecord::MountNotVisible { .. } => "mount_not_visible",
+            AgentRecord::JournalRecovered { .. } => "journal_recovered",
+        }
+    }
+}
+
+/// A range on the filesystem's data device (GETFSMAP's "physical").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FsRange {
+    pub physical: u64,
+    pub length: u64,
+    /// The dax range extended past the partition and was cut to it (as the kernel does).
+    pub clipped: bool,
+}
+
+/// One owner of damaged blocks.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OwnerReport {
+    /// "file", "inode_metadata" or the special owner's name ("ag header", "log", ...).
+    pub kind: String,
+    pub ino: Option<u64>,
+    pub paths: Vec<PathBuf>,
+    /// Damaged file byte ranges (file owners).
+    pub ranges: Vec<(u64, u64)>,
+    /// Filesystem physical bytes of this owner in the damaged range.
+    pub physical: u64,
+    pub length: u64,
+    pub shared: bool,
+    pub metadata: bool,
+}
+
+/// The outcome of one replay.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReplayReport {
+    pub mount_point: PathBuf,
+    pub dax_offset: u64,
+    pub len: u64,
+    pub fs_range: Option<FsRange>,
+    pub owners: Vec<OwnerReport>,
+    pub decisions: Vec<Decision>,
+    /// Why nothing could be done, when that is the case.
+    pub error: Option<String>,
+}
+
+impl ReplayReport {
+    /// A one-line summary for the journal's state note.
+    pub fn summary(&self) -> String {
+        if let Some(e) = &self.error {
+            return format!("error: {e}");
+        }
+        let files = self.owners.iter().filter(|o| !o.metadata).count();
+        let meta = self.owners.len() - files;
+        let mut counts = std::collections::BTreeMap::new();
+        for d in &self.decisions {
+            *counts.entry(act_word(d.action)).or_insert(0) += 1;
+        }
+        let acts: Vec<String> = counts.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        format!(
+            "{files} file owner(s), {meta} metadata owner(s); processes: {}",
+            if acts.is_empty() {
+                "none".to_string()
+            } else {
+                acts.join(", ")
+            }
+        )
+    }
+}
+
+/// The journal note's word for an act (its Rust name in lower case, as notes always said).
+fn act_word(a: Act) -> &'static str {
+    match a {
+        Act::Signalled => "signalled",
+        Act::WouldSignal => "wouldsignal",
+        Act::Reported => "reported",
+        Act::Refused => "refused",
+        Act::NotMapping => "notmapping",
+        Act::Gone => "gone",
+        Act::Failed => "failed",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_list_every_variant() {
+        let r = AgentRecord::MountNotVisible {
+            dev: Dev::new(259, 0),
+            waited_ms: 10,
+        };
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["kind"], r.kind_name());
+        assert!(AgentRecord::KINDS.contains(&r.kind_name()));
+        let j = AgentRecord::Journaled {
+            id: 1,
+            reason: Reason::Premature,
+            disk: "pmem0".into(),
+            dax_offset: 0,
+            len: 4096,
+            identified_by: IdentifiedBy::MemoryFailurePfn,
+        };
+        let line = serde_json::to_string(&j).unwrap();
+        assert!(
+            line.contains(r#""identified_by":"pfn of memory_failure""#),
+            "{line}"
+        );
+        assert_eq!(serde_json::from_str::<AgentRecord>(&line).unwrap(), j);
+    }
+}

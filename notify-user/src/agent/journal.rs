@@ -1,0 +1,746 @@
+//! Durable, append-only journal of memory-failure notifications the kernel dropped.
+//!
+//! A notification XFS refused ("not ready") exists nowhere else: the kernel does not retry and
+//! does not mark the page. If the agent crashes, the host reboots, or the filesystem never
+//! mounts, the journal is the only record that a pmem range is bad and who should have been
+//! told. So:
+//!
+//! - `append` returns only after the record is on stable storage (write + fdatasync; the
+//!   directory is fsynced when the file is created or replaced).
+//! - Records are never rewritten in place. A state change (pending -> replayed) is a new record
+//!   naming the id, so a crash at any point leaves either the old state or the new one.
+//! - Each record is framed: magic, length, CRC32 over length and payload. Opening the journal
+//!   checks every frame. A torn tail (crash mid-write, power loss leaving zeros) is cut; a bad
+//!   frame in the middle is cut out and the scan resynchronises on the next valid frame, so
+//!   one flipped bit cannot silently drop every later notification. What was cut and why is
+//!   returned to the caller ([`Recovery`]) to log.
+//!
+//! Idempotency across crashes. Replay is: for each pending record, resolve owners, scan
+//! mappers, act, then `mark_replayed(id)`. The marker is written *after* acting, so a crash
+//! mid-replay leaves the record pending and the next start acts on it again — never on a
+//! record already marked. Acting twice is harmless by construction: mappers are re-scanned at
+//! replay, so a process killed before the crash is not there any more, and a new process that
+//! got its pid is only signalled if it really maps the damaged range itself (enforce also
+//! checks the start time against the scan). What can repeat is a report line, not a kill of
+//! an innocent process.
+//!
+//! File format (little endian):
+//! ```text
+//! header  (32 bytes): "NTFYJRNL" | version u32 = 1 | header_len u32 = 32 | created_ns u64 |
+//!                     reserved u32 | crc32(bytes 0..28) u32
+//! frame:  magic u32 = 0x3152_4A4E ("NJR1") | len u32 | crc32(len ++ payload) u32 | payload
+//! payload: JSON of `Entry` (self-describing, so fields can be added without a new version).
+//! ```
+//! One writer at a time: `open` takes an exclusive `flock` on `<journal>.lock` (a side file so
+//! the lock survives `compact`/`clear` replacing the journal file).
+
+use std::{
+    collections::BTreeMap,
+    fmt,
+    fs::{self, File, OpenOptions},
+    io::{self, Read, Seek, SeekFrom, Write},
+    os::fd::AsRawFd,
+    path::{Path, PathBuf},
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use notify_model::journal::{Cut, Damage, Record, Recovery, Status};
+use serde::{Deserialize, Serialize};
+
+pub const MAGIC: &[u8; 8] = b"NTFYJRNL";
+pub const VERSION: u32 = 1;
+pub const HEADER_LEN: u64 = 32;
+pub const FRAME_MAGIC: u32 = 0x3152_4A4E;
+const FRAME_HDR: usize = 12;
+/// How long `open` retries a lock someone else holds before saying so.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+/// A record is a few hundred bytes; anything near this is corruption, not data.
+pub const MAX_PAYLOAD: u32 = 64 << 10;
+
+/// One journal frame's payload.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Entry {
+    Notification {
+        id: u64,
+        #[serde(flatten)]
+        n: Damage,
+    },
+    State {
+        id: u64,
+        state: Status,
+        wall_ns: u64,
+        note: String,
+    },
+    /// Written first by `compact`/`clear`: ids never go back, even when the records holding
+    /// the highest ones were dropped, so an id in an old log line names one notification only.
+    Meta { next_id: u64 },
+}
+
+#[derive(Debug)]
+pub enum JournalError {
+    Io {
+        path: PathBuf,
+        op: &'static str,
+        source: io::Error,
+    },
+    /// Not a journal, or its header is damaged: we will not guess.
+    BadHeader {
+        path: PathBuf,
+        detail: String,
+    },
+    /// Another process holds the journal.
+    Locked {
+        path: PathBuf,
+    },
+    UnknownId(u64),
+    TooLarge(usize),
+}
+
+impl fmt::Display for JournalError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Io { path, op, source } => {
+                write!(f, "journal {}: {op}: {source}", path.display())
+            }
+            Self::BadHeader { path, detail } => write!(
+                f,
+                "journal {p}: bad header ({detail}). This file is not a notify journal or its \
+                 header is damaged; notify will not guess. Move it aside to keep it for \
+                 inspection (mv {p} {p}.bad) and start again: notify then creates a new, empty \
+                 journal, and notifications recorded only in the old file are not replayed.",
+                p = path.display()
+            ),
+            Self::Locked { path } => write!(
+                f,
+                "journal {}: locked by another process (another notify agent is running?)",
+                path.display()
+            ),
+            Self::UnknownId(id) => write!(f, "journal has no record {id}"),
+            Self::TooLarge(n) => write!(
+                f,
+                "record of {n} bytes exceeds the {MAX_PAYLOAD}-byte limit"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for JournalError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+type Result<T> = std::result::Result<T, JournalError>;
+
+fn io_err<'a>(path: &'a Path, op: &'static str) -> impl FnOnce(io::Error) -> JournalError + 'a {
+    move |source| JournalError::Io {
+        path: path.to_path_buf(),
+        op,
+        source,
+    }
+}
+
+pub fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pure encoding and scanning
+// ---------------------------------------------------------------------------------------------
+
+pub fn encode_header(created_ns: u64) -> [u8; HEADER_LEN as usize] {
+    let mut h = [0u8; HEADER_LEN as usize];
+    h[0..8].copy_from_slice(MAGIC);
+    h[8..12].copy_from_slice(&VERSION.to_le_bytes());
+    h[12..16].copy_from_slice(&(HEADER_LEN as u32).to_le_bytes());
+    h[16..24].copy_from_slice(&created_ns.to_le_bytes());
+    let crc = crc32fast::hash(&h[0..28]);
+    h[28..32].copy_from_slice(&crc.to_le_bytes());
+    h
+}
+
+/// Validate a header; `Err(detail)` says what is wrong.
+pub fn check_header(h: &[u8]) -> std::result::Result<(), String> {
+    if h.len() < HEADER_LEN as usize {
+        return Err(format!(
+            "file is {} bytes, shorter than the {HEADER_LEN}-byte header",
+            h.len()
+        ));
+    }
+    if &h[0..8] != MAGIC {
+        return Err(format!(
+            "magic is {:?}, expected {:?}",
+            String::from_utf8_lossy(&h[0..8]),
+            String::from_utf8_lossy(MAGIC)
+        ));
+    }
+    let crc = u32::from_le_bytes(h[28..32].try_into().unwrap());
+    if crc != crc32fast::hash(&h[0..28]) {
+        return Err("header checksum mismatch".into());
+    }
+    let version = u32::from_le_bytes(h[8..12].try_into().unwrap());
+    if version != VERSION {
+        return Err(format!(
+            "journal format version {version}, this notify reads version {VERSION}"
+        ));
+    }
+    let hl = u32::from_le_bytes(h[12..16].try_into().unwrap());
+    if hl as u64 != HEADER_LEN {
+        return Err(format!("header length {hl}, expected {HEADER_LEN}"));
+    }
+    Ok(())
+}
+
+pub fn encode_frame(payload: &[u8]) -> Vec<u8> {
+    let len = payload.len() as u32;
+    let mut h = crc32fast::Hasher::new();
+    h.update(&len.to_le_bytes());
+    h.update(payload);
+    let mut out = Vec::with_capacity(FRAME_HDR + payload.len());
+    out.extend_from_slice(&FRAME_MAGIC.to_le_bytes());
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(&h.finalize().to_le_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+/// Try to decode one frame at the start of `buf`: `Ok((entry, frame_len))` or why not.
+pub fn decode_frame(buf: &[u8]) -> std::result::Result<(Entry, usize), String> {
+    if buf.len() < FRAME_HDR {
+        return Err(format!(
+            "torn frame header ({} of {FRAME_HDR} bytes)",
+            buf.len()
+        ));
+    }
+    let magic = u32::from_le_bytes(buf[0..4].try_into().unwrap());
+    if magic != FRAME_MAGIC {
+        return Err(format!("bad frame magic {magic:#010x}"));
+    }
+    let len = u32::from_le_bytes(buf[4..8].try_into().unwrap());
+    if len > MAX_PAYLOAD {
+        return Err(format!("frame length {len} exceeds {MAX_PAYLOAD}"));
+    }
+    let total = FRAME_HDR + len as usize;
+    if buf.len() < total {
+        return Err(format!(
+            "torn frame: header says {len} payload bytes, {} present",
+            buf.len() - FRAME_HDR
+        ));
+    }
+    let crc = u32::from_le_bytes(buf[8..12].try_into().unwrap());
+    let mut h = crc32fast::Hasher::new();
+    h.update(&buf[4..8]);
+    h.update(&buf[FRAME_HDR..total]);
+    if h.finalize() != crc {
+        return Err("frame checksum mismatch".into());
+    }
+    let entry: Entry = serde_json::from_slice(&buf[FRAME_HDR..total])
+        .map_err(|e| format!("checksum ok but payload does not decode: {e}"))?;
+    Ok((entry, total))
+}
+
+/// Result of scanning the frames after the header.
+#[derive(Debug, Default)]
+pub struct Scan {
+    /// (absolute offset, frame length, entry) of every good frame, in order.
+    pub good: Vec<(u64, usize, Entry)>,
+    pub cuts: Vec<Cut>,
+}
+
+/// Scan `data` (the bytes after the header, starting at absolute offset `base`). On a bad frame,
+/// resynchronise: look for the next offset where a whole valid frame decodes. Everything in
+/// between is one cut. A bad region running to the end is the torn/corrupt tail.
+pub fn scan_frames(data: &[u8], base: u64) -> Scan {
+    let mut s = Scan::default();
+    let mut pos = 0usize;
+    while pos < data.len() {
+        match decode_frame(&data[pos..]) {
+            Ok((e, n)) => {
+                s.good.push((base + pos as u64, n, e));
+                pos += n;
+            }
+            Err(why) => {
+                let magic = FRAME_MAGIC.to_le_bytes();
+                let next = (pos + 1..data.len().saturating_sub(FRAME_HDR - 1))
+                    .filter(|&p| data[p..p + 4] == magic)
+                    .find(|&p| decode_frame(&data[p..]).is_ok())
+                    .unwrap_or(data.len());
+                let tail = next == data.len();
+                s.cuts.push(Cut {
+                    offset: base + pos as u64,
+                    len: (next - pos) as u64,
+                    reason: if tail {
+                        format!("{why}; cut to the end of the file")
+                    } else {
+                        format!("{why}; resynchronised at the next valid record")
+                    },
+                });
+                pos = next;
+            }
+        }
+    }
+    s
+}
+
+// ---------------------------------------------------------------------------------------------
+// The journal
+// ---------------------------------------------------------------------------------------------
+
+pub struct Journal {
+    path: PathBuf,
+    file: File,
+    _lock: File,
+    records: BTreeMap<u64, Record>,
+    next_id: u64,
+}
+
+fn fsync_dir(path: &Path) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(dir, "fsync directory"))
+}
+
+fn lock_path(path: &Path) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(".lock");
+    PathBuf::from(s)
+}
+
+/// Write `bytes` as the new content of `path` atomically: temp file, fsync, rename, fsync dir.
+fn replace_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&tmp)
+        .map_err(io_err(&tmp, "create"))?;
+    f.write_all(bytes).map_err(io_err(&tmp, "write"))?;
+    f.sync_all().map_err(io_err(&tmp, "fsync"))?;
+    fs::rename(&tmp, path).map_err(io_err(path, "rename"))?;
+    fsync_dir(path)
+}
+
+impl Journal {
+    /// Open (creating if missing) and verify the journal; repairs a bad tail or bad frames and
+    /// says what it cut. A bad header is an error, never repaired.
+    pub fn open(path: impl AsRef<Path>) -> Result<(Journal, Recovery)> {
+        let path = path.as_ref().to_path_buf();
+        let lp = lock_path(&path);
+        let lock = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lp)
+            .map_err(io_err(&lp, "open lock file"))?;
+        // A lock can be held for a moment by a process that is only passing through: a fork
+        // copies the holder's descriptors (close-on-exec or not) until the child execs. A
+        // writer that really holds it (a running agent) still holds it after LOCK_WAIT.
+        let deadline = std::time::Instant::now() + LOCK_WAIT;
+        loop {
+            // SAFETY: flock on a valid fd.
+            if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+                break;
+            }
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::EWOULDBLOCK) {
+                return Err(io_err(&lp, "flock")(e));
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(JournalError::Locked { path });
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+
+        let mut recovery = Recovery {
+            path: path.clone(),
+            ..Default::default()
+        };
+        let mut created = false;
+        match fs::symlink_metadata(&path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                // Header goes in through a rename: a crash never leaves a half-written header.
+                replace_file(&path, &encode_header(now_ns()))?;
+                created = true;
+            }
+            Err(e) => return Err(io_err(&path, "stat")(e)),
+            Ok(_) => {}
+        }
+        recovery.created = created;
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .open(&path)
+            .map_err(io_err(&path, "open"))?;
+        let mut data = Vec::new();
+        file.read_to_end(&mut data).map_err(io_err(&path, "read"))?;
+        if data.is_empty() {
+            // Zero-length: holds nothing to lose (e.g. created by hand). Initialise it.
+            replace_file(&path, &encode_header(now_ns()))?;
+            recovery.created = true;
+            file = OpenOptions::new()
+                .read(true)
+                .append(true)
+                .open(&path)
+                .map_err(io_err(&path, "open"))?;
+            data = encode_header(0).to_vec();
+        }
+        check_header(&data).map_err(|detail| JournalError::BadHeader {
+            path: path.clone(),
+            detail,
+        })?;
+
+        let scan = scan_frames(&data[HEADER_LEN as usize..], HEADER_LEN);
+        recovery.cuts = scan.cuts.clone();
+        if !scan.cuts.is_empty() {
+            let only_tail =
+                scan.cuts.len() == 1 && scan.cuts[0].offset + scan.cuts[0].len == data.len() as u64;
+            if only_tail {
+                let at = scan.cuts[0].offset;
+                file.set_len(at).map_err(io_err(&path, "truncate"))?;
+                file.sync_all().map_err(io_err(&path, "fsync"))?;
+            } else {
+                let mut bytes = data[..HEADER_LEN as usize].to_vec();
+                for (off, n, _) in &scan.good {
+                    bytes.extend_from_slice(&data[*off as usize..*off as usize + n]);
+                }
+                replace_file(&path, &bytes)?;
+                file = OpenOptions::new()
+                    .read(true)
+                    .append(true)
+                    .open(&path)
+                    .map_err(io_err(&path, "open"))?;
+                recovery.rewritten = true;
+            }
+        }
+        file.seek(SeekFrom::End(0)).map_err(io_err(&path, "seek"))?;
+
+        let mut j = Journal {
+            path,
+            file,
+            _lock: lock,
+            records: BTreeMap::new(),
+            next_id: 1,
+        };
+        for (_, _, e) in scan.good {
+            if let Some(orphan) = j.apply(e) {
+                recovery.orphan_states.push(orphan);
+            }
+        }
+        recovery.records = j.records.len();
+        Ok((j, recovery))
+    }
+
+    /// Apply an entry to the in-memory state; returns the id of an orphan state record.
+    fn apply(&mut self, e: Entry) -> Option<u64> {
+        apply(&mut self.records, &mut self.next_id, e)
+    }
+
+    fn write_entry(&mut self, e: &Entry) -> Result<()> {
+        let payload = serde_json::to_vec(e).expect("journal entries always serialize");
+        if payload.len() > MAX_PAYLOAD as usize {
+            return Err(JournalError::TooLarge(payload.len()));
+        }
+        let frame = encode_frame(&payload);
+        // One write(2) of the whole frame on an O_APPEND fd; a crash can still tear it (power
+        // loss), which the frame checksum catches on the next open.
+        self.file
+            .write_all(&frame)
+            .map_err(io_err(&self.path, "append"))?;
+        // fdatasync: flushes the data and the size change (the metadata needed to read it back),
+        // which is all a log needs; mtime can lag.
+        self.file
+            .sync_data()
+            .map_err(io_err(&self.path, "fdatasync"))?;
+        Ok(())
+    }
+
+    /// Append a pending notification; returns its id once it is on stable storage.
+    pub fn append(&mut self, n: Damage) -> Result<u64> {
+        let id = self.next_id;
+        let e = Entry::Notification { id, n };
+        self.write_entry(&e)?;
+        self.apply(e);
+        Ok(id)
+    }
+
+    /// Mark a record replayed (call after acting on it). `Ok(false)` when it already was.
+    pub fn mark_replayed(&mut self, id: u64, note: &str) -> Result<bool> {
+        match self.records.get(&id) {
+            None => return Err(JournalError::UnknownId(id)),
+            Some(r) if r.state == Status::Replayed => return Ok(false),
+            Some(_) => {}
+        }
+        let e = Entry::State {
+            id,
+            state: Status::Replayed,
+            wall_ns: now_ns(),
+            note: note.to_string(),
+        };
+        self.write_entry(&e)?;
+        self.apply(e);
+        Ok(true)
+    }
+
+    pub fn get(&self, id: u64) -> Option<&Record> {
+        self.records.get(&id)
+    }
+
+    /// All records in id order.
+    pub fn list(&self) -> Vec<&Record> {
+        self.records.values().collect()
+    }
+
+    /// Records not yet replayed, in id (arrival) order: what a replay must act on.
+    pub fn pending(&self) -> Vec<&Record> {
+        self.records
+            .values()
+            .filter(|r| r.state == Status::Pending)
+            .collect()
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn rewrite(&mut self, mut keep: Vec<Entry>) -> Result<()> {
+        keep.insert(
+            0,
+            Entry::Meta {
+                next_id: self.next_id,
+            },
+        );
+        let mut bytes = encode_header(now_ns()).to_vec();
+        for e in &keep {
+            bytes.extend(encode_frame(
+                &serde_json::to_vec(e).expect("journal entries always serialize"),
+            ));
+        }
+        replace_file(&self.path, &bytes)?;
+        self.file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .open(&self.path)
+            .map_err(io_err(&self.path, "open"))?;
+        self.records.clear();
+        for e in keep {
+            self.apply(e);
+        }
+        Ok(())
+    }
+
+    /// Drop replayed records (atomic rewrite keeping pending ones with their ids). Returns the
+    /// number dropped.
+    pub fn compact(&mut self) -> Result<usize> {
+        let keep: Vec<Entry> = self
+            .pending()
+            .into_iter()
+            .map(|r| Entry::Notification {
+                id: r.id,
+                n: r.damage.clone(),
+            })
+            .collect();
+        let dropped = self.records.len() - keep.len();
+        self.rewrite(keep)?;
+        Ok(dropped)
+    }
+
+    /// Forget everything, pending included (operator decision). Returns the number dropped.
+    pub fn clear(&mut self) -> Result<usize> {
+        let n = self.records.len();
+        self.rewrite(Vec::new())?;
+        Ok(n)
+    }
+}
+
+/// Applies one entry to records and the next id; returns the id of an orphan state record (a
+/// state change for a record that is not there).
+fn apply(records: &mut BTreeMap<u64, Record>, next_id: &mut u64, e: Entry) -> Option<u64> {
+    match e {
+        Entry::Notification { id, n } => {
+            *next_id = (*next_id).max(id + 1);
+            records.insert(
+                id,
+                Record {
+                    id,
+                    damage: n,
+                    state: Status::Pending,
+                    note: None,
+                    state_wall_ns: None,
+                },
+            );
+            None
+        }
+        Entry::State {
+            id,
+            state,
+            wall_ns,
+            note,
+        } => match records.get_mut(&id) {
+            Some(r) => {
+                r.state = state;
+                r.note = Some(note);
+                r.state_wall_ns = Some(wall_ns);
+                None
+            }
+            None => Some(id),
+        },
+        Entry::Meta { next_id: nid } => {
+            *next_id = (*next_id).max(nid);
+            None
+        }
+    }
+}
+
+/// What a reader sees of a journal without taking it from its writer ([`snapshot`]).
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    pub records: Vec<Record>,
+    /// Regions that did not decode. Not repaired: that is the writer's job on its next open. A
+    /// cut at the very end can be an append in progress.
+    pub cuts: Vec<Cut>,
+}
+
+/// Reads a journal without locking or repairing it, so `notify journal list` works beside a
+/// running agent (which holds the lock for good). A record appended while this reads is either
+/// whole in the snapshot or not in it: frames are checksummed, and a torn tail is reported as a
+/// cut, never parsed.
+pub fn snapshot(path: impl AsRef<Path>) -> Result<Snapshot> {
+    let path = path.as_ref();
+    let data = fs::read(path).map_err(io_err(path, "read"))?;
+    check_header(&data).map_err(|detail| JournalError::BadHeader {
+        path: path.to_path_buf(),
+        detail,
+    })?;
+    let scan = scan_frames(&data[HEADER_LEN as usize..], HEADER_LEN);
+    let mut records = BTreeMap::new();
+    let mut next_id = 1;
+    for (_, _, e) in scan.good {
+        apply(&mut records, &mut next_id, e);
+    }
+    Ok(Snapshot {
+        records: records.into_values().collect(),
+        cuts: scan.cuts,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use notify_model::journal::{DaxDevice, Reason};
+
+    fn note(i: u64) -> Damage {
+        Damage {
+            dax: DaxDevice {
+                name: "pmem0".into(),
+                major: 259,
+                minor: 0,
+            },
+            dax_offset: 0x10_0000 + i * 4096,
+            len: 4096,
+            mf_flags: 0x20,
+            kernel_seq: i,
+            ktime_ns: 1_000 + i,
+            wall_ns: 2_000 + i,
+            reason: Reason::Premature,
+        }
+    }
+
+    fn frames(n: u64) -> Vec<u8> {
+        let mut v = Vec::new();
+        for i in 1..=n {
+            v.extend(encode_frame(
+                &serde_json::to_vec(&Entry::Notification { id: i, n: note(i) }).unwrap(),
+            ));
+        }
+        v
+    }
+
+    #[test]
+    fn header_round_trip_and_errors() {
+        let h = encode_header(5);
+        assert!(check_header(&h).is_ok());
+        let mut bad = h;
+        bad[0] = b'X';
+        assert!(check_header(&bad).unwrap_err().contains("magic"));
+        let mut bad = h;
+        bad[20] ^= 1;
+        assert!(check_header(&bad).unwrap_err().contains("checksum"));
+        assert!(check_header(&h[..10]).unwrap_err().contains("shorter"));
+    }
+
+    #[test]
+    fn clean_frames_scan_clean() {
+        let d = frames(3);
+        let s = scan_frames(&d, 32);
+        assert_eq!(s.good.len(), 3);
+        assert!(s.cuts.is_empty());
+        assert_eq!(s.good[1].0, 32 + s.good[0].1 as u64);
+    }
+
+    #[test]
+    fn every_truncation_point_is_cut_cleanly() {
+        let d = frames(3);
+        let first = decode_frame(&d).unwrap().1;
+        for cut in 1..d.len() {
+            let s = scan_frames(&d[..cut], 0);
+            let whole: usize = s.good.iter().map(|g| g.1).sum();
+            assert_eq!(
+                whole + s.cuts.iter().map(|c| c.len as usize).sum::<usize>(),
+                cut
+            );
+            assert!(s.cuts.len() <= 1, "truncation gives at most one cut");
+            if cut >= first {
+                assert!(!s.good.is_empty());
+            }
+        }
+    }
+
+    #[test]
+    fn a_flipped_byte_anywhere_is_detected_and_later_records_survive() {
+        let d = frames(3);
+        let lens: Vec<usize> = scan_frames(&d, 0).good.iter().map(|g| g.1).collect();
+        for i in 0..d.len() {
+            let mut c = d.clone();
+            c[i] ^= 0x40;
+            let s = scan_frames(&c, 0);
+            assert_eq!(s.cuts.len(), 1, "byte {i}: {:?}", s.cuts);
+            // Exactly the damaged frame is lost.
+            assert_eq!(s.good.len(), 2, "byte {i}");
+            let which = if i < lens[0] {
+                0
+            } else if i < lens[0] + lens[1] {
+                1
+            } else {
+                2
+            };
+            assert_eq!(s.cuts[0].len as usize, lens[which], "byte {i}");
+        }
+    }
+
+    #[test]
+    fn zero_filled_tail_is_cut() {
+        let mut d = frames(2);
+        let good = d.len();
+        d.extend(std::iter::repeat_n(0u8, 4096));
+        let s = scan_frames(&d, 0);
+        assert_eq!(s.good.len(), 2);
+        assert_eq!(s.cuts.len(), 1);
+        assert_eq!(s.cuts[0].offset as usize, good);
+        assert!(s.cuts[0].reason.contains("end of the file"));
+    }
+}

@@ -1,0 +1,207 @@
+//! `notify agent`: the enforcing agent as a fleet runs it: the configuration file, the journal
+//! and replay, the rotating event log and the metrics endpoint, over the one stream.
+
+use std::{
+    path::PathBuf,
+    process::ExitCode,
+    time::{Duration, Instant},
+};
+
+use notify_model::Item;
+
+use crate::{
+    agent::{Agent, AgentOptions},
+    cmd::{
+        DEFAULT_JOURNAL, EnforceArgs, none_if_empty, runtime, trace::print_totals, trim_heap,
+        until_signal,
+    },
+    export::sink::{Format, Sink},
+    probe::{AttachMode, Probes, Ring},
+    session::{file::check_output, log::SessionLog},
+    stream::{Listener, Stream, Totals},
+};
+
+pub mod config;
+pub mod fleet;
+
+use config::{Layer, Loaded, MetricsAddr};
+use fleet::Fleet;
+
+#[derive(clap::Args, Debug)]
+pub struct AgentArgs {
+    /// Read settings from this TOML file (default: /etc/notify/agent.toml if it exists).
+    /// Flags given on the command line win over the file. Keys: docs/AGENT.md.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Output format: json for pipelines (journald, Fluent Bit, Vector), table for people.
+    #[arg(short = 'o', long = "format", value_enum, default_value = "table")]
+    pub format: Format,
+    /// How to attach function hooks: fentry where BPF trampolines work and the function is
+    /// in vmlinux, kprobe otherwise (auto); or force one.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub attach: AttachMode,
+    /// Append events to this file instead of standard output; it is rotated by size
+    /// (--rotate-size, --rotate-keep).
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Rotate the --output file before it would grow past this size (bytes, or with a
+    /// K/M/G suffix); 0 never rotates. [default: 64M]
+    #[arg(long, value_name = "SIZE", value_parser = config::parse_size)]
+    pub rotate_size: Option<u64>,
+    /// How many rotated files to keep: FILE.1 (newest) ... FILE.N. [default: 5]
+    #[arg(long, value_name = "N")]
+    pub rotate_keep: Option<usize>,
+    /// Serve /metrics (Prometheus) and /healthz at this IP:PORT (port 0: any free port, as
+    /// logged), or "off". [default: 127.0.0.1:9464]
+    #[arg(long, value_name = "ADDR", value_parser = config::parse_metrics_addr)]
+    pub metrics_addr: Option<MetricsAddr>,
+    /// The durable journal of notifications awaiting replay.
+    #[arg(long, value_name = "FILE", default_value = DEFAULT_JOURNAL)]
+    pub journal: PathBuf,
+    /// Also print the derived holder_state and notification events (kernel events and the
+    /// agent's own records are always printed).
+    #[arg(long)]
+    pub verbose: bool,
+    /// Also write a session file for `notify report` when the agent stops: every event of
+    /// the run, kept in memory until then (for tests and bounded runs, not a fleet agent).
+    #[arg(long, value_name = "FILE")]
+    pub session: Option<PathBuf>,
+    #[command(flatten)]
+    pub enforce: EnforceArgs,
+}
+
+pub const AGENT_MORE: &str = "\
+CONFIGURATION:
+    A flat TOML file (--config, default /etc/notify/agent.toml when it exists). Every key is a
+    long flag's name with '_' (lists take the plural: --allow-pid -> allow_pids). Precedence:
+    defaults < file < command line. The file is validated at start; an error names the file,
+    line, key and fix, and the agent does not start.
+
+SIGNALS:
+    SIGHUP   re-read the file: policy, dry_run, allow_* and rotate_* apply at once; the log says
+             which changed keys need a restart (format, attach, journal, verbose, output,
+             metrics_addr) and which are pinned by a flag. An invalid file is reported and the
+             running settings stay. The output file is also re-opened by name.
+    SIGTERM, SIGINT
+             drain the ring buffer, write and flush what is left, close the journal and the
+             event log, detach every probe, exit 0.
+
+ENDPOINTS (--metrics-addr, default 127.0.0.1:9464):
+    /metrics  Prometheus/OpenMetrics text; metric list in docs/AGENT.md
+    /healthz  200 and a JSON body when every required probe is attached, else 503 naming them
+
+FILES:
+    /etc/notify/agent.toml     configuration
+    /var/lib/notify/journal    notifications awaiting replay (kept across restarts)
+
+EXIT STATUS:
+    0 after SIGTERM/SIGINT; 1 on a configuration, journal, BPF or bind error (on stderr).
+";
+
+pub fn run(a: AgentArgs, given: &[String]) -> anyhow::Result<ExitCode> {
+    let on = |id: &str| given.iter().any(|g| g == id);
+    let cwd = std::env::current_dir()?;
+    let enforce = &a.enforce;
+    let flags = Layer {
+        format: on("format").then_some(a.format),
+        attach: on("attach").then_some(a.attach),
+        journal: on("journal").then(|| cwd.join(&a.journal)),
+        verbose: on("verbose").then_some(a.verbose),
+        output: a.output.map(|p| Some(cwd.join(p))),
+        rotate_size: a.rotate_size,
+        rotate_keep: a.rotate_keep,
+        metrics_addr: a.metrics_addr,
+        policy: on("policy").then(|| enforce.config().policy),
+        dry_run: on("dry_run").then_some(enforce.dry_run),
+        allow_pids: on("allow_pids").then(|| enforce.allow_pids.clone()),
+        allow_comms: on("allow_comms").then(|| enforce.allow_comms.clone()),
+        allow_cgroups: on("allow_cgroups").then(|| enforce.allow_cgroups.clone()),
+    };
+    config::validate_flags(&flags).map_err(anyhow::Error::msg)?;
+    let loaded = Loaded::load(config::config_path(a.config.as_deref()), flags)?;
+    if let Some(f) = &loaded.file {
+        eprintln!(
+            "notify: configuration {} (keys set: {}; on the command line: {})",
+            f.display(),
+            none_if_empty(loaded.file_layer.keys()),
+            none_if_empty(loaded.flags.keys())
+        );
+    }
+    let session = a.session.map(|p| cwd.join(p));
+    runtime()?.block_on(agent(loaded, session))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn agent(loaded: Loaded, session: Option<PathBuf>) -> anyhow::Result<Totals> {
+    let s = loaded.settings.clone();
+    if let Some(p) = &session {
+        check_output(p)?;
+    }
+    let mut probes = Probes::open(s.attach)?;
+    probes.report_to_stderr();
+    let mut session = session.map(|p| SessionLog::new(p, &probes));
+    let mut fleet = Fleet::new(loaded);
+    fleet.start(&probes).await?;
+    let mut sink = match fleet.open_output()? {
+        Some(w) => Sink::new(s.format, w),
+        None => Sink::stdout(s.format),
+    };
+    sink.derived = s.verbose;
+    let ring = Ring::open(&mut probes)?;
+    trim_heap();
+    let (agent, _) = Agent::open(AgentOptions {
+        journal: s.journal,
+        enforce: s.enforce,
+    })?;
+    let mut fa = FleetAgent { agent, fleet };
+    let mut listeners: Vec<&mut dyn Listener> = Vec::new();
+    if let Some(s) = session.as_mut() {
+        listeners.push(s);
+    }
+    listeners.push(&mut sink);
+    listeners.push(&mut fa);
+    let mut stream = Stream::new(ring, listeners);
+    stream.start()?;
+    until_signal(&mut stream, true).await?;
+    let totals = stream.finish()?;
+    print_totals(&totals);
+    Ok(totals)
+}
+
+/// The agent and its fleet extras as one listener: the metrics count every item (the agent's
+/// records included, which come back through the stream), the journal's depth is published
+/// after each batch, and SIGHUP's reloaded policy goes to the agent.
+struct FleetAgent {
+    agent: Agent,
+    fleet: Fleet,
+}
+
+impl Listener for FleetAgent {
+    fn on_start(&mut self, emit: &mut Vec<Item>) -> anyhow::Result<()> {
+        self.agent.on_start(emit)
+    }
+
+    fn on_item(&mut self, item: &Item, emit: &mut Vec<Item>) -> anyhow::Result<()> {
+        self.fleet.on_item(item);
+        Listener::on_item(&mut self.agent, item, emit)
+    }
+
+    fn on_tick(&mut self, now: Instant, emit: &mut Vec<Item>) -> anyhow::Result<()> {
+        self.agent.on_tick(now, emit)
+    }
+
+    fn next_wakeup(&self) -> Option<Duration> {
+        Listener::next_wakeup(&self.agent)
+    }
+
+    fn on_batch(&mut self, totals: &Totals) -> anyhow::Result<()> {
+        self.fleet.after_batch(totals, Some(&self.agent));
+        Ok(())
+    }
+
+    fn on_hangup(&mut self) {
+        if let Some(cfg) = self.fleet.reload() {
+            self.agent.set_enforce(cfg);
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! `notify journal list|replay|clear`: inspect or act on the journal of notifications awaiting
+//! replay.
+
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::Subcommand;
+use notify_model::Item;
+
+use crate::{
+    agent::{Agent, AgentOptions, journal},
+    cmd::{DEFAULT_JOURNAL, EnforceArgs},
+    export::sink::{Format, Sink},
+};
+
+#[derive(clap::Args, Debug)]
+pub struct JournalArgs {
+    /// The journal file (the agent's --journal).
+    #[arg(long, value_name = "FILE", default_value = DEFAULT_JOURNAL)]
+    pub journal: PathBuf,
+    #[command(subcommand)]
+    pub action: JournalCmd,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum JournalCmd {
+    /// List every record with its state.
+    List {
+        /// Output format.
+        #[arg(short = 'o', long = "format", value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Replay pending records whose filesystem is mounted now.
+    Replay {
+        #[command(flatten)]
+        enforce: EnforceArgs,
+    },
+    /// Remove every record (pending ones are lost: they will not be replayed).
+    Clear {
+        /// Required: clearing drops pending notifications.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+pub fn run(a: JournalArgs) -> anyhow::Result<ExitCode> {
+    let (path, action) = (a.journal, a.action);
+    if !path.exists() {
+        anyhow::bail!(
+            "no journal at {}: the agent creates it on first start (or pass --journal)",
+            path.display()
+        );
+    }
+    match action {
+        JournalCmd::List { format } => {
+            // A snapshot, not an open: the agent holds the journal's lock while it runs.
+            let snap = journal::snapshot(&path)?;
+            for c in &snap.cuts {
+                eprintln!(
+                    "notify: journal {}: {} byte(s) at offset {} unreadable ({}); left for the \
+                     agent to repair on its next start (a cut at the end may be an append in \
+                     progress)",
+                    path.display(),
+                    c.len,
+                    c.offset,
+                    c.reason
+                );
+            }
+            match format {
+                Format::Json => {
+                    for r in &snap.records {
+                        println!("{}", serde_json::to_string(r)?);
+                    }
+                }
+                Format::Table => {
+                    println!(
+                        "{:>5} {:<9} {:<11} {:<8} {:>14} {:>8}  NOTE",
+                        "ID", "STATE", "REASON", "DISK", "DAX_OFFSET", "LEN"
+                    );
+                    for r in &snap.records {
+                        let n = &r.damage;
+                        println!(
+                            "{:>5} {:<9} {:<11} {:<8} {:>#14x} {:>8}  {}",
+                            r.id,
+                            format!("{:?}", r.state).to_lowercase(),
+                            n.reason.name(),
+                            n.dax.name,
+                            n.dax_offset,
+                            n.len,
+                            r.note.as_deref().unwrap_or("")
+                        );
+                    }
+                }
+            }
+        }
+        JournalCmd::Replay { enforce } => {
+            let (mut agent, _) = Agent::open(AgentOptions {
+                journal: path,
+                enforce: enforce.config(),
+            })?;
+            let mut sink = Sink::stdout(Format::Json);
+            let actions = agent.replay_mounted();
+            for a in actions.iter().cloned() {
+                sink.write(&Item::Record(a))?;
+            }
+            sink.flush()?;
+            eprintln!(
+                "notify: {} action(s); {} record(s) still pending (filesystem not mounted)",
+                actions.len(),
+                agent.journal.pending().len()
+            );
+        }
+        JournalCmd::Clear { yes } => {
+            if !yes {
+                anyhow::bail!("clearing drops pending notifications for good: add --yes");
+            }
+            let (mut j, _) = journal::Journal::open(&path)?;
+            let n = j.clear()?;
+            eprintln!("notify: cleared {n} record(s) from {}", path.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,76 @@
+//! `notify trace`: attach, stream events in kernel order with the stream's conclusions, and on
+//! SIGINT/SIGTERM drain what is left, report losses and exit cleanly.
+
+use std::{path::PathBuf, process::ExitCode};
+
+use anyhow::Context as _;
+
+use crate::{
+    cmd::{runtime, trim_heap, until_signal},
+    export::sink::{Format, Sink},
+    probe::{AttachMode, Probes, Ring},
+    session::{file::check_output, log::SessionLog},
+    stream::{Listener, Stream, Totals},
+};
+
+#[derive(clap::Args, Debug)]
+pub struct TraceArgs {
+    /// Output format.
+    #[arg(short = 'o', long = "format", value_enum, default_value = "table")]
+    pub format: Format,
+    /// How to attach function hooks: fentry where BPF trampolines work and the function is
+    /// in vmlinux, kprobe otherwise (auto); or force one.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub attach: AttachMode,
+    /// Append events to this file instead of standard output.
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+    /// Only kernel events, without the agent's derived holder_state/notification events.
+    #[arg(long)]
+    pub raw: bool,
+    /// Also write a session file for `notify report` when the trace ends (SIGINT/SIGTERM):
+    /// all events, derived ones included, kept in memory until then.
+    #[arg(long, value_name = "FILE")]
+    pub session: Option<PathBuf>,
+}
+
+pub fn run(a: TraceArgs) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(trace(a))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn trace(a: TraceArgs) -> anyhow::Result<Totals> {
+    if let Some(p) = &a.session {
+        check_output(p)?;
+    }
+    let mut probes = Probes::open(a.attach)?;
+    probes.report_to_stderr();
+    let mut session = a.session.map(|p| SessionLog::new(p, &probes));
+    let mut sink = match &a.output {
+        Some(p) => Sink::file(a.format, p)
+            .with_context(|| format!("cannot open output file {}", p.display()))?,
+        None => Sink::stdout(a.format),
+    };
+    sink.derived = !a.raw;
+    let ring = Ring::open(&mut probes)?;
+    trim_heap();
+    let mut listeners: Vec<&mut dyn Listener> = Vec::new();
+    if let Some(s) = session.as_mut() {
+        listeners.push(s);
+    }
+    listeners.push(&mut sink);
+    let mut stream = Stream::new(ring, listeners);
+    stream.start()?;
+    until_signal(&mut stream, false).await?;
+    let totals = stream.finish()?;
+    print_totals(&totals);
+    Ok(totals)
+}
+
+/// The closing line of a run on stderr.
+pub fn print_totals(t: &Totals) {
+    eprintln!(
+        "notify: {} events, {} lost in the kernel (ring buffer full), {} sequence gaps, {} undecodable",
+        t.events, t.lost_kernel, t.seq_gaps, t.undecodable
+    );
+}

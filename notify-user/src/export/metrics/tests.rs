@@ -1,0 +1,226 @@
+//! Unit tests of the metrics and the endpoint.
+
+use super::*;
+use crate::{enforce, probe::Method};
+use http::{OPENMETRICS, Request, parse_request, respond};
+use notify_model::{
+    Derived, Dev, Notification,
+    decision::{Act, Decision, Policy, Why},
+    journal::{Reason, Recovery},
+    record::{IdentifiedBy, OwnerReport, ReplayReport},
+};
+
+fn outcome(hook: &'static str, method: Option<Method>, required: bool) -> Outcome {
+    Outcome {
+        hook,
+        target: hook.into(),
+        method,
+        notes: vec![],
+        required,
+    }
+}
+
+#[test]
+fn request_line_parsing() {
+    assert_eq!(
+        parse_request(b"GET /metrics?x=1 HTTP/1.1\r\nHost: a"),
+        Some(Request {
+            method: "GET".into(),
+            path: "/metrics".into()
+        })
+    );
+    assert!(parse_request(b"GET /metrics").is_none());
+    assert!(parse_request(b"\xff\xfe").is_none());
+}
+
+#[test]
+fn healthz_is_503_naming_missing_required_probes() {
+    let m = Metrics::new();
+    m.set_session(
+        &[
+            outcome("notify", None, true),
+            outcome("memory_failure", None, false),
+            outcome("sys_exit_mount", Some(Method::Tracepoint), false),
+        ],
+        "6.1.0-test",
+    );
+    let get = |p: &str| {
+        respond(
+            &m,
+            &Request {
+                method: "GET".into(),
+                path: p.into(),
+            },
+        )
+    };
+    let (code, _, body) = get("/healthz");
+    assert_eq!(code, 503);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["missing_required"], serde_json::json!(["notify"]));
+    assert_eq!(v["attached"]["sys_exit_mount"], "tracepoint");
+    let (code, ctype, text) = get("/metrics");
+    assert_eq!((code, ctype), (200, OPENMETRICS));
+    assert!(
+        text.contains("notify_probes_attached{method=\"tracepoint\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("notify_kernel_info{release=\"6.1.0-test\"} 1"),
+        "{text}"
+    );
+    assert!(text.contains("notify_build_info{version="), "{text}");
+    assert!(text.contains("notify_probes_required_missing 1"), "{text}");
+    assert!(text.ends_with("# EOF\n"), "{text}");
+    assert_eq!(get("/nope").0, 404);
+
+    let ok = Metrics::new();
+    ok.set_session(&[outcome("notify", Some(Method::Kprobe), true)], "x");
+    assert!(ok.health().ok());
+}
+
+/// Every metric the agent exports is in docs/AGENT.md's table, and every one there exists.
+#[test]
+fn docs_list_exactly_the_exported_metrics() {
+    let m = Metrics::new();
+    m.set_session(&[outcome("notify", None, true)], "6.1");
+    let n = Notification {
+        dax_dev: 1,
+        holder: 2,
+        dev: Dev(1),
+        start_off: 0,
+        offset: 0,
+        len: 4096,
+        mf_flags: 0,
+        ret: -5,
+        xfs_ret: None,
+        readiness: None,
+        state: None,
+        verdict: Verdict::Premature,
+        enter_seq: None,
+        exit_seq: 1,
+    };
+    m.on_item(&Item::Notification(Derived {
+        at: Default::default(),
+        data: n,
+    }));
+    m.on_item(&Item::Record(AgentRecord::Journaled {
+        id: 1,
+        reason: Reason::Premature,
+        disk: "pmem0".into(),
+        dax_offset: 0,
+        len: 4096,
+        identified_by: IdentifiedBy::HolderRegistration,
+    }));
+    m.on_item(&Item::Record(AgentRecord::Replayed {
+        id: 1,
+        disk: "pmem0".into(),
+        report: ReplayReport {
+            mount_point: "/mnt".into(),
+            dax_offset: 0,
+            len: 4096,
+            fs_range: None,
+            owners: vec![OwnerReport {
+                kind: "file".into(),
+                ino: Some(1),
+                paths: vec![],
+                ranges: vec![],
+                physical: 0,
+                length: 4096,
+                shared: false,
+                metadata: false,
+            }],
+            decisions: vec![],
+            error: None,
+        },
+    }));
+    m.on_item(&Item::Record(AgentRecord::Enforcement {
+        id: 1,
+        decision: Decision {
+            pid: 5,
+            comm: "c".into(),
+            action: Act::Signalled,
+            class: Why::Sent,
+            reason: "maps the damaged range".into(),
+            policy: Policy::Sigbus,
+            signal: Some("SIGBUS".into()),
+            si_code: Some(0),
+            dry_run: false,
+            addr: None,
+            exited: None,
+        },
+    }));
+    m.on_item(&Item::Record(AgentRecord::JournalRecovered {
+        recovery: Recovery::default(),
+    }));
+    m.on_reload(true);
+    let text = m.render();
+    let exported: std::collections::BTreeSet<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| l.split(['{', ' ']).next().unwrap())
+        .collect();
+    let doc = include_str!("../../../../docs/AGENT.md");
+    let documented: std::collections::BTreeSet<&str> = doc
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `notify_"))
+        .map(|l| &l[..l.find('`').unwrap()])
+        .collect();
+    let exported: std::collections::BTreeSet<&str> = exported
+        .iter()
+        .map(|n| n.strip_prefix("notify_").unwrap())
+        .collect();
+    assert_eq!(
+        exported, documented,
+        "docs/AGENT.md's metric table vs /metrics"
+    );
+}
+
+#[test]
+fn decisions_are_counted_by_action_and_reason_class() {
+    let allow = enforce::Allowlist {
+        pids: vec![42],
+        comms: vec!["db".into()],
+        cgroup_prefixes: vec!["/system.slice/db.service".into()],
+    };
+    // The classes follow enforce::refusal's real reasons.
+    let cases = [
+        (enforce::refusal(1, "init", &[], 99, &allow), "pid1"),
+        (enforce::refusal(99, "notify", &[], 99, &allow), "self"),
+        (enforce::refusal(42, "x", &[], 99, &allow), "allow_pid"),
+        (enforce::refusal(43, "db", &[], 99, &allow), "allow_comm"),
+        (
+            enforce::refusal(44, "y", &["/system.slice/db.service/x".into()], 99, &allow),
+            "allow_cgroup",
+        ),
+        (enforce::refusal(0, "y", &[], 99, &allow), "invalid_pid"),
+    ];
+    let m = Metrics::new();
+    for (reason, class) in cases {
+        let r = reason.expect("refused");
+        let d = Decision {
+            pid: 5,
+            comm: "c".into(),
+            action: Act::Refused,
+            class: r.class(),
+            reason: r.to_string(),
+            policy: Policy::Sigbus,
+            signal: None,
+            si_code: None,
+            dry_run: false,
+            addr: None,
+            exited: None,
+        };
+        assert_eq!(d.class.name(), class, "{}", d.reason);
+        m.on_item(&Item::Record(AgentRecord::Enforcement {
+            id: 1,
+            decision: d,
+        }));
+    }
+    let text = m.render();
+    assert!(
+        text.contains(
+            "notify_enforcement_decisions_total{action=\"refused\",reason_class=\"pid1\",signal=\"none\"} 1"
+        ),
+        "{text}"
+    );
+}

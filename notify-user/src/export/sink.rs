@@ -1,0 +1,236 @@
+//! Writing the stream: a table for people, JSON lines for pipelines (docs/EVENTS.md).
+
+use std::{
+    fs::{File, OpenOptions},
+    io::{self, BufWriter, Write},
+    path::Path,
+};
+
+use notify_model::{
+    EventData, Header, Item, Notification, Transition,
+    event::{mf_flag_names, ret_str},
+    record::AgentRecord,
+};
+
+use crate::stream::{Listener, Totals};
+
+/// Output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// An aligned, human-readable table.
+    Table,
+    /// One JSON object per line (schema: docs/EVENTS.md).
+    Json,
+}
+
+/// Where the stream goes.
+pub struct Sink {
+    format: Format,
+    /// Also write derived items (holder_state, notification); kernel events and agent records
+    /// are always written.
+    pub derived: bool,
+    out: Box<dyn Write + Send>,
+    /// ktime of the first event, for relative times in the table.
+    t0: Option<u64>,
+    header_done: bool,
+}
+
+impl Sink {
+    pub fn stdout(format: Format) -> Self {
+        Sink::new(format, Box::new(BufWriter::new(io::stdout())))
+    }
+
+    /// Appends to a file (created if missing).
+    pub fn file(format: Format, path: &Path) -> io::Result<Self> {
+        let f: File = OpenOptions::new().create(true).append(true).open(path)?;
+        Ok(Sink::new(format, Box::new(BufWriter::new(f))))
+    }
+
+    pub fn new(format: Format, out: Box<dyn Write + Send>) -> Self {
+        Sink {
+            format,
+            derived: true,
+            out,
+            t0: None,
+            header_done: false,
+        }
+    }
+
+    /// Writes one item: a kernel event or a derived item as a row, an agent record as a
+    /// record line.
+    pub fn write(&mut self, item: &Item) -> io::Result<()> {
+        match item {
+            Item::Kernel(ev) => self.row(item, &ev.header(), &details(&ev.data)),
+            Item::HolderState(d) => self.row(item, &d.at, &transition_details(&d.data)),
+            Item::Notification(d) => self.row(item, &d.at, &notification_details(&d.data)),
+            Item::Record(r) => self.write_record(r),
+        }
+    }
+
+    fn row(&mut self, item: &Item, h: &Header, details: &str) -> io::Result<()> {
+        match self.format {
+            Format::Json => {
+                serde_json::to_writer(&mut self.out, item)?;
+                self.out.write_all(b"\n")
+            }
+            Format::Table => {
+                if !self.header_done {
+                    writeln!(
+                        self.out,
+                        "{:>6} {:>12} {:>3} {:>7} {:<15} {:<24} DETAILS",
+                        "SEQ", "TIME(s)", "CPU", "PID", "COMM", "KIND"
+                    )?;
+                    self.header_done = true;
+                }
+                let t0 = *self.t0.get_or_insert(h.ktime_ns);
+                let rel = h.ktime_ns.saturating_sub(t0) as f64 / 1e9;
+                writeln!(
+                    self.out,
+                    "{:>6} {:>12.6} {:>3} {:>7} {:<15} {:<24} {details}",
+                    h.seq,
+                    rel,
+                    h.cpu,
+                    h.pid,
+                    h.comm,
+                    item.kind_name(),
+                )
+            }
+        }
+    }
+
+    /// Writes something the agent did (journaled, replayed, enforcement...). JSON keys come out
+    /// in name order (through a JSON value), as they always have.
+    fn write_record(&mut self, a: &AgentRecord) -> io::Result<()> {
+        let v = serde_json::to_value(a).map_err(io::Error::other)?;
+        match self.format {
+            Format::Json => {
+                serde_json::to_writer(&mut self.out, &v)?;
+                self.out.write_all(b"\n")
+            }
+            Format::Table => {
+                let kind = v["kind"].as_str().unwrap_or("agent").to_string();
+                let mut fields = v;
+                if let Some(m) = fields.as_object_mut() {
+                    m.remove("kind");
+                }
+                writeln!(
+                    self.out,
+                    "{:>6} {:>12} {:>3} {:>7} {:<15} {:<24} {}",
+                    "-", "-", "-", "-", "notify", kind, fields
+                )
+            }
+        }
+    }
+
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+/// One line of details for the table: a kernel event.
+pub fn details(d: &EventData) -> String {
+    if let Some((phase, s)) = d.mount_step() {
+        return if phase.is_exit() {
+            format!(
+                "dev={} holder={:#x} ret={}",
+                s.dev,
+                s.holder,
+                ret_str(s.ret)
+            )
+        } else {
+            format!("dev={} holder={:#x}", s.dev, s.holder)
+        };
+    }
+    match d {
+        EventData::NotifyEnter {
+            dax_dev,
+            holder,
+            offset,
+            len,
+            mf_flags,
+            readiness,
+            ..
+        } => format!(
+            "dax={dax_dev:#x} off={offset:#x} len={len} flags={} holder={holder:#x} sb={readiness:?}",
+            mf_flag_names(*mf_flags).join("|")
+        ),
+        EventData::NotifyExit {
+            offset, len, ret, ..
+        }
+        | EventData::XfsNotifyExit {
+            offset, len, ret, ..
+        } => format!("off={offset:#x} len={len} ret={}", ret_str(*ret)),
+        EventData::HolderGet {
+            dax_dev,
+            holder,
+            start_off,
+            dev,
+            ..
+        } => format!("dev={dev} dax={dax_dev:#x} holder={holder:#x} start_off={start_off}"),
+        EventData::HolderPut { dax_dev, holder } => format!("dax={dax_dev:#x} holder={holder:#x}"),
+        EventData::MemoryFailureEnter { pfn, flags } => {
+            format!("pfn={pfn:#x} flags={}", mf_flag_names(*flags).join("|"))
+        }
+        EventData::MemoryFailureExit { pfn, ret, .. } => {
+            format!("pfn={pfn:#x} ret={}", ret_str(*ret))
+        }
+        EventData::MfEvent {
+            pfn,
+            mf_type,
+            result,
+            type_name,
+            result_name,
+        } => format!(
+            "pfn={pfn:#x} type={} result={}",
+            type_name.clone().unwrap_or_else(|| mf_type.to_string()),
+            result_name.clone().unwrap_or_else(|| result.to_string())
+        ),
+        EventData::SyscallExit { syscall, ret } => format!("{syscall} ret={}", ret_str(*ret)),
+        EventData::XfsTracepoint { tracepoint, dev } => format!("{tracepoint} dev={dev}"),
+        EventData::Unknown { raw_kind } => format!("raw kind {raw_kind}"),
+        // Mount steps: above.
+        _ => String::new(),
+    }
+}
+
+/// One line of details for the table: a holder's state change.
+pub fn transition_details(t: &Transition) -> String {
+    format!(
+        "dax={:#x} dev={} {} -> {} ({})",
+        t.dax_dev,
+        t.dev,
+        t.from.map(|f| f.name()).unwrap_or("-"),
+        t.to.name(),
+        t.cause
+    )
+}
+
+/// One line of details for the table: a notification and its verdict.
+pub fn notification_details(n: &Notification) -> String {
+    format!(
+        "{} dax={:#x} off={:#x} len={} ret={} holder state={}",
+        n.verdict.name().to_uppercase(),
+        n.dax_dev,
+        n.offset,
+        n.len,
+        ret_str(n.ret),
+        n.state.map(|s| s.name()).unwrap_or("none")
+    )
+}
+
+impl Listener for Sink {
+    fn on_item(&mut self, item: &Item, _emit: &mut Vec<Item>) -> anyhow::Result<()> {
+        if self.derived || !item.is_derived() {
+            self.write(item)?;
+        }
+        Ok(())
+    }
+
+    fn on_batch(&mut self, _totals: &Totals) -> anyhow::Result<()> {
+        Ok(self.flush()?)
+    }
+
+    fn finish(&mut self, _totals: &Totals) -> anyhow::Result<()> {
+        Ok(self.flush()?)
+    }
+}

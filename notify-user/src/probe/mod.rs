@@ -1,0 +1,12 @@
+//! Probes: the hook table, the structure offsets they read, attaching them with the best method
+//! the kernel allows, and the ring buffer they write into.
+
+pub mod attach;
+pub mod hooks;
+pub mod offsets;
+pub mod open;
+pub mod ring;
+
+pub use attach::{AttachMode, Method, Outcome};
+pub use open::Probes;
+pub use ring::Ring;

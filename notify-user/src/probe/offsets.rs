@@ -1,0 +1,155 @@
+//! The kernel structure offsets the probes read, from the running kernel's BTF (vmlinux and
+//! module BTF) and tracefs formats. Nothing is hard-coded for one kernel: a field not found stays
+//! UNKNOWN and the probe skips that read.
+
+use notify_common::Offsets;
+use serde::Serialize;
+
+use crate::kernel::{btf::Btf, tracefs::Tracefs};
+
+/// One structure field the probes read, and where its offset came from.
+#[derive(Clone, Debug, Serialize)]
+pub struct FieldSource {
+    pub field: &'static str,
+    /// Byte offset, or None when it could not be found.
+    pub offset: Option<u32>,
+    /// Where it was found, or why not.
+    pub note: String,
+}
+
+/// The fields the probes read: (Offsets member, BTF struct, BTF member, module holding it).
+const FIELDS: &[(&str, &str, &str, Option<&str>)] = &[
+    ("dax_holder_data", "dax_device", "holder_data", None),
+    ("dax_holder_ops", "dax_device", "holder_ops", None),
+    ("xfs_m_super", "xfs_mount", "m_super", Some("xfs")),
+    ("xlog_l_mp", "xlog", "l_mp", Some("xfs")),
+    ("sb_s_flags", "super_block", "s_flags", None),
+    ("sb_s_fs_info", "super_block", "s_fs_info", None),
+    ("sb_s_dev", "super_block", "s_dev", None),
+    ("fc_root", "fs_context", "root", None),
+    ("dentry_d_sb", "dentry", "d_sb", None),
+    ("bdev_bd_dev", "block_device", "bd_dev", None),
+];
+
+fn set(offsets: &mut Offsets, field: &str, v: u32) {
+    let slot = match field {
+        "dax_holder_data" => &mut offsets.dax_holder_data,
+        "dax_holder_ops" => &mut offsets.dax_holder_ops,
+        "xfs_m_super" => &mut offsets.xfs_m_super,
+        "xlog_l_mp" => &mut offsets.xlog_l_mp,
+        "sb_s_flags" => &mut offsets.sb_s_flags,
+        "sb_s_fs_info" => &mut offsets.sb_s_fs_info,
+        "sb_s_dev" => &mut offsets.sb_s_dev,
+        "fc_root" => &mut offsets.fc_root,
+        "dentry_d_sb" => &mut offsets.dentry_d_sb,
+        "bdev_bd_dev" => &mut offsets.bdev_bd_dev,
+        "tp_mf_pfn" => &mut offsets.tp_mf_pfn,
+        "tp_mf_type" => &mut offsets.tp_mf_type,
+        "tp_mf_result" => &mut offsets.tp_mf_result,
+        "tp_xfs_dev" => &mut offsets.tp_xfs_dev,
+        "tp_sys_ret" => &mut offsets.tp_sys_ret,
+        other => unreachable!("unknown offset field {other}"),
+    };
+    *slot = v;
+}
+
+/// (Offsets member, candidate tracepoints, field name).
+type TracepointField = (
+    &'static str,
+    &'static [(&'static str, &'static str)],
+    &'static str,
+);
+
+/// Works out every offset from BTF and tracefs formats. Missing ones stay UNKNOWN and are
+/// reported; the probes then skip those reads.
+pub fn resolve_offsets(tracefs: Option<&Tracefs>) -> (Offsets, Vec<FieldSource>) {
+    let mut offsets = Offsets::unknown();
+    let mut sources = Vec::new();
+    let vmlinux = Btf::vmlinux();
+    for &(field, strukt, member, module) in FIELDS {
+        let (offset, note) = match &vmlinux {
+            Err(e) => (None, e.to_string()),
+            Ok(base) => {
+                // A module's types live in its split BTF when it is a module, in vmlinux when it
+                // is built in.
+                let module_btf = module.and_then(|m| Btf::module(m, base).ok());
+                let (btf, from) = match (&module_btf, module) {
+                    (Some(b), Some(m)) => (b, format!("/sys/kernel/btf/{m}")),
+                    _ => (base, "/sys/kernel/btf/vmlinux".to_string()),
+                };
+                match btf.member_offset(strukt, member) {
+                    Ok(off) => (Some(off), format!("{strukt}.{member} from {from}")),
+                    Err(e) => {
+                        let hint = match module {
+                            Some(m) if module_btf.is_none() => format!(
+                                " (module {m} is not loaded: load it before starting notify)"
+                            ),
+                            _ => String::new(),
+                        };
+                        (None, format!("{e}{hint}"))
+                    }
+                }
+            }
+        };
+        if let Some(off) = offset {
+            set(&mut offsets, field, off);
+        }
+        sources.push(FieldSource {
+            field,
+            offset,
+            note,
+        });
+    }
+    // Tracepoint record layouts, from their format files.
+    let tp_fields: &[TracepointField] = &[
+        (
+            "tp_mf_pfn",
+            &[
+                ("ras", "memory_failure_event"),
+                ("memory_failure", "memory_failure_event"),
+            ],
+            "pfn",
+        ),
+        (
+            "tp_mf_type",
+            &[
+                ("ras", "memory_failure_event"),
+                ("memory_failure", "memory_failure_event"),
+            ],
+            "type",
+        ),
+        (
+            "tp_mf_result",
+            &[
+                ("ras", "memory_failure_event"),
+                ("memory_failure", "memory_failure_event"),
+            ],
+            "result",
+        ),
+        ("tp_xfs_dev", &[("xfs", "xfs_log_umount_write")], "dev"),
+        ("tp_sys_ret", &[("syscalls", "sys_exit_mount")], "ret"),
+    ];
+    for &(field, candidates, name) in tp_fields {
+        let found = tracefs.and_then(|t| {
+            candidates.iter().find_map(|(g, e)| {
+                let fmt = t.tracepoint_format(g, e).ok()?;
+                fmt.field(name)
+                    .map(|f| (f.offset, format!("{g}:{e} field {name}")))
+            })
+        });
+        let (offset, note) = match (found, tracefs) {
+            (Some((off, note)), _) => (Some(off), note),
+            (None, None) => (None, "tracefs not available".to_string()),
+            (None, Some(_)) => (None, "tracepoint not on this kernel".to_string()),
+        };
+        if let Some(off) = offset {
+            set(&mut offsets, field, off);
+        }
+        sources.push(FieldSource {
+            field,
+            offset,
+            note,
+        });
+    }
+    (offsets, sources)
+}

@@ -1,0 +1,126 @@
+//! Opening the probes: look at the kernel once (kallsyms, BTF, tracefs), work out the structure
+//! offsets the probes read, load the object and attach every hook it allows.
+
+use std::fmt::Write as _;
+
+use aya::Ebpf;
+
+use crate::{
+    kernel::{facts::KernelInfo, kallsyms::Kallsyms, tracefs::Tracefs},
+    probe::{
+        attach::{self, AttachMode, Env, Method, Outcome},
+        offsets::{FieldSource, resolve_offsets},
+    },
+};
+
+/// The probes of a run: what the kernel is, what we found, what attached. Dropping it detaches
+/// everything.
+pub struct Probes {
+    pub kernel: KernelInfo,
+    pub fields: Vec<FieldSource>,
+    pub ebpf: Ebpf,
+    pub outcomes: Vec<Outcome>,
+    pub mode: AttachMode,
+}
+
+impl Probes {
+    pub fn open(mode: AttachMode) -> anyhow::Result<Probes> {
+        let kernel = KernelInfo::collect();
+        if !kernel.root.value {
+            anyhow::bail!(
+                "notify must run as root to load BPF programs (try `sudo notify ...` or `cargo \
+                 xtask run -- ...`)"
+            );
+        }
+        let ksyms = Kallsyms::load()?;
+        let tracefs = Tracefs::find_or_mount().ok();
+        let (offsets, fields) = resolve_offsets(tracefs.as_ref());
+        let mut ebpf = attach::load_object(&offsets)?;
+        let aya_btf = aya::Btf::from_sys_fs().map_err(|e| {
+            format!("no vmlinux BTF ({e}): fentry needs a kernel built with CONFIG_DEBUG_INFO_BTF")
+        });
+        let exists = |g: &str, n: &str| tracefs.as_ref().is_some_and(|t| t.has_tracepoint(g, n));
+        let env = Env {
+            ksyms: &ksyms,
+            btf: aya_btf.as_ref().map_err(|e| e.clone()),
+            kprobes: kprobes_supported(&kernel),
+            tracepoint_exists: &exists,
+        };
+        let outcomes = attach::attach_all(&mut ebpf, mode, &env);
+        Ok(Probes {
+            kernel,
+            fields,
+            ebpf,
+            outcomes,
+            mode,
+        })
+    }
+
+    /// The attach report: one line per hook, then a summary line containing "attached".
+    pub fn report(&self) -> String {
+        let mut s = String::new();
+        for o in &self.outcomes {
+            let _ = match o.method {
+                Some(m) => writeln!(s, "notify: {:<22} {:<36} {m}", o.hook, o.target),
+                None => writeln!(s, "notify: {:<22} {:<36} SKIPPED", o.hook, o.target),
+            };
+            for n in &o.notes {
+                let _ = writeln!(s, "notify:   {n}");
+            }
+        }
+        for f in self.fields.iter().filter(|f| f.offset.is_none()) {
+            let _ = writeln!(s, "notify: offset {} unknown: {}", f.field, f.note);
+        }
+        let _ = writeln!(s, "{}", summary_line(&self.outcomes));
+        s
+    }
+
+    pub fn report_to_stderr(&self) {
+        eprint!("{}", self.report());
+    }
+
+    pub fn attached(&self) -> impl Iterator<Item = &Outcome> {
+        self.outcomes.iter().filter(|o| o.method.is_some())
+    }
+
+    /// Required hooks that are not attached.
+    pub fn missing_required(&self) -> Vec<&'static str> {
+        self.outcomes
+            .iter()
+            .filter(|o| o.required && o.method.is_none())
+            .map(|o| o.hook)
+            .collect()
+    }
+}
+
+/// "notify: attached 12/18 probes (fentry 3, kprobe 7, tracepoint 2); missing required: ..."
+pub fn summary_line(outcomes: &[Outcome]) -> String {
+    let attached: Vec<&Outcome> = outcomes.iter().filter(|o| o.method.is_some()).collect();
+    let count = |m| attached.iter().filter(|o| o.method == Some(m)).count();
+    let missing: Vec<&str> = outcomes
+        .iter()
+        .filter(|o| o.required && o.method.is_none())
+        .map(|o| o.hook)
+        .collect();
+    let mut line = format!(
+        "notify: attached {}/{} probes (fentry {}, kprobe {}, tracepoint {})",
+        attached.len(),
+        outcomes.len(),
+        count(Method::Fentry),
+        count(Method::Kprobe),
+        count(Method::Tracepoint)
+    );
+    if !missing.is_empty() {
+        let _ = write!(line, "; required hooks missing: {}", missing.join(", "));
+    }
+    line
+}
+
+/// Whether kprobes can be attached, with the reason when not.
+pub fn kprobes_supported(kernel: &KernelInfo) -> Result<(), String> {
+    if kernel.kprobes.value {
+        Ok(())
+    } else {
+        Err(kernel.kprobes.reason.clone())
+    }
+}

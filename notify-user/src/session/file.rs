@@ -1,0 +1,111 @@
+//! Writing a session file (notify_model::session holds the format): the envelope of a run, the
+//! names of the block devices its events name, and the checks made before a run starts.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    path::Path,
+};
+
+use notify_model::{
+    Dev, Item,
+    session::{ExitStatus, FORMAT, Lost, ProbeRecord, SessionFile, VERSION},
+};
+
+use crate::probe::{AttachMode, Outcome};
+
+impl From<&Outcome> for ProbeRecord {
+    fn from(o: &Outcome) -> Self {
+        ProbeRecord {
+            hook: o.hook.to_string(),
+            target: o.target.clone(),
+            method: o.method.map(|m| m.to_string()),
+            notes: o.notes.clone(),
+        }
+    }
+}
+
+/// A session of this format version over `events`, with the device names read from sysfs
+/// now; how the run ended (losses, command, status, times, error) is left neutral for the
+/// writer to set: `notify record`, and `notify trace/agent --session`.
+pub fn new_session(
+    kernel: String,
+    attach: AttachMode,
+    probes: Vec<ProbeRecord>,
+    events: Vec<Item>,
+) -> SessionFile {
+    SessionFile {
+        format: FORMAT.into(),
+        version: VERSION,
+        kernel,
+        attach: serde_json::to_value(attach)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_else(|| "auto".into()),
+        probes,
+        lost: Lost::default(),
+        command: Vec::new(),
+        exit_status: ExitStatus::Code(0),
+        started_wall: String::new(),
+        duration_ns: 0,
+        error: None,
+        devices: device_names(&events),
+        events,
+    }
+}
+
+/// Block-device names from sysfs for every device the events name ("259:0" -> "pmem0").
+pub fn device_names(events: &[Item]) -> BTreeMap<String, String> {
+    let mut devs = BTreeSet::new();
+    for e in events {
+        let d = match e {
+            Item::Kernel(ev) => ev.data.dev(),
+            Item::HolderState(t) => t.data.dev,
+            Item::Notification(n) => n.data.dev,
+            Item::Record(_) => Dev(0),
+        };
+        if d.is_known() {
+            devs.insert(d);
+        }
+    }
+    devs.into_iter()
+        .filter_map(|d| {
+            let uevent = std::fs::read_to_string(format!("/sys/dev/block/{d}/uevent")).ok()?;
+            let name = uevent
+                .lines()
+                .find_map(|l| l.strip_prefix("DEVNAME="))?
+                .to_string();
+            Some((d.to_string(), name))
+        })
+        .collect()
+}
+
+/// Refuses an output path whose directory does not exist, before anything runs.
+pub fn check_output(path: &Path) -> anyhow::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        anyhow::bail!(
+            "cannot write the session to {}: {} is not a directory",
+            path.display(),
+            dir.display()
+        );
+    }
+    if path.is_dir() {
+        anyhow::bail!("{} is a directory: give a file name", path.display());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_path_checked_before_running() {
+        assert!(check_output(Path::new("/nonexistent-dir/s.json")).is_err());
+        assert!(check_output(Path::new("/tmp")).is_err());
+        assert!(check_output(Path::new("s.json")).is_ok());
+    }
+}

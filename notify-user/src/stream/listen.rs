@@ -1,0 +1,169 @@
+//! The one event loop: ring buffer -> pipeline -> listeners, as Tetragon's observer hands each
+//! event to its listeners. A listener (output sink, metrics, session log, the agent) sees every
+//! item in order; what it emits (the agent's records) is handed to every listener right after
+//! the item that caused it, before the next item.
+
+use std::{
+    collections::VecDeque,
+    time::{Duration, Instant},
+};
+
+use notify_model::Item;
+
+use crate::{
+    probe::ring::Ring,
+    stream::pipeline::{Pipeline, Totals},
+};
+
+/// Something that consumes the stream.
+pub trait Listener {
+    /// Before the first item: work that must come first (the agent's journal recovery and its
+    /// replay of records whose filesystem is mounted already).
+    fn on_start(&mut self, _emit: &mut Vec<Item>) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    /// One item, in order. Items pushed to `emit` are handed to every listener next.
+    fn on_item(&mut self, item: &Item, emit: &mut Vec<Item>) -> anyhow::Result<()>;
+
+    /// Time-driven work at each wakeup (the agent waiting for a mount to appear).
+    fn on_tick(&mut self, _now: Instant, _emit: &mut Vec<Item>) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    /// When this listener needs a wakeup even if no event comes.
+    fn next_wakeup(&self) -> Option<Duration> {
+        None
+    }
+
+    /// After each batch of items: flush, publish running totals.
+    fn on_batch(&mut self, _totals: &Totals) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    /// SIGHUP.
+    fn on_hangup(&mut self) {}
+
+    /// The run is over: final writes. `totals` include the kernel's lost count.
+    fn finish(&mut self, _totals: &Totals) -> anyhow::Result<()> {
+        Ok(())
+    }
+}
+
+/// The running stream: its ring, its pipeline, and who listens.
+pub struct Stream<'a> {
+    ring: Ring,
+    pub pipe: Pipeline,
+    listeners: Vec<&'a mut dyn Listener>,
+    /// A read of the ring failed; only the drain at the end is still tried.
+    pub ring_failed: Option<std::io::Error>,
+}
+
+/// The longest a wait lasts with nothing to wake for.
+const IDLE: Duration = Duration::from_secs(3600);
+
+impl<'a> Stream<'a> {
+    pub fn new(ring: Ring, listeners: Vec<&'a mut dyn Listener>) -> Stream<'a> {
+        Stream {
+            ring,
+            pipe: Pipeline::new(),
+            listeners,
+            ring_failed: None,
+        }
+    }
+
+    /// Hands `items` to every listener, and whatever they emit right after each.
+    fn dispatch(&mut self, items: Vec<Item>) -> anyhow::Result<()> {
+        let mut queue: VecDeque<Item> = items.into();
+        let mut emitted = Vec::new();
+        while let Some(item) = queue.pop_front() {
+            for l in self.listeners.iter_mut() {
+                l.on_item(&item, &mut emitted)?;
+            }
+            // Emitted items go before the rest, in the order they were emitted.
+            for e in emitted.drain(..).rev() {
+                queue.push_front(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Lets every listener do its start-up work.
+    pub fn start(&mut self) -> anyhow::Result<()> {
+        let mut emitted = Vec::new();
+        for l in self.listeners.iter_mut() {
+            l.on_start(&mut emitted)?;
+        }
+        self.dispatch(emitted)?;
+        self.batch_end()
+    }
+
+    /// Waits for the kernel to commit records, for the reorder window or a listener's wakeup to
+    /// come due, or for `cap`. Cancel-safe: nothing is read across an await point, so it can be
+    /// one arm of a `select!` with signals.
+    pub async fn wait(&mut self, cap: Duration) {
+        let now = Instant::now();
+        let mut sleep = self.pipe.deadline(now).unwrap_or(IDLE).min(cap);
+        for l in &self.listeners {
+            if let Some(w) = l.next_wakeup() {
+                sleep = sleep.min(w);
+            }
+        }
+        if self.ring_failed.is_some() {
+            tokio::time::sleep(sleep).await;
+            return;
+        }
+        tokio::select! {
+            r = self.ring.read_into(&mut self.pipe) => {
+                if let Err(e) = r {
+                    eprintln!("notify: reading the ring buffer: {e}");
+                    self.ring_failed = Some(e);
+                }
+            }
+            _ = tokio::time::sleep(sleep) => {}
+        }
+    }
+
+    /// What is in order now goes to the listeners; then their time-driven work and the end of
+    /// the batch.
+    pub fn step(&mut self) -> anyhow::Result<()> {
+        let items = self.pipe.ready(Instant::now(), false);
+        self.dispatch(items)?;
+        let mut emitted = Vec::new();
+        let now = Instant::now();
+        for l in self.listeners.iter_mut() {
+            l.on_tick(now, &mut emitted)?;
+        }
+        self.dispatch(emitted)?;
+        self.batch_end()
+    }
+
+    fn batch_end(&mut self) -> anyhow::Result<()> {
+        for l in self.listeners.iter_mut() {
+            l.on_batch(&self.pipe.totals)?;
+        }
+        Ok(())
+    }
+
+    /// SIGHUP for every listener.
+    pub fn hangup(&mut self) {
+        for l in self.listeners.iter_mut() {
+            l.on_hangup();
+        }
+    }
+
+    /// Whatever the kernel committed before we stopped, then the end of the run for every
+    /// listener. Returns the totals, the kernel's lost count included.
+    pub fn finish(mut self) -> anyhow::Result<Totals> {
+        self.ring.drain_into(&mut self.pipe);
+        let items = self.pipe.ready(Instant::now(), true);
+        self.dispatch(items)?;
+        self.batch_end()?;
+        self.pipe.totals.lost_kernel = self.ring.lost_in_kernel();
+        let totals = self.pipe.totals.clone();
+        for l in self.listeners.iter_mut() {
+            l.finish(&totals)?;
+        }
+        Ok(totals)
+    }
+}
