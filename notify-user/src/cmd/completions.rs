@@ -3,10 +3,6 @@
 
 use std::process::ExitCode;
 
-use clap::CommandFactory;
-
-use crate::cmd::Cli;
-
 #[derive(clap::Args, Debug)]
 pub struct CompletionsArgs {
     /// The shell.
@@ -14,12 +10,8 @@ pub struct CompletionsArgs {
     pub shell: clap_complete::Shell,
 }
 
-pub fn run(a: CompletionsArgs) -> anyhow::Result<ExitCode> {
-    clap_complete::generate(
-        a.shell,
-        &mut Cli::command(),
-        "notify",
-        &mut std::io::stdout(),
-    );
+/// `cli` is the whole command line's definition (`Cli::command()`).
+pub fn run(a: CompletionsArgs, mut cli: clap::Command) -> anyhow::Result<ExitCode> {
+    clap_complete::generate(a.shell, &mut cli, "notify", &mut std::io::stdout());
     Ok(ExitCode::SUCCESS)
 }

@@ -8,7 +8,7 @@ use notify_model::Item;
 
 use crate::{
     agent::{Agent, AgentOptions, journal},
-    cmd::{DEFAULT_JOURNAL, EnforceArgs},
+    cmd::common::{DEFAULT_JOURNAL, EnforceArgs},
     export::sink::{Format, Sink},
 };
 

@@ -59,7 +59,7 @@ pub struct RecordArgs {
 }
 
 pub fn run(a: RecordArgs) -> anyhow::Result<std::process::ExitCode> {
-    let rec = crate::cmd::runtime()?.block_on(record(RecordOptions {
+    let rec = crate::cmd::common::runtime()?.block_on(record(RecordOptions {
         output: a.output,
         attach: a.attach,
         fail_on: a.fail_on,

@@ -4,7 +4,9 @@ use std::{path::PathBuf, process::ExitCode};
 
 use notify_model::{decision::Policy, record::ReplayReport};
 
-use crate::{agent::replay, cmd::parse_number, enforce, export::sink::Format, resolve::site};
+use crate::{
+    agent::replay, cmd::common::parse_number, enforce, export::sink::Format, resolve::site,
+};
 
 #[derive(clap::Args, Debug)]
 pub struct ResolveArgs {

@@ -6,7 +6,7 @@ use std::{path::PathBuf, process::ExitCode};
 use anyhow::Context as _;
 
 use crate::{
-    cmd::{runtime, trim_heap, until_signal},
+    cmd::common::{runtime, trim_heap, until_signal},
     export::sink::{Format, Sink},
     probe::{AttachMode, Probes, Ring},
     session::{file::check_output, log::SessionLog},

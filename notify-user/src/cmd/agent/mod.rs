@@ -12,8 +12,8 @@ use notify_model::Item;
 use crate::{
     agent::{Agent, AgentOptions},
     cmd::{
-        DEFAULT_JOURNAL, EnforceArgs, none_if_empty, runtime, trace::print_totals, trim_heap,
-        until_signal,
+        common::{DEFAULT_JOURNAL, EnforceArgs, none_if_empty, runtime, trim_heap, until_signal},
+        trace::print_totals,
     },
     export::sink::{Format, Sink},
     probe::{AttachMode, Probes, Ring},

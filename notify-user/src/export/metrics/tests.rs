@@ -1,13 +1,16 @@
 //! Unit tests of the metrics and the endpoint.
 
-use super::*;
-use crate::{enforce, probe::Method};
+use super::{registry::*, *};
+use crate::{
+    enforce,
+    probe::{Method, Outcome},
+};
 use http::{OPENMETRICS, Request, parse_request, respond};
 use notify_model::{
-    Derived, Dev, Notification,
+    Derived, Dev, Item, Notification, Verdict,
     decision::{Act, Decision, Policy, Why},
     journal::{Reason, Recovery},
-    record::{IdentifiedBy, OwnerReport, ReplayReport},
+    record::{AgentRecord, IdentifiedBy, OwnerReport, ReplayReport},
 };
 
 fn outcome(hook: &'static str, method: Option<Method>, required: bool) -> Outcome {

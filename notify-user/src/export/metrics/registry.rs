@@ -1,0 +1,346 @@
+//! The registry of every metric the agent exports, moved by the items of the stream.
+
+use std::sync::{
+    Mutex,
+    atomic::{AtomicU64, Ordering},
+};
+
+use aya::maps::{MapData, PerCpuArray};
+use notify_model::{Item, Verdict, record::AgentRecord};
+use prometheus_client::{
+    encoding::text::encode,
+    metrics::{counter::Counter, family::Family, gauge::Gauge},
+    registry::Registry,
+};
+
+use crate::{probe::Outcome, probe::ring::lost_in_kernel, stream::Totals};
+
+use crate::export::metrics::health::Health;
+
+type Labels = Vec<(&'static str, String)>;
+
+pub struct Metrics {
+    registry: Registry,
+    events: Family<Labels, Counter>,
+    notifications: Family<Labels, Counter>,
+    premature: Family<Labels, Counter>,
+    journaled: Family<Labels, Counter>,
+    unidentified: Counter,
+    replayed: Family<Labels, Counter>,
+    owners: Family<Labels, Counter>,
+    decisions: Family<Labels, Counter>,
+    mount_not_visible: Counter,
+    journal_recovered: Counter,
+    lost_kernel: Counter,
+    seq_gaps: Counter,
+    undecodable: Counter,
+    journal_pending: Gauge,
+    probes: Family<Labels, Gauge>,
+    probes_missing: Gauge,
+    reloads: Family<Labels, Counter>,
+    // Last totals seen, to turn the pipeline's running totals into counter increments.
+    last_gaps: AtomicU64,
+    last_undecodable: AtomicU64,
+    last_lost: AtomicU64,
+    kernel: Family<Labels, Gauge>,
+    lost_map: Mutex<Option<PerCpuArray<MapData, u64>>>,
+    health: Mutex<Health>,
+}
+
+fn labels(pairs: &[(&'static str, &str)]) -> Labels {
+    pairs.iter().map(|(k, v)| (*k, v.to_string())).collect()
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut r = Registry::with_prefix("notify");
+        let events = Family::<Labels, Counter>::default();
+        r.register(
+            "events",
+            "Events the agent processed, kernel and derived, by kind",
+            events.clone(),
+        );
+        let notifications = Family::<Labels, Counter>::default();
+        r.register(
+            "notifications",
+            "Memory-failure notifications (dax_holder_notify_failure) by device and verdict",
+            notifications.clone(),
+        );
+        let premature = Family::<Labels, Counter>::default();
+        r.register(
+            "notifications_premature",
+            "Notifications XFS dropped because the filesystem was not ready, by device",
+            premature.clone(),
+        );
+        let journaled = Family::<Labels, Counter>::default();
+        r.register(
+            "journaled",
+            "Notifications stored in the journal for replay, by reason",
+            journaled.clone(),
+        );
+        let unidentified = Counter::default();
+        r.register(
+            "unidentified",
+            "Notifications needing replay whose pmem disk could not be identified (or whose \
+             journal append failed)",
+            unidentified.clone(),
+        );
+        let replayed = Family::<Labels, Counter>::default();
+        r.register(
+            "replayed",
+            "Journal records replayed on a ready filesystem, by disk and result (ok, error)",
+            replayed.clone(),
+        );
+        let owners = Family::<Labels, Counter>::default();
+        r.register(
+            "owners_resolved",
+            "Owners of damaged blocks resolved through GETFSMAP during replays (file, metadata)",
+            owners.clone(),
+        );
+        let decisions = Family::<Labels, Counter>::default();
+        r.register(
+            "enforcement_decisions",
+            "Decisions on processes mapping damaged ranges, by action (signalled, refused, \
+             ...), reason class and signal",
+            decisions.clone(),
+        );
+        let mount_not_visible = Counter::default();
+        r.register(
+            "mount_not_visible",
+            "Filesystems that became ready but never appeared in the agent's mount namespace",
+            mount_not_visible.clone(),
+        );
+        let journal_recovered = Counter::default();
+        r.register(
+            "journal_recoveries",
+            "Journal opens that had to cut or skip damaged records",
+            journal_recovered.clone(),
+        );
+        let lost_kernel = Counter::default();
+        r.register(
+            "ringbuf_lost_events",
+            "Events the BPF side could not reserve in the ring buffer (kernel LOST counter)",
+            lost_kernel.clone(),
+        );
+        let seq_gaps = Counter::default();
+        r.register(
+            "sequence_gaps",
+            "Sequence numbers that never arrived in user space",
+            seq_gaps.clone(),
+        );
+        let undecodable = Counter::default();
+        r.register(
+            "undecodable_events",
+            "Ring-buffer records that could not be decoded",
+            undecodable.clone(),
+        );
+        let journal_pending = Gauge::default();
+        r.register(
+            "journal_pending",
+            "Journal records awaiting replay (kept across restarts)",
+            journal_pending.clone(),
+        );
+        let probes = Family::<Labels, Gauge>::default();
+        r.register(
+            "probes_attached",
+            "Probes attached, by method (fentry, kprobe, tracepoint)",
+            probes.clone(),
+        );
+        let probes_missing = Gauge::default();
+        r.register(
+            "probes_required_missing",
+            "Required probes that did not attach (/healthz is 503 while this is not 0)",
+            probes_missing.clone(),
+        );
+        let reloads = Family::<Labels, Counter>::default();
+        r.register(
+            "config_reloads",
+            "SIGHUP configuration reloads, by result (ok, error)",
+            reloads.clone(),
+        );
+        let start_time = Gauge::<i64>::default();
+        r.register(
+            "start_time_seconds",
+            "Unix time the agent started",
+            start_time.clone(),
+        );
+        let build = Family::<Labels, Gauge>::default();
+        r.register("build_info", "The agent's version (value 1)", build.clone());
+        build
+            .get_or_create(&labels(&[("version", env!("CARGO_PKG_VERSION"))]))
+            .set(1);
+        let kernel = Family::<Labels, Gauge>::default();
+        r.register(
+            "kernel_info",
+            "The running kernel's release (value 1)",
+            kernel.clone(),
+        );
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        start_time.set(now);
+        Metrics {
+            registry: r,
+            events,
+            notifications,
+            premature,
+            journaled,
+            unidentified,
+            replayed,
+            owners,
+            decisions,
+            mount_not_visible,
+            journal_recovered,
+            lost_kernel,
+            seq_gaps,
+            undecodable,
+            journal_pending,
+            probes,
+            probes_missing,
+            reloads,
+            last_gaps: AtomicU64::new(0),
+            last_undecodable: AtomicU64::new(0),
+            last_lost: AtomicU64::new(0),
+            kernel,
+            lost_map: Mutex::new(None),
+            health: Mutex::new(Health::default()),
+        }
+    }
+
+    /// Records the session: kernel release, probes by method, health.
+    pub fn set_session(&self, outcomes: &[Outcome], kernel_release: &str) {
+        self.kernel
+            .get_or_create(&labels(&[("release", kernel_release)]))
+            .set(1);
+        for m in ["fentry", "kprobe", "tracepoint"] {
+            let n = outcomes
+                .iter()
+                .filter(|o| o.method.map(|x| x.to_string()).as_deref() == Some(m))
+                .count();
+            self.probes
+                .get_or_create(&labels(&[("method", m)]))
+                .set(n as i64);
+        }
+        let h = Health::from_outcomes(outcomes, kernel_release);
+        self.probes_missing.set(h.missing_required.len() as i64);
+        *self.health.lock().unwrap() = h;
+    }
+
+    /// The kernel's per-CPU lost-event counters, read at each scrape.
+    pub fn set_lost_map(&self, m: PerCpuArray<MapData, u64>) {
+        *self.lost_map.lock().unwrap() = Some(m);
+    }
+
+    pub fn health(&self) -> Health {
+        self.health.lock().unwrap().clone()
+    }
+
+    /// Counts one item of the stream: kernel events and derived items by kind, notifications
+    /// by device and verdict, agent records by what they say.
+    pub fn on_item(&self, item: &Item) {
+        if let Item::Record(r) = item {
+            self.on_record(r);
+            return;
+        }
+        self.events
+            .get_or_create(&labels(&[("kind", item.kind_name())]))
+            .inc();
+        if let Item::Notification(d) = item {
+            let n = &d.data;
+            let dev = n.dev.to_string();
+            self.notifications
+                .get_or_create(&labels(&[("dev", &dev), ("verdict", n.verdict.name())]))
+                .inc();
+            if n.verdict == Verdict::Premature {
+                self.premature
+                    .get_or_create(&labels(&[("dev", &dev)]))
+                    .inc();
+            }
+        }
+    }
+
+    fn on_record(&self, a: &AgentRecord) {
+        match a {
+            AgentRecord::Journaled { reason, .. } => {
+                self.journaled
+                    .get_or_create(&labels(&[("reason", reason.name())]))
+                    .inc();
+            }
+            AgentRecord::Unidentified { .. } => {
+                self.unidentified.inc();
+            }
+            AgentRecord::Replayed { disk, report, .. } => {
+                let result = if report.error.is_some() {
+                    "error"
+                } else {
+                    "ok"
+                };
+                self.replayed
+                    .get_or_create(&labels(&[("disk", disk), ("result", result)]))
+                    .inc();
+                for o in &report.owners {
+                    let kind = if o.metadata { "metadata" } else { "file" };
+                    self.owners.get_or_create(&labels(&[("kind", kind)])).inc();
+                }
+            }
+            AgentRecord::Enforcement { decision, .. } => {
+                self.decisions
+                    .get_or_create(&labels(&[
+                        ("action", decision.action.name()),
+                        ("reason_class", decision.class.name()),
+                        ("signal", decision.signal.as_deref().unwrap_or("none")),
+                    ]))
+                    .inc();
+            }
+            AgentRecord::MountNotVisible { .. } => {
+                self.mount_not_visible.inc();
+            }
+            AgentRecord::JournalRecovered { .. } => {
+                self.journal_recovered.inc();
+            }
+        }
+    }
+
+    /// The pipeline's running totals (sequence gaps, undecodable records).
+    pub fn on_totals(&self, t: &Totals) {
+        let bump = |last: &AtomicU64, now: u64, c: &Counter| {
+            let before = last.swap(now, Ordering::Relaxed);
+            if now > before {
+                c.inc_by(now - before);
+            }
+        };
+        bump(&self.last_gaps, t.seq_gaps, &self.seq_gaps);
+        bump(&self.last_undecodable, t.undecodable, &self.undecodable);
+    }
+
+    pub fn set_journal_pending(&self, n: usize) {
+        self.journal_pending.set(n as i64);
+    }
+
+    pub fn on_reload(&self, ok: bool) {
+        self.reloads
+            .get_or_create(&labels(&[("result", if ok { "ok" } else { "error" })]))
+            .inc();
+    }
+
+    /// The OpenMetrics text of every metric (reads the LOST map first).
+    pub fn render(&self) -> String {
+        if let Some(m) = self.lost_map.lock().unwrap().as_ref() {
+            let now = lost_in_kernel(m);
+            let before = self.last_lost.swap(now, Ordering::Relaxed);
+            if now > before {
+                self.lost_kernel.inc_by(now - before);
+            }
+        }
+        let mut s = String::new();
+        let _ = encode(&mut s, &self.registry);
+        s
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}

@@ -1,0 +1,333 @@
+//! The layout is the data flow (docs/ARCHITECTURE.md): each stage folder may use the stages
+//! above it and never one below, and no module of the library imports one that imports it back.
+//! Read from the source itself: every `crate::` path of every file (its tests left out), so a new
+//! back-arrow fails here with the file and the path that made it.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    fs,
+    path::{Path, PathBuf},
+};
+
+/// The stages, in the order data flows through them.
+const STAGES: &[&str] = &[
+    "kernel", "probe", "stream", "resolve", "enforce", "agent", "export", "session", "cmd",
+];
+
+/// Files larger than this are split by job (the redesign's bound).
+const MAX_LINES: usize = 800;
+
+fn src() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            rust_files(&p, out);
+        } else if p.extension().is_some_and(|x| x == "rs") {
+            out.push(p);
+        }
+    }
+}
+
+/// `cmd/agent/fleet.rs` -> ["cmd", "agent", "fleet"]; `probe/mod.rs` -> ["probe"].
+fn module_of(file: &Path) -> Vec<String> {
+    let rel = file.strip_prefix(src()).unwrap();
+    let mut parts: Vec<String> = rel
+        .iter()
+        .map(|c| c.to_string_lossy().trim_end_matches(".rs").to_string())
+        .collect();
+    if parts.last().is_some_and(|l| l == "mod") {
+        parts.pop();
+    }
+    parts
+}
+
+/// The file's code without its unit tests (everything from the first `#[cfg(test)]`; files
+/// that are test modules themselves are skipped by the caller).
+fn code(text: &str) -> &str {
+    match text.find("#[cfg(test)]") {
+        Some(i) => &text[..i],
+        None => text,
+    }
+}
+
+/// Every path a `use crate::…;` tree names, expanded ("a::{b, c::d}" -> a::b, a::c::d).
+fn use_paths(tree: &str) -> Vec<Vec<String>> {
+    fn parse(s: &[char], i: &mut usize, prefix: &[String], out: &mut Vec<Vec<String>>) {
+        let mut path = prefix.to_vec();
+        let mut ident = String::new();
+        while *i < s.len() {
+            let c = s[*i];
+            match c {
+                '{' => {
+                    *i += 1;
+                    if !ident.is_empty() {
+                        path.push(std::mem::take(&mut ident));
+                    }
+                    loop {
+                        parse(s, i, &path, out);
+                        if *i >= s.len() || s[*i] == '}' {
+                            *i += 1;
+                            break;
+                        }
+                        *i += 1; // ','
+                    }
+                    return;
+                }
+                ':' => {
+                    if !ident.is_empty() {
+                        path.push(std::mem::take(&mut ident));
+                    }
+                    *i += 1;
+                }
+                ',' | '}' => break,
+                c if c.is_alphanumeric() || c == '_' => {
+                    ident.push(c);
+                    *i += 1;
+                }
+                ' ' if ident == "as" || path.last().is_some_and(|_| ident.is_empty()) => {
+                    *i += 1;
+                }
+                _ => {
+                    // " as Alias": the rest of this leaf is a rename.
+                    if c == ' ' && !ident.is_empty() {
+                        path.push(std::mem::take(&mut ident));
+                        while *i < s.len() && s[*i] != ',' && s[*i] != '}' {
+                            *i += 1;
+                        }
+                        out.push(path);
+                        return;
+                    }
+                    *i += 1;
+                }
+            }
+        }
+        // `self` names the module itself; an empty leaf (a trailing comma) names nothing.
+        let is_self = ident == "self";
+        if !ident.is_empty() && !is_self {
+            path.push(ident);
+        }
+        if path.len() > prefix.len() || is_self {
+            out.push(path);
+        }
+    }
+    let chars: Vec<char> = tree
+        .chars()
+        .filter(|c| !c.is_whitespace() || *c == ' ')
+        .collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    parse(&chars, &mut i, &[], &mut out);
+    out
+}
+
+/// The `crate::` paths a file's code uses: `use` trees and inline paths.
+fn crate_paths(code: &str) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    let flat: String = code.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut rest = flat.as_str();
+    while let Some(i) = rest.find("crate::") {
+        let after = &rest[i + "crate::".len()..];
+        let is_use = rest[..i].trim_end().ends_with("use");
+        if is_use {
+            let end = after.find(';').unwrap_or(after.len());
+            out.extend(use_paths(&after[..end]));
+            rest = &after[end..];
+        } else {
+            let end = after
+                .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':'))
+                .unwrap_or(after.len());
+            out.push(
+                after[..end]
+                    .split("::")
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect(),
+            );
+            rest = &after[end..];
+        }
+    }
+    out
+}
+
+struct Graph {
+    modules: BTreeSet<Vec<String>>,
+    /// module -> (module it uses, the path that says so)
+    edges: BTreeMap<Vec<String>, BTreeMap<Vec<String>, String>>,
+}
+
+fn graph() -> Graph {
+    let mut files = Vec::new();
+    rust_files(&src(), &mut files);
+    let mut modules = BTreeSet::new();
+    for f in &files {
+        modules.insert(module_of(f));
+    }
+    let mut edges: BTreeMap<Vec<String>, BTreeMap<Vec<String>, String>> = BTreeMap::new();
+    // A module uses the children it declares (its `mod x;` and the `x::` paths of its body);
+    // a child that uses its parent's own items back closes a cycle.
+    for m in &modules {
+        if m.len() > 1 {
+            let parent = m[..m.len() - 1].to_vec();
+            if modules.contains(&parent) {
+                edges
+                    .entry(parent)
+                    .or_default()
+                    .insert(m.clone(), format!("mod {}", m[m.len() - 1]));
+            }
+        }
+    }
+    for f in &files {
+        let m = module_of(f);
+        if m.is_empty()
+            || m.last()
+                .is_some_and(|l| l == "tests" || l == "lib" || l == "main")
+        {
+            continue;
+        }
+        let text = fs::read_to_string(f).unwrap();
+        for p in crate_paths(code(&text)) {
+            // The longest prefix that is a module.
+            let target = (1..=p.len())
+                .rev()
+                .map(|n| p[..n].to_vec())
+                .find(|prefix| modules.contains(prefix));
+            if let Some(t) = target
+                && t != m
+            {
+                edges
+                    .entry(m.clone())
+                    .or_default()
+                    .entry(t)
+                    .or_insert_with(|| format!("crate::{}", p.join("::")));
+            }
+        }
+    }
+    Graph { modules, edges }
+}
+
+#[test]
+fn stages_only_use_the_stages_above_them() {
+    let g = graph();
+    let rank = |m: &[String]| STAGES.iter().position(|s| *s == m[0]);
+    let mut wrong = Vec::new();
+    for (from, tos) in &g.edges {
+        for (to, path) in tos {
+            match (rank(from), rank(to)) {
+                (Some(a), Some(b)) if b > a => wrong.push(format!(
+                    "{} ({}) uses {path} ({}, a later stage)",
+                    from.join("::"),
+                    from[0],
+                    to[0]
+                )),
+                (None, _) | (_, None) => wrong.push(format!(
+                    "{} -> {}: a module outside the stages {STAGES:?}",
+                    from.join("::"),
+                    to.join("::")
+                )),
+                _ => {}
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "back-arrows:\n{}", wrong.join("\n"));
+    // The test sees the real graph: the agent uses enforcement, the command line uses the agent.
+    assert!(
+        g.edges[&vec!["agent".to_string()]]
+            .keys()
+            .any(|t| t[0] == "enforce")
+    );
+    assert!(g.edges.keys().any(|m| m[0] == "cmd"));
+}
+
+#[test]
+fn no_module_imports_one_that_imports_it_back() {
+    let g = graph();
+    // Depth-first search for a cycle, reporting the first one found with its paths.
+    fn visit(
+        g: &Graph,
+        m: &Vec<String>,
+        stack: &mut Vec<Vec<String>>,
+        done: &mut BTreeSet<Vec<String>>,
+    ) -> Option<Vec<Vec<String>>> {
+        if let Some(i) = stack.iter().position(|s| s == m) {
+            let mut cycle = stack[i..].to_vec();
+            cycle.push(m.clone());
+            return Some(cycle);
+        }
+        if !done.insert(m.clone()) {
+            return None;
+        }
+        stack.push(m.clone());
+        for to in g
+            .edges
+            .get(m)
+            .map(|e| e.keys().collect::<Vec<_>>())
+            .unwrap_or_default()
+        {
+            if let Some(c) = visit(g, to, stack, done) {
+                return Some(c);
+            }
+        }
+        stack.pop();
+        None
+    }
+    let mut done = BTreeSet::new();
+    for m in &g.modules {
+        let mut stack = Vec::new();
+        if let Some(cycle) = visit(&g, m, &mut stack, &mut done) {
+            let steps: Vec<String> = cycle
+                .windows(2)
+                .map(|w| format!("{} uses {}", w[0].join("::"), g.edges[&w[0]][&w[1]]))
+                .collect();
+            panic!("import cycle:\n{}", steps.join("\n"));
+        }
+    }
+}
+
+#[test]
+fn the_use_tree_reader_expands_groups() {
+    let p = crate_paths(
+        "use crate::{ agent::{Agent, journal::{self, Journal},}, stream::Listener as L, };\n\
+         fn f() { crate::probe::open::Probes::open(); }",
+    );
+    let p: Vec<String> = p.iter().map(|p| p.join("::")).collect();
+    assert_eq!(
+        p,
+        [
+            "agent::Agent",
+            "agent::journal",
+            "agent::journal::Journal",
+            "stream::Listener",
+            "probe::open::Probes::open"
+        ]
+    );
+}
+
+#[test]
+fn no_source_file_is_longer_than_the_bound() {
+    let mut files = Vec::new();
+    rust_files(&src(), &mut files);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    for dir in [
+        "notify-model/src",
+        "notify-common/src",
+        "notify-ebpf/src",
+        "xtask/src",
+    ] {
+        rust_files(&root.join(dir), &mut files);
+    }
+    let long: Vec<String> = files
+        .iter()
+        .filter_map(|f| {
+            let n = fs::read_to_string(f).unwrap().lines().count();
+            (n > MAX_LINES).then(|| format!("{} ({n} lines)", f.display()))
+        })
+        .collect();
+    assert!(
+        long.is_empty(),
+        "split these by job (at most {MAX_LINES} lines): {long:?}"
+    );
+}
