@@ -94,10 +94,9 @@ fn cfg(policy: Policy) -> Config {
 }
 
 #[test]
+#[ignore = "needs root (BPF, loop devices, mount): run as root with --include-ignored"]
 fn procmap_query_and_maps_text_find_the_same_mappings() {
-    if !require_root("procmap_query_and_maps_text_find_the_same_mappings") {
-        return;
-    }
+    common::require_root("procmap_query_and_maps_text_find_the_same_mappings");
     let s = setup();
     let whole = spawn_map(&s.file, 0, MIB);
     let part = spawn_map(&s.file, 128 * KIB, 256 * KIB);
@@ -130,10 +129,9 @@ fn procmap_query_and_maps_text_find_the_same_mappings() {
 }
 
 #[test]
+#[ignore = "needs root (BPF, loop devices, mount): run as root with --include-ignored"]
 fn sigbus_kills_only_processes_mapping_the_damaged_range() {
-    if !require_root("sigbus_kills_only_processes_mapping_the_damaged_range") {
-        return;
-    }
+    common::require_root("sigbus_kills_only_processes_mapping_the_damaged_range");
     let s = setup();
     let f = s.file.to_str().unwrap();
     let mut victim = spawn_map(&s.file, 0, MIB);
@@ -195,10 +193,9 @@ fn sigbus_kills_only_processes_mapping_the_damaged_range() {
 }
 
 #[test]
+#[ignore = "needs root (BPF, loop devices, mount): run as root with --include-ignored"]
 fn dry_run_and_report_send_nothing() {
-    if !require_root("dry_run_and_report_send_nothing") {
-        return;
-    }
+    common::require_root("dry_run_and_report_send_nothing");
     let s = setup();
     let victim = spawn_map(&s.file, 0, MIB);
     let ms = scan_ours(&s.targets, &[victim.pid()]);
@@ -237,10 +234,9 @@ fn mapper_for(pid: i32) -> Mapper {
 }
 
 #[test]
+#[ignore = "needs root (BPF, loop devices, mount): run as root with --include-ignored"]
 fn pid1_self_and_allowlisted_processes_are_refused_with_reasons() {
-    if !require_root("pid1_self_and_allowlisted_processes_are_refused_with_reasons") {
-        return;
-    }
+    common::require_root("pid1_self_and_allowlisted_processes_are_refused_with_reasons");
     let s = setup();
     let f = s.file.to_str().unwrap();
     let c = cfg(Policy::Sigkill);
@@ -299,10 +295,9 @@ fn pid1_self_and_allowlisted_processes_are_refused_with_reasons() {
 }
 
 #[test]
+#[ignore = "needs root (BPF, loop devices, mount): run as root with --include-ignored"]
 fn exited_reused_and_unmapped_processes_are_not_signalled() {
-    if !require_root("exited_reused_and_unmapped_processes_are_not_signalled") {
-        return;
-    }
+    common::require_root("exited_reused_and_unmapped_processes_are_not_signalled");
     let s = setup();
     let c = cfg(Policy::Sigkill);
 
@@ -382,10 +377,9 @@ fn parse_siginfo(msg: &str) -> (i32, i32, u64, u64) {
 }
 
 #[test]
+#[ignore = "needs root (BPF, loop devices, mount): run as root with --include-ignored"]
 fn what_the_victim_sees_in_siginfo() {
-    if !require_root("what_the_victim_sees_in_siginfo") {
-        return;
-    }
+    common::require_root("what_the_victim_sees_in_siginfo");
     let s = setup();
     let f = s.file.to_str().unwrap();
     let me = std::process::id() as i32;
@@ -459,10 +453,9 @@ fn what_the_victim_sees_in_siginfo() {
 }
 
 #[test]
+#[ignore = "needs root (BPF, loop devices, mount): run as root with --include-ignored"]
 fn a_rust_process_survives_its_first_external_sigbus() {
-    if !require_root("a_rust_process_survives_its_first_external_sigbus") {
-        return;
-    }
+    common::require_root("a_rust_process_survives_its_first_external_sigbus");
     // The Rust runtime's SIGBUS handler (stack-overflow guard) resets SIGBUS to SIG_DFL and
     // returns when the address is not its guard page: a fault then re-faults and dies, but a
     // sent SIGBUS has nothing to re-trigger, so the process lives on. The kernel's own early

@@ -18,10 +18,9 @@ use notify::resolve::{
 };
 
 #[test]
+#[ignore = "needs root (BPF, loop devices, mount): run as root with --include-ignored"]
 fn file_extent_resolves_to_its_inode_and_file_offsets() {
-    if !require_root("file_extent_resolves_to_its_inode_and_file_offsets") {
-        return;
-    }
+    common::require_root("file_extent_resolves_to_its_inode_and_file_offsets");
     let x = Xfs::new("rmapbt=1,reflink=1");
     let a = x.path("a.dat");
     let b = x.path("b.dat");
@@ -81,10 +80,9 @@ fn file_extent_resolves_to_its_inode_and_file_offsets() {
 }
 
 #[test]
+#[ignore = "needs root (BPF, loop devices, mount): run as root with --include-ignored"]
 fn reflinked_extent_resolves_to_both_inodes() {
-    if !require_root("reflinked_extent_resolves_to_both_inodes") {
-        return;
-    }
+    common::require_root("reflinked_extent_resolves_to_both_inodes");
     let x = Xfs::new("rmapbt=1,reflink=1");
     let a = x.path("orig");
     let c = x.path("clone");
@@ -125,10 +123,9 @@ fn reflinked_extent_resolves_to_both_inodes() {
 }
 
 #[test]
+#[ignore = "needs root (BPF, loop devices, mount): run as root with --include-ignored"]
 fn ag_header_is_static_fs_metadata_and_full_map_matches_xfs_io() {
-    if !require_root("ag_header_is_static_fs_metadata_and_full_map_matches_xfs_io") {
-        return;
-    }
+    common::require_root("ag_header_is_static_fs_metadata_and_full_map_matches_xfs_io");
     let x = Xfs::new("rmapbt=1,reflink=1");
     // Enough small files that the whole-device map has more records than one ioctl batch
     // (128), so the fsmap_advance() iteration is exercised.
@@ -228,10 +225,9 @@ fn __child_entry() {
 }
 
 #[test]
+#[ignore = "needs root (BPF, loop devices, mount): run as root with --include-ignored"]
 fn without_cap_sys_admin_the_kernel_hides_owners_and_we_say_so() {
-    if !require_root("without_cap_sys_admin_the_kernel_hides_owners_and_we_say_so") {
-        return;
-    }
+    common::require_root("without_cap_sys_admin_the_kernel_hides_owners_and_we_say_so");
     let x = Xfs::new("rmapbt=1,reflink=1");
     let a = x.path("a");
     write_file(&a, 64 << 10, 1);
@@ -258,10 +254,9 @@ fn without_cap_sys_admin_the_kernel_hides_owners_and_we_say_so() {
 }
 
 #[test]
+#[ignore = "needs root (BPF, loop devices, mount): run as root with --include-ignored"]
 fn no_rmapbt_gives_a_clear_error() {
-    if !require_root("no_rmapbt_gives_a_clear_error") {
-        return;
-    }
+    common::require_root("no_rmapbt_gives_a_clear_error");
     let x = Xfs::new("rmapbt=0");
     let a = x.path("a");
     write_file(&a, 64 << 10, 1);
@@ -288,10 +283,9 @@ fn no_rmapbt_gives_a_clear_error() {
 }
 
 #[test]
+#[ignore = "needs root (BPF, loop devices, mount): run as root with --include-ignored"]
 fn ranges_outside_the_device_and_non_xfs_are_errors() {
-    if !require_root("ranges_outside_the_device_and_non_xfs_are_errors") {
-        return;
-    }
+    common::require_root("ranges_outside_the_device_and_non_xfs_are_errors");
     let x = Xfs::new("rmapbt=1,reflink=1");
     let fs = Filesystem::open(&x.mnt).unwrap();
     let size = fs.geometry.data_bytes();

@@ -20,8 +20,14 @@ use notify_model::{
     session::{ExitStatus, SessionFile},
 };
 
-fn is_root() -> bool {
-    unsafe { libc::geteuid() == 0 }
+/// Root, or the test fails (the tests that call this are `#[ignore]`d, run by the test command).
+fn require_root(test: &str) {
+    // SAFETY: geteuid cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    assert!(
+        root,
+        "{test} needs root (BPF): run `sudo -E cargo xtask test`"
+    );
 }
 
 fn run(cmd: &mut Command) -> String {
@@ -147,11 +153,9 @@ fn read_events(path: &Path) -> Vec<Item> {
 }
 
 #[test]
+#[ignore = "needs root (BPF, loop devices, mount): run as root with --include-ignored"]
 fn tracepoints_fire_on_a_real_xfs_mount_and_unmount() {
-    if !is_root() {
-        eprintln!("SKIPPED: needs root (BPF, loop devices, mount)");
-        return;
-    }
+    require_root("tracepoints_fire_on_a_real_xfs_mount_and_unmount");
     let mut fs_ = LoopXfs::new("trace");
     let out = fs_.dir.join("events.jsonl");
     let tracer = Tracer::start(&out);
@@ -216,11 +220,9 @@ fn tracepoints_fire_on_a_real_xfs_mount_and_unmount() {
 }
 
 #[test]
+#[ignore = "needs root (BPF, loop devices, mount): run as root with --include-ignored"]
 fn attach_report_explains_what_this_kernel_lacks() {
-    if !is_root() {
-        eprintln!("SKIPPED: needs root");
-        return;
-    }
+    require_root("attach_report_explains_what_this_kernel_lacks");
     let out = Command::new(env!("CARGO_BIN_EXE_notify"))
         .args(["doctor"])
         .output()
@@ -245,11 +247,9 @@ fn attach_report_explains_what_this_kernel_lacks() {
 }
 
 #[test]
+#[ignore = "needs root (BPF, loop devices, mount): run as root with --include-ignored"]
 fn trace_writes_a_session_that_report_reads() {
-    if !is_root() {
-        eprintln!("SKIPPED: needs root (BPF, loop devices, mount)");
-        return;
-    }
+    require_root("trace_writes_a_session_that_report_reads");
     let mut fs_ = LoopXfs::new("tsession");
     let out = fs_.dir.join("events.jsonl");
     let session = fs_.dir.join("session.json");

@@ -37,20 +37,10 @@ fn show(o: &Output) -> String {
     )
 }
 
-fn is_root(test: &str) -> bool {
-    // SAFETY: geteuid cannot fail.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("SKIPPED {test}: needs root (BPF)");
-        return false;
-    }
-    true
-}
-
 #[test]
+#[ignore = "needs root (BPF, loop devices, mount): run as root with --include-ignored"]
 fn records_a_real_xfs_mount_and_umount_and_reports_it() {
-    if !common::require_root("records_a_real_xfs_mount_and_umount_and_reports_it") {
-        return;
-    }
+    common::require_root("records_a_real_xfs_mount_and_umount_and_reports_it");
     let xfs = common::Xfs::new("rmapbt=1,reflink=1");
     let loopdev = xfs.loopdev.clone().unwrap();
     let mnt = xfs.mnt.to_str().unwrap().to_string();
@@ -168,10 +158,9 @@ fn records_a_real_xfs_mount_and_umount_and_reports_it() {
 }
 
 #[test]
+#[ignore = "needs root (BPF, loop devices, mount): run as root with --include-ignored"]
 fn exit_status_passes_through_and_the_session_is_always_written() {
-    if !is_root("exit_status_passes_through_and_the_session_is_always_written") {
-        return;
-    }
+    common::require_root("exit_status_passes_through_and_the_session_is_always_written");
     let dir = common::TempDir::new("record");
     let s = dir.path().join("s.json");
     let sp = s.to_str().unwrap();
@@ -274,10 +263,9 @@ fn exit_status_passes_through_and_the_session_is_always_written() {
 }
 
 #[test]
+#[ignore = "needs root (BPF, loop devices, mount): run as root with --include-ignored"]
 fn sigterm_is_forwarded_to_the_command_and_the_session_written() {
-    if !is_root("sigterm_is_forwarded_to_the_command_and_the_session_written") {
-        return;
-    }
+    common::require_root("sigterm_is_forwarded_to_the_command_and_the_session_written");
     let dir = common::TempDir::new("record-term");
     let s = dir.path().join("s.json");
     let mut child = Command::new(env!("CARGO_BIN_EXE_notify"))

@@ -54,10 +54,9 @@ fn site(x: &Xfs) -> Site {
 }
 
 #[test]
+#[ignore = "needs root (BPF, loop devices, mount): run as root with --include-ignored"]
 fn replay_kills_exactly_the_mapper_of_the_damaged_page() {
-    if !require_root("replay_kills_exactly_the_mapper_of_the_damaged_page") {
-        return;
-    }
+    common::require_root("replay_kills_exactly_the_mapper_of_the_damaged_page");
     let x = Xfs::new("rmapbt=1,reflink=1");
     let victim = x.path("victim");
     let other = x.path("other");
@@ -112,10 +111,9 @@ fn replay_kills_exactly_the_mapper_of_the_damaged_page() {
 }
 
 #[test]
+#[ignore = "needs root (BPF, loop devices, mount): run as root with --include-ignored"]
 fn a_metadata_hit_is_reported_and_nobody_is_signalled() {
-    if !require_root("a_metadata_hit_is_reported_and_nobody_is_signalled") {
-        return;
-    }
+    common::require_root("a_metadata_hit_is_reported_and_nobody_is_signalled");
     let x = Xfs::new("rmapbt=1,reflink=1");
     let f = x.path("f");
     write_file(&f, 16 << 10, 3);
@@ -137,10 +135,9 @@ fn a_metadata_hit_is_reported_and_nobody_is_signalled() {
 }
 
 #[test]
+#[ignore = "needs root (BPF, loop devices, mount): run as root with --include-ignored"]
 fn reflinked_extent_kills_the_mappers_of_both_files() {
-    if !require_root("reflinked_extent_kills_the_mappers_of_both_files") {
-        return;
-    }
+    common::require_root("reflinked_extent_kills_the_mappers_of_both_files");
     let x = Xfs::new("rmapbt=1,reflink=1");
     let a = x.path("a");
     let b = x.path("b");
@@ -178,10 +175,9 @@ fn reflinked_extent_kills_the_mappers_of_both_files() {
 }
 
 #[test]
+#[ignore = "needs root (BPF, loop devices, mount): run as root with --include-ignored"]
 fn resolve_command_names_owner_and_mapper_without_acting() {
-    if !require_root("resolve_command_names_owner_and_mapper_without_acting") {
-        return;
-    }
+    common::require_root("resolve_command_names_owner_and_mapper_without_acting");
     let x = Xfs::new("rmapbt=1,reflink=1");
     let f = x.path("data.bin");
     write_file(&f, 16 << 10, 5);
@@ -217,10 +213,9 @@ fn resolve_command_names_owner_and_mapper_without_acting() {
 }
 
 #[test]
+#[ignore = "needs root (BPF, loop devices, mount): run as root with --include-ignored"]
 fn a_batch_acts_per_notification_after_one_scan() {
-    if !require_root("a_batch_acts_per_notification_after_one_scan") {
-        return;
-    }
+    common::require_root("a_batch_acts_per_notification_after_one_scan");
     let x = Xfs::new("rmapbt=1,reflink=1");
     let (a, b, c) = (x.path("a"), x.path("b"), x.path("c"));
     write_file(&a, 64 << 10, 1);

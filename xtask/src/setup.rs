@@ -24,13 +24,18 @@ pub const APT_PACKAGES: &[&str] = &[
     "systemd",
     // notify report --png renders the SVG with rsvg-convert.
     "librsvg2-bin",
+    // The BTF parser's host tests cross-check offsets and type records against pahole and
+    // bpftool.
+    "dwarves",
+    "bpftool",
 ];
 
 /// What only the benchmarks need, installed by `cargo xtask bench` (not by setup, so the test
 /// run does not pull LLVM in for bpftrace).
 pub const BENCH_PACKAGES: &[&str] = &[
     // probe-cost, footprint: the guest runs the host's bpftrace and bpftool (its /usr over
-    // virtio-9p) to compare notify's per-hit BPF cost and footprint with bpftrace's.
+    // virtio-9p) to compare notify's per-hit BPF cost and footprint with bpftrace's (bpftool
+    // is also in APT_PACKAGES, for the host tests).
     "bpftrace",
     "bpftool",
     // footprint: Debian's rasdaemon, run in the guest the same way.

@@ -14,20 +14,19 @@ use std::{
     time::{Duration, Instant},
 };
 
-/// Root and loop support, or a loud skip.
-pub fn require_root(test: &str) -> bool {
+/// Root, loop devices and mkfs.xfs, or the test fails saying which is missing. The tests that
+/// call this are `#[ignore]`d: `cargo test` skips them visibly, and the test command
+/// (`cargo xtask test`, as root) runs them with `--include-ignored`.
+pub fn require_root(test: &str) {
     // SAFETY: geteuid cannot fail.
     let root = unsafe { libc::geteuid() } == 0;
     let loop_ok = Path::new("/dev/loop-control").exists();
     let tools = Command::new("mkfs.xfs").arg("-V").output().is_ok();
-    if !(root && loop_ok && tools) {
-        eprintln!(
-            "\n!!!!!!!! SKIPPING {test}: needs root ({root}), /dev/loop-control ({loop_ok}) and \
-             mkfs.xfs ({tools}) !!!!!!!!\n"
-        );
-        return false;
-    }
-    true
+    assert!(
+        root && loop_ok && tools,
+        "{test} needs root ({root}), /dev/loop-control ({loop_ok}) and mkfs.xfs ({tools}): run \
+         `sudo -E cargo xtask test`, which installs xfsprogs"
+    );
 }
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
