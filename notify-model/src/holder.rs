@@ -96,6 +96,16 @@ pub struct Transition {
     pub cause: String,
 }
 
+/// How a notification's block device is known.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DevFrom {
+    /// The holder's registration, seen during this run, names it.
+    Registration,
+    /// An earlier registration of the same dax device, since released, named it.
+    EarlierRegistration,
+}
+
 /// A notification with its outcome. Derived by the agent from the notify entry, XFS's return
 /// and the notify return, plus the holder's state when it arrived.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -104,8 +114,15 @@ pub struct Notification {
     pub dax_dev: u64,
     #[serde(with = "hex")]
     pub holder: u64,
-    /// The data device the holder registered with, when known.
+    /// The block device of the filesystem on the dax device, when known (`dev_from` says how).
     pub dev: Dev,
+    /// How `dev` is known; absent when it is not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dev_from: Option<DevFrom>,
+    /// The pfn `memory_failure` was called with on the same thread, when the notification came
+    /// from one (absent for a device removal, or when that probe is not attached).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pfn: Option<u64>,
     /// Partition start offset of that device in the dax device, when known.
     pub start_off: u64,
     /// Byte offset on the dax device.

@@ -150,6 +150,8 @@ fn every_derived() -> Vec<Item> {
                 dax_dev: 1,
                 holder: 2,
                 dev,
+                dev_from: None,
+                pfn: None,
                 start_off: 0,
                 offset: 1 << 20,
                 len: 4096,

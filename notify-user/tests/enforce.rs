@@ -13,7 +13,7 @@ use std::{
     time::Duration,
 };
 
-use common::{Helper, Xfs, exit_code, require_root, termsig, write_file};
+use common::{Helper, Xfs, exit_code, termsig, write_file};
 use notify::{
     enforce::{
         self, Allowlist, Config, SigbusInfo,

@@ -9,7 +9,7 @@ mod common;
 
 use std::{fs::File, process::Command};
 
-use common::{Xfs, ino, require_root, write_file};
+use common::{Xfs, ino, write_file};
 use notify::resolve::{
     fiemap::{self, fiemap},
     fsmap::{self, Filesystem, FsmapError, HitKind, Owner, SpecialOwner},

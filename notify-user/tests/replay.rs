@@ -8,7 +8,7 @@ mod common;
 
 use std::{fs::File, process::Command, time::Duration};
 
-use common::{Helper, Xfs, require_root, termsig, write_file};
+use common::{Helper, Xfs, termsig, write_file};
 use notify::{
     agent::replay,
     cmd::resolve::render,

@@ -8,13 +8,12 @@
 //! reuses its pid is only signalled if it really maps the damaged range).
 
 use std::{
-    collections::HashMap,
     path::{Path, PathBuf},
     time::{Duration, Instant},
 };
 
 use notify_model::{
-    Derived, Dev, EventData, Item, Notification, State, Verdict,
+    Derived, Dev, DevFrom, EventData, Item, Notification, State, Verdict,
     journal::{Damage, DaxDevice, Reason, Recovery},
     record::{AgentRecord, IdentifiedBy},
 };
@@ -48,11 +47,6 @@ pub struct Agent {
     /// What opening the journal found, reported at start.
     recovery: Option<Recovery>,
     cfg: enforce::Config,
-    /// dax device pointer -> pmem disk, learned from holder registrations.
-    dax_disk: HashMap<u64, String>,
-    /// Last `memory_failure` pfn per thread: the notification that follows in the same thread
-    /// is about it.
-    last_pfn: HashMap<u32, u64>,
     /// Block devices that became ready, waiting to appear in mountinfo.
     waiting: Vec<(Dev, Instant)>,
 }
@@ -74,8 +68,6 @@ impl Agent {
                 journal,
                 recovery: Some(recovery.clone()),
                 cfg: opts.enforce,
-                dax_disk: HashMap::new(),
-                last_pfn: HashMap::new(),
                 waiting: Vec::new(),
             },
             recovery,
@@ -158,22 +150,21 @@ impl Agent {
         out
     }
 
-    /// Which pmem disk a notification is about, and how we know.
-    fn identify(&self, n: &Notification, tid: u32) -> Option<(PmemDisk, IdentifiedBy)> {
+    /// Which pmem disk a notification is about, and how we know: its block device as the
+    /// stream attributed it, else the pfn of the memory failure that raised it.
+    fn identify(&self, n: &Notification) -> Option<(PmemDisk, IdentifiedBy)> {
         let disks = disks();
-        let sys_dev_block = Path::new("/sys/dev/block");
         if n.dev.is_known()
-            && let Some(d) = pmem::disk_of(sys_dev_block, &disks, n.dev)
+            && let Some(d) = pmem::disk_of(Path::new("/sys/dev/block"), &disks, n.dev)
         {
-            return Some((d, IdentifiedBy::HolderRegistration));
+            let how = match n.dev_from {
+                Some(DevFrom::EarlierRegistration) => IdentifiedBy::EarlierRegistration,
+                _ => IdentifiedBy::HolderRegistration,
+            };
+            return Some((d, how));
         }
-        if let Some(name) = self.dax_disk.get(&n.dax_dev)
-            && let Some(d) = disks.iter().find(|d| &d.name == name)
-        {
-            return Some((d.clone(), IdentifiedBy::EarlierRegistration));
-        }
-        if let Some(pfn) = self.last_pfn.get(&tid)
-            && let Some(d) = pmem::by_pfn(&disks, *pfn)
+        if let Some(pfn) = n.pfn
+            && let Some(d) = pmem::by_pfn(&disks, pfn)
         {
             return Some((d.clone(), IdentifiedBy::MemoryFailurePfn));
         }
@@ -185,14 +176,6 @@ impl Agent {
         let mut out = Vec::new();
         match item {
             Item::Kernel(ev) => match &ev.data {
-                EventData::MemoryFailureEnter { pfn, .. } => {
-                    self.last_pfn.insert(ev.tid, *pfn);
-                }
-                EventData::HolderGet { dax_dev, dev, .. } if *dax_dev != 0 => {
-                    if let Some(d) = pmem::disk_of(Path::new("/sys/dev/block"), &disks(), *dev) {
-                        self.dax_disk.insert(*dax_dev, d.name);
-                    }
-                }
                 // The ready edge straight from vfs_get_tree's return (an agent started
                 // mid-mount never saw the registration).
                 EventData::GetTreeExit(step) if step.ret == 0 && step.dev.is_known() => {
@@ -202,7 +185,6 @@ impl Agent {
             },
             Item::Notification(n) if n.data.verdict.needs_replay() => {
                 out.push(self.journal_notification(n));
-                self.last_pfn.remove(&n.at.tid);
             }
             // The ready edge, from the tracker when it saw the registration.
             Item::HolderState(t) if t.data.to == State::Ready => {
@@ -220,7 +202,7 @@ impl Agent {
             _ if n.state == Some(State::Failed) => Reason::MountFailed,
             _ => Reason::Premature,
         };
-        let Some((disk, how)) = self.identify(n, item.at.tid) else {
+        let Some((disk, how)) = self.identify(n) else {
             return AgentRecord::Unidentified {
                 dax_offset: n.offset,
                 len: n.len,

@@ -1,11 +1,10 @@
 //! The timeline of a recorded session, one lane per device (`notify report` renders it as text,
 //! `session::text`, and as SVG, `session::svg`).
 //!
-//! A lane is one device: the dax device and the block device(s) on it, tied together by the
-//! events that name both (`holder_get`: dax device, holder, block device; mount steps: holder and
-//! block device; `holder_put`: dax device and holder). Events that name no device are attributed
-//! by task: a memory failure goes to the lane of the notification its task raised; a mount-family
-//! syscall exit to the one lane its process touched. What stays unattributed is listed apart.
+//! A lane is one device as the stream's device model (`stream::devices`) knows it: the dax
+//! device and the block device(s) on it, tied together by the events that name both. A memory
+//! failure goes to the lane of the notification its task raised; a mount-family syscall exit to
+//! the one lane its process touched. What stays unattributed is listed apart.
 
 use std::{
     collections::{BTreeMap, HashMap, HashSet},
@@ -13,11 +12,17 @@ use std::{
 };
 
 use notify_model::{
-    Dev, EventData, Header, Item, MountStep, Notification, Phase, Readiness, State, TraceEvent,
-    Verdict, event::ret_str,
+    Dev, EventData, Header, Item, Notification, Readiness, State, TraceEvent, Verdict,
+    event::ret_str,
 };
 
-use crate::{export::sink::details, stream::pipeline};
+use crate::{
+    export::sink::details,
+    stream::{
+        devices::{Devices, Place},
+        pipeline,
+    },
+};
 
 /// One line of a lane: a kernel event, with the state change it caused folded in, or a
 /// notification.
@@ -185,12 +190,8 @@ enum Slot {
 
 #[derive(Default)]
 struct Builder {
-    lanes: Vec<Lane>,
-    by_dax: HashMap<u64, usize>,
-    by_dev: HashMap<Dev, usize>,
-    by_holder: HashMap<u64, usize>,
-    /// Mount in progress by thread: its lane.
-    mounting: HashMap<u32, usize>,
+    /// Which device each event is about (the stream's one model).
+    devices: Devices,
     /// Memory-failure span by thread: index into spans.
     mf_open: HashMap<u32, usize>,
     /// Lane each span notified.
@@ -200,70 +201,13 @@ struct Builder {
 }
 
 impl Builder {
-    fn new_lane(&mut self) -> usize {
-        self.lanes.push(Lane::default());
-        self.lanes.len() - 1
-    }
-
-    fn bind_dax(&mut self, lane: usize, dax: u64) {
-        if dax == 0 {
-            return;
-        }
-        self.by_dax.entry(dax).or_insert(lane);
-        if self.lanes[lane].dax_dev.is_none() {
-            self.lanes[lane].dax_dev = Some(dax);
-        }
-    }
-
-    fn bind_dev(&mut self, lane: usize, dev: Dev) {
-        if !dev.is_known() {
-            return;
-        }
-        self.by_dev.entry(dev).or_insert(lane);
-        if !self.lanes[lane].devs.contains(&dev) {
-            self.lanes[lane].devs.push(dev);
-        }
-    }
-
-    fn bind_holder(&mut self, lane: usize, holder: u64) {
-        if holder == 0 {
-            return;
-        }
-        self.by_holder.insert(holder, lane);
-        if !self.lanes[lane].holders.contains(&holder) {
-            self.lanes[lane].holders.push(holder);
-        }
-    }
-
-    /// The lane of whichever identity is known, in order of strength.
-    fn find(&self, dax: u64, holder: u64, dev: Dev) -> Option<usize> {
-        (dax != 0)
-            .then(|| self.by_dax.get(&dax))
-            .flatten()
-            .or_else(|| (holder != 0).then(|| self.by_holder.get(&holder)).flatten())
-            .or_else(|| dev.is_known().then(|| self.by_dev.get(&dev)).flatten())
-            .copied()
-    }
-
-    /// The lane for these identities, created if none is known, and bound to all of them.
-    fn lane(&mut self, dax: u64, holder: u64, dev: Dev) -> usize {
-        let l = match self.find(dax, holder, dev) {
-            Some(l) => l,
-            None => self.new_lane(),
-        };
-        self.bind_dax(l, dax);
-        self.bind_holder(l, holder);
-        self.bind_dev(l, dev);
-        l
-    }
-
     fn slot(&mut self, item: &Item) -> Slot {
         match item {
             Item::HolderState(t) => {
-                Slot::Lane(self.lane(t.data.dax_dev, t.data.holder, t.data.dev))
+                Slot::Lane(self.devices.bind(t.data.dax_dev, t.data.holder, t.data.dev))
             }
             Item::Notification(n) => {
-                Slot::Lane(self.lane(n.data.dax_dev, n.data.holder, n.data.dev))
+                Slot::Lane(self.devices.bind(n.data.dax_dev, n.data.holder, n.data.dev))
             }
             Item::Record(_) => Slot::Other,
             Item::Kernel(ev) => self.kernel_slot(ev),
@@ -272,120 +216,39 @@ impl Builder {
 
     fn kernel_slot(&mut self, ev: &TraceEvent) -> Slot {
         let tid = ev.tid;
-        if let Some((phase, s)) = ev.data.mount_step() {
-            return self.step_slot(phase, s, tid);
-        }
-        match &ev.data {
-            EventData::HolderGet {
-                dax_dev,
-                holder,
-                dev,
-                ..
-            } => {
-                if *dax_dev == 0 {
-                    // A device of this filesystem that cannot do DAX (external log, rt device):
-                    // a line in its filesystem's lane.
-                    return match self
-                        .find(0, *holder, Dev(0))
-                        .or_else(|| self.mounting.get(&tid).copied())
-                    {
-                        Some(l) => Slot::Lane(l),
-                        None => Slot::Other,
-                    };
-                }
-                let l = match self.find(*dax_dev, *holder, *dev) {
-                    Some(l) => l,
-                    None => match self.mounting.get(&tid) {
-                        Some(&l) => l,
-                        None => self.new_lane(),
-                    },
-                };
-                self.bind_dax(l, *dax_dev);
-                self.bind_holder(l, *holder);
-                self.bind_dev(l, *dev);
-                Slot::Lane(l)
-            }
-            EventData::HolderPut { dax_dev, holder } => {
-                Slot::Lane(self.lane(*dax_dev, *holder, Dev(0)))
-            }
-            EventData::XfsTracepoint { dev, .. } => {
-                if dev.is_known() {
-                    Slot::Lane(self.lane(0, 0, *dev))
-                } else {
-                    Slot::Other
-                }
-            }
-            EventData::NotifyEnter {
-                dax_dev, holder, ..
-            } => {
-                let l = self.lane(*dax_dev, *holder, Dev(0));
-                if let Some(&s) = self.mf_open.get(&tid) {
-                    self.spans[s].get_or_insert(l);
-                }
-                Slot::Lane(l)
-            }
-            EventData::NotifyExit { dax_dev, .. } | EventData::XfsNotifyExit { dax_dev, .. } => {
-                let l = self.lane(*dax_dev, 0, Dev(0));
-                if let Some(&s) = self.mf_open.get(&tid) {
-                    self.spans[s].get_or_insert(l);
-                }
-                Slot::Lane(l)
-            }
-            EventData::MemoryFailureEnter { .. } => {
-                self.spans.push(None);
-                self.span_ticked.push(false);
-                let s = self.spans.len() - 1;
-                self.mf_open.insert(tid, s);
-                Slot::Span(s)
-            }
-            EventData::MfEvent { .. } => match self.mf_open.get(&tid) {
-                Some(&s) => Slot::Span(s),
-                None => Slot::Other,
-            },
-            EventData::MemoryFailureExit { .. } => match self.mf_open.remove(&tid) {
-                Some(s) => Slot::Span(s),
-                None => Slot::Other,
-            },
-            EventData::SyscallExit { .. } => Slot::Pid(ev.pid),
-            EventData::Unknown { .. } => Slot::Other,
-            // Mount steps: step_slot.
-            _ => Slot::Other,
-        }
-    }
-
-    /// A mount-path step: the lane of its holder or device, else of the mount its thread runs.
-    fn step_slot(&mut self, phase: Phase, s: &MountStep, tid: u32) -> Slot {
-        match phase {
-            Phase::FillSuperEnter => {
-                let l = match self.find(0, s.holder, s.dev) {
-                    Some(l) => l,
-                    None => self.new_lane(),
-                };
-                self.bind_holder(l, s.holder);
-                self.bind_dev(l, s.dev);
-                self.mounting.insert(tid, l);
-                Slot::Lane(l)
-            }
-            Phase::GetTreeExit => {
-                // Fires for every filesystem type: only mounts we know of count.
-                let started = self.mounting.remove(&tid);
-                match self.find(0, s.holder, s.dev).or(started) {
-                    Some(l) => Slot::Lane(l),
-                    None => Slot::Other,
-                }
-            }
-            _ => {
-                let l = match self
-                    .find(0, s.holder, s.dev)
-                    .or_else(|| self.mounting.get(&tid).copied())
+        match self.devices.place(ev) {
+            Place::Device(d) => {
+                // A notification on this thread tells where its memory failure belongs.
+                if matches!(
+                    ev.data,
+                    EventData::NotifyEnter { .. }
+                        | EventData::NotifyExit { .. }
+                        | EventData::XfsNotifyExit { .. }
+                ) && let Some(&s) = self.mf_open.get(&tid)
                 {
-                    Some(l) => l,
-                    None => self.new_lane(),
-                };
-                self.bind_holder(l, s.holder);
-                self.bind_dev(l, s.dev);
-                Slot::Lane(l)
+                    self.spans[s].get_or_insert(d);
+                }
+                Slot::Lane(d)
             }
+            Place::FailureOf(_) => match &ev.data {
+                EventData::MemoryFailureEnter { .. } => {
+                    self.spans.push(None);
+                    self.span_ticked.push(false);
+                    let s = self.spans.len() - 1;
+                    self.mf_open.insert(tid, s);
+                    Slot::Span(s)
+                }
+                EventData::MemoryFailureExit { .. } => match self.mf_open.remove(&tid) {
+                    Some(s) => Slot::Span(s),
+                    None => Slot::Other,
+                },
+                _ => match self.mf_open.get(&tid) {
+                    Some(&s) => Slot::Span(s),
+                    None => Slot::Other,
+                },
+            },
+            Place::Process(pid) => Slot::Pid(pid),
+            Place::Nowhere => Slot::Other,
         }
     }
 }
@@ -453,7 +316,17 @@ impl Timeline {
             span_ns: t1 - t0,
             ..Timeline::default()
         };
-        let mut lanes = std::mem::take(&mut b.lanes);
+        let mut lanes: Vec<Lane> = b
+            .devices
+            .all()
+            .iter()
+            .map(|d| Lane {
+                dax_dev: d.dax_dev,
+                devs: d.devs.clone(),
+                holders: d.holders.clone(),
+                ..Lane::default()
+            })
+            .collect();
         let mut releases_nothing: HashSet<u64> = HashSet::new();
         // Derived notifications replace the notify_enter/xfs_notify_exit/notify_exit lines they
         // summarise: (thread, first seq, last seq) of each.

@@ -12,8 +12,11 @@
 use std::collections::HashMap;
 
 use notify_model::{
-    Dev, EventData, MountStep, Notification, Readiness, State, TraceEvent, Transition, Verdict,
+    Dev, DevFrom, EventData, MountStep, Notification, Readiness, State, TraceEvent, Transition,
+    Verdict,
 };
+
+use crate::stream::devices::Devices;
 
 const EIO: i64 = -5;
 const ENXIO: i64 = -6;
@@ -59,6 +62,8 @@ pub struct Tracker {
     mounting: HashMap<u32, u64>,
     /// Notifications between entry and return, by thread id.
     notifies: HashMap<u32, PendingNotify>,
+    /// Which device each event is about (a notification's block device comes from here).
+    devices: Devices,
 }
 
 impl Tracker {
@@ -121,8 +126,14 @@ impl Tracker {
         }
     }
 
+    /// The stream's devices as seen so far.
+    pub fn devices(&self) -> &Devices {
+        &self.devices
+    }
+
     /// Feeds one event (in sequence order) and returns what it concluded.
     pub fn apply(&mut self, ev: &TraceEvent) -> Vec<Conclusion> {
+        self.devices.place(ev);
         let mut out = Vec::new();
         let tid = ev.tid;
         let cause = ev.data.kind_name();
@@ -269,10 +280,24 @@ impl Tracker {
                     .unwrap_or(0);
                 let readiness = pending.as_ref().map(|p| p.readiness);
                 let verdict = verdict(*ret, holder, readiness, state);
+                let (dev, dev_from) = match reg.map(|r| r.dev).filter(|d| d.is_known()) {
+                    Some(d) => (d, Some(DevFrom::Registration)),
+                    None => match self
+                        .devices
+                        .of_dax(*dax_dev)
+                        .map(|d| d.dev())
+                        .filter(|d| d.is_known())
+                    {
+                        Some(d) => (d, Some(DevFrom::EarlierRegistration)),
+                        None => (Dev(0), None),
+                    },
+                };
                 out.push(Conclusion::Notification(Notification {
                     dax_dev: *dax_dev,
                     holder,
-                    dev: reg.map(|r| r.dev).unwrap_or_default(),
+                    dev,
+                    dev_from,
+                    pfn: self.devices.failing_pfn(tid),
                     start_off: reg.map(|r| r.start_off).unwrap_or(0),
                     offset: *offset,
                     len: *len,

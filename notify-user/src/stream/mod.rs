@@ -3,6 +3,7 @@
 //! then handed, item by item, to the listeners.
 
 pub mod decode;
+pub mod devices;
 pub mod holders;
 pub mod listen;
 pub mod pipeline;

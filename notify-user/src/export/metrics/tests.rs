@@ -90,6 +90,8 @@ fn docs_list_exactly_the_exported_metrics() {
         dax_dev: 1,
         holder: 2,
         dev: Dev(1),
+        dev_from: None,
+        pfn: None,
         start_off: 0,
         offset: 0,
         len: 4096,
