@@ -22,7 +22,7 @@ use tokio::{
 };
 
 use crate::{
-    probe::{AttachMode, Probes, Ring},
+    probe::{AttachMode, Probes},
     session::{
         file::{check_output, new_session},
         findings::{FailOn, findings},
@@ -136,9 +136,8 @@ pub async fn record(opts: RecordOptions) -> anyhow::Result<Recorded> {
     probes.report_to_stderr();
     let probe_records: Vec<ProbeRecord> = probes.outcomes.iter().map(Into::into).collect();
     let kernel = probes.kernel.release.clone();
-    let ring = Ring::open(&mut probes)?;
     let mut collector = Collector::default();
-    let mut stream = Stream::new(ring, vec![&mut collector]);
+    let mut stream = Stream::open(&mut probes, vec![&mut collector])?;
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sighup = signal(SignalKind::hangup())?;

@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use crate::{
     cmd::common::{runtime, trim_heap, until_signal},
     export::sink::{Format, Sink},
-    probe::{AttachMode, Probes, Ring},
+    probe::{AttachMode, Probes},
     session::{file::check_output, log::SessionLog},
     stream::{Listener, Stream, Totals},
 };
@@ -52,14 +52,13 @@ async fn trace(a: TraceArgs) -> anyhow::Result<Totals> {
         None => Sink::stdout(a.format),
     };
     sink.derived = !a.raw;
-    let ring = Ring::open(&mut probes)?;
     trim_heap();
     let mut listeners: Vec<&mut dyn Listener> = Vec::new();
     if let Some(s) = session.as_mut() {
         listeners.push(s);
     }
     listeners.push(&mut sink);
-    let mut stream = Stream::new(ring, listeners);
+    let mut stream = Stream::open(&mut probes, listeners)?;
     stream.start()?;
     until_signal(&mut stream, false).await?;
     let totals = stream.finish()?;

@@ -7,6 +7,7 @@
 //! supported" here means: that PMU exists.
 
 use std::{
+    collections::BTreeMap,
     collections::HashMap,
     fmt, io,
     path::{Path, PathBuf},
@@ -181,6 +182,38 @@ impl TracepointFormat {
                 field: name.into(),
                 fields: self.fields.iter().map(|f| f.name.clone()).collect(),
             })
+    }
+}
+
+impl TracepointFormat {
+    /// The value -> name table of a `__print_symbolic(REC->field, { v, "name" }, ...)` in the
+    /// print format, keyed by value (tables can skip values: 6.12's page types skip 2, so a
+    /// position is not a value). None when the format has no such table or a key is not a
+    /// number (an enum the kernel did not resolve to its value).
+    pub fn symbols(&self, field: &str) -> Option<BTreeMap<i64, String>> {
+        let fmt = self.print_fmt.as_deref()?;
+        let open = format!("__print_symbolic(REC->{field},");
+        let start = fmt.find(&open)? + open.len();
+        let mut map = BTreeMap::new();
+        let mut rest = &fmt[start..];
+        loop {
+            rest = rest.trim_start_matches([' ', ',']);
+            if rest.starts_with(')') || rest.is_empty() {
+                break;
+            }
+            let body = rest.strip_prefix('{')?;
+            let close = body.find('}')?;
+            let (key, name) = body[..close].split_once(',')?;
+            let key = key.trim();
+            let value = match key.strip_prefix("0x") {
+                Some(h) => i64::from_str_radix(h, 16).ok()?,
+                None => key.parse().ok()?,
+            };
+            let name = name.trim().strip_prefix('"')?.strip_suffix('"')?;
+            map.insert(value, name.to_string());
+            rest = &body[close + 1..];
+        }
+        (!map.is_empty()).then_some(map)
     }
 }
 
@@ -616,5 +649,41 @@ print fmt: \"0x%lx\", REC->ret
             t.tracepoint_format("../../..", "etc"),
             Err(TracefsError::NoTracepoint { .. })
         ));
+    }
+
+    /// The 6.12 `ras:memory_failure_event` format as Debian's 6.12.117 headers produce it (its
+    /// page-type table skips value 2).
+    fn mf_format_612() -> String {
+        [
+            "name: memory_failure_event\nID: 1234\nformat:\n",
+            "\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;\n",
+            "\tfield:unsigned char common_flags;\toffset:2;\tsize:1;\tsigned:0;\n",
+            "\tfield:unsigned char common_preempt_count;\toffset:3;\tsize:1;\tsigned:0;\n",
+            "\tfield:int common_pid;\toffset:4;\tsize:4;\tsigned:1;\n\n",
+            "\tfield:unsigned long pfn;\toffset:8;\tsize:8;\tsigned:0;\n",
+            "\tfield:int type;\toffset:16;\tsize:4;\tsigned:1;\n",
+            "\tfield:int result;\toffset:20;\tsize:4;\tsigned:1;\n\n",
+            PRINT_FMT_612,
+            "\n",
+        ]
+        .concat()
+    }
+    const PRINT_FMT_612: &str = r#"print fmt: "pfn %#lx: recovery action for %s: %s", REC->pfn, __print_symbolic(REC->type, { 0, "reserved kernel page" }, { 1, "high-order kernel page" }, { 3, "huge page" }, { 4, "free huge page" }, { 5, "get hwpoison page" }, { 6, "unmapping failed page" }, { 7, "dirty swapcache page" }, { 8, "clean swapcache page" }, { 9, "dirty mlocked LRU page" }, { 10, "clean mlocked LRU page" }, { 11, "dirty unevictable LRU page" }, { 12, "clean unevictable LRU page" }, { 13, "dirty LRU page" }, { 14, "clean LRU page" }, { 15, "already truncated LRU page" }, { 16, "free buddy page" }, { 17, "dax page" }, { 18, "unsplit thp" }, { 19, "already poisoned" }, { 20, "unknown page" }), __print_symbolic(REC->result, { 0, "Ignored" }, { 1, "Failed" }, { 2, "Delayed" }, { 3, "Recovered" })"#;
+
+    #[test]
+    fn symbol_tables_are_keyed_by_value() {
+        let f = TracepointFormat::parse("ras", "memory_failure_event", &mf_format_612()).unwrap();
+        let types = f.symbols("type").expect("a page type table");
+        assert_eq!(types.get(&17).map(String::as_str), Some("dax page"));
+        assert_eq!(types.get(&3).map(String::as_str), Some("huge page"));
+        assert!(!types.contains_key(&2), "6.12 does not print value 2");
+        let results = f.symbols("result").expect("a result table");
+        assert_eq!(results.get(&1).map(String::as_str), Some("Failed"));
+        assert_eq!(results.get(&3).map(String::as_str), Some("Recovered"));
+        assert!(f.symbols("pfn").is_none());
+        // An unresolved enum name instead of a number: no table rather than a wrong one.
+        let raw = mf_format_612().replace("{ 17,", "{ MF_MSG_DAX,");
+        let f = TracepointFormat::parse("ras", "memory_failure_event", &raw).unwrap();
+        assert!(f.symbols("type").is_none());
     }
 }

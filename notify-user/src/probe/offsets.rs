@@ -2,6 +2,8 @@
 //! module BTF) and tracefs formats. Nothing is hard-coded for one kernel: a field not found stays
 //! UNKNOWN and the probe skips that read.
 
+use std::collections::BTreeMap;
+
 use notify_common::Offsets;
 use serde::Serialize;
 
@@ -152,4 +154,35 @@ pub fn resolve_offsets(tracefs: Option<&Tracefs>) -> (Offsets, Vec<FieldSource>)
         });
     }
     (offsets, sources)
+}
+
+/// Names of the memory-failure tracepoint's enum values (`type`: the page type, `result`: the
+/// action result), read from the kernel's own format file: the tables differ by version.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Symbols {
+    pub mf_type: BTreeMap<i64, String>,
+    pub mf_result: BTreeMap<i64, String>,
+}
+
+impl Symbols {
+    /// From the format of the first memory-failure tracepoint that exists (`ras` or
+    /// `memory_failure` group); empty tables when there is none or its format has none.
+    pub fn read(tracefs: Option<&Tracefs>) -> Symbols {
+        let Some(t) = tracefs else {
+            return Symbols::default();
+        };
+        let fmt = [
+            ("ras", "memory_failure_event"),
+            ("memory_failure", "memory_failure_event"),
+        ]
+        .iter()
+        .find_map(|(g, e)| t.tracepoint_format(g, e).ok());
+        match fmt {
+            Some(f) => Symbols {
+                mf_type: f.symbols("type").unwrap_or_default(),
+                mf_result: f.symbols("result").unwrap_or_default(),
+            },
+            None => Symbols::default(),
+        }
+    }
 }

@@ -9,7 +9,7 @@ use crate::{
     kernel::{facts::KernelInfo, kallsyms::Kallsyms, tracefs::Tracefs},
     probe::{
         attach::{self, AttachMode, Env, Method, Outcome},
-        offsets::{FieldSource, resolve_offsets},
+        offsets::{FieldSource, Symbols, resolve_offsets},
     },
 };
 
@@ -18,6 +18,8 @@ use crate::{
 pub struct Probes {
     pub kernel: KernelInfo,
     pub fields: Vec<FieldSource>,
+    /// Names of the memory-failure tracepoint's values, from its format.
+    pub symbols: Symbols,
     pub ebpf: Ebpf,
     pub outcomes: Vec<Outcome>,
     pub mode: AttachMode,
@@ -35,6 +37,7 @@ impl Probes {
         let ksyms = Kallsyms::load()?;
         let tracefs = Tracefs::find_or_mount().ok();
         let (offsets, fields) = resolve_offsets(tracefs.as_ref());
+        let symbols = Symbols::read(tracefs.as_ref());
         let mut ebpf = attach::load_object(&offsets)?;
         let aya_btf = aya::Btf::from_sys_fs().map_err(|e| {
             format!("no vmlinux BTF ({e}): fentry needs a kernel built with CONFIG_DEBUG_INFO_BTF")
@@ -50,6 +53,7 @@ impl Probes {
         Ok(Probes {
             kernel,
             fields,
+            symbols,
             ebpf,
             outcomes,
             mode,

@@ -11,7 +11,7 @@ use std::{
 use notify_model::Item;
 
 use crate::{
-    probe::ring::Ring,
+    probe::{Probes, ring::Ring},
     stream::pipeline::{Pipeline, Totals},
 };
 
@@ -63,13 +63,17 @@ pub struct Stream<'a> {
 const IDLE: Duration = Duration::from_secs(3600);
 
 impl<'a> Stream<'a> {
-    pub fn new(ring: Ring, listeners: Vec<&'a mut dyn Listener>) -> Stream<'a> {
-        Stream {
+    /// The stream of `probes`: their ring buffer, and the names their kernel gives to values.
+    pub fn open(probes: &mut Probes, listeners: Vec<&'a mut dyn Listener>) -> anyhow::Result<Self> {
+        let ring = Ring::open(probes)?;
+        let mut pipe = Pipeline::new();
+        pipe.symbols = probes.symbols.clone();
+        Ok(Stream {
             ring,
-            pipe: Pipeline::new(),
+            pipe,
             listeners,
             ring_failed: None,
-        }
+        })
     }
 
     /// Hands `items` to every listener, and whatever they emit right after each.

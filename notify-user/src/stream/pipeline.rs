@@ -4,10 +4,10 @@
 
 use std::time::{Duration, Instant};
 
-use notify_model::{Derived, Item, TraceEvent};
+use notify_model::{Derived, EventData, Item, TraceEvent};
 
 use crate::{
-    probe::ring::RawSink,
+    probe::{offsets::Symbols, ring::RawSink},
     stream::{
         decode,
         holders::{Conclusion, Tracker},
@@ -35,6 +35,8 @@ pub struct Pipeline {
     pub reorder: Reorder<TraceEvent>,
     pub tracker: Tracker,
     pub totals: Totals,
+    /// Names for the memory-failure tracepoint's values.
+    pub symbols: Symbols,
 }
 
 impl Default for Pipeline {
@@ -49,6 +51,7 @@ impl Pipeline {
             reorder: Reorder::new(1, REORDER_WINDOW),
             tracker: Tracker::new(),
             totals: Totals::default(),
+            symbols: Symbols::default(),
         }
     }
 
@@ -78,7 +81,8 @@ impl Pipeline {
 impl RawSink for Pipeline {
     fn push_raw(&mut self, bytes: &[u8], now: Instant) {
         match decode::decode(bytes) {
-            Ok(ev) => {
+            Ok(mut ev) => {
+                name_values(&mut ev, &self.symbols);
                 log::trace!("raw event seq {} kind {}", ev.seq, ev.data.kind_name());
                 self.reorder.push(ev, now)
             }
@@ -87,6 +91,21 @@ impl RawSink for Pipeline {
                 log::warn!("{e}");
             }
         }
+    }
+}
+
+/// Page type and action result of a memory-failure tracepoint by name.
+fn name_values(ev: &mut TraceEvent, symbols: &Symbols) {
+    if let EventData::MfEvent {
+        mf_type,
+        result,
+        type_name,
+        result_name,
+        ..
+    } = &mut ev.data
+    {
+        *type_name = symbols.mf_type.get(&i64::from(*mf_type)).cloned();
+        *result_name = symbols.mf_result.get(&i64::from(*result)).cloned();
     }
 }
 

@@ -16,7 +16,7 @@ use crate::{
         trace::print_totals,
     },
     export::sink::{Format, Sink},
-    probe::{AttachMode, Probes, Ring},
+    probe::{AttachMode, Probes},
     session::{file::check_output, log::SessionLog},
     stream::{Listener, Stream, Totals},
 };
@@ -147,7 +147,6 @@ async fn agent(loaded: Loaded, session: Option<PathBuf>) -> anyhow::Result<Total
         None => Sink::stdout(s.format),
     };
     sink.derived = s.verbose;
-    let ring = Ring::open(&mut probes)?;
     trim_heap();
     let (agent, _) = Agent::open(AgentOptions {
         journal: s.journal,
@@ -160,7 +159,7 @@ async fn agent(loaded: Loaded, session: Option<PathBuf>) -> anyhow::Result<Total
     }
     listeners.push(&mut sink);
     listeners.push(&mut fa);
-    let mut stream = Stream::new(ring, listeners);
+    let mut stream = Stream::open(&mut probes, listeners)?;
     stream.start()?;
     until_signal(&mut stream, true).await?;
     let totals = stream.finish()?;
