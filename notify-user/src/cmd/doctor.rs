@@ -8,6 +8,7 @@ use serde::Serialize;
 use crate::{
     export::sink::Format,
     kernel::{
+        channels::{Channel, Channels},
         facts::{CollectOptions, KernelInfo},
         kallsyms::Kallsyms,
         tracefs::Tracefs,
@@ -71,6 +72,8 @@ pub struct Report {
     pub kernel: Vec<KernelCheck>,
     pub fields: Vec<FieldSource>,
     pub hooks: Vec<HookReport>,
+    /// How XFS can be told of damage and heard from on this kernel.
+    pub channels: Channels,
 }
 
 /// Runs every trial. Needs root; returns an error only when nothing can be tried at all.
@@ -158,7 +161,9 @@ pub fn diagnose() -> anyhow::Result<Report> {
             auto: ok.then_some(Method::Tracepoint),
         });
     }
+    let channels = Channels::detect(&ksyms);
     Ok(Report {
+        channels,
         release: kernel.release.clone(),
         kernel: kernel
             .checks()
@@ -185,6 +190,31 @@ impl Report {
                 "  {:<26} {:<7} {:<12} {}",
                 c.name, c.status, c.value, c.reason
             );
+        }
+        let _ = writeln!(
+            s,
+            "\nchannels (how XFS can be told of damage, and heard from):"
+        );
+        let c = &self.channels;
+        for (name, ch) in [
+            ("fserror", &c.fserror),
+            ("healthmon", &c.healthmon),
+            ("verify-media", &c.verify_media),
+            ("hard-offline-page", &c.hard_offline_page),
+        ] {
+            let _ = writeln!(s, "  {name:<18} {:<8} {}", presence(ch), ch.reason);
+        }
+        if c.healthmon.is_present() {
+            if c.monitors.is_empty() {
+                let _ = writeln!(s, "  healthmon slots:   no filesystem's monitor is held");
+            }
+            for m in &c.monitors {
+                let _ = writeln!(
+                    s,
+                    "  healthmon slot:    {} held by {} (pid {}, {}): notify will not take it",
+                    m.dev, m.comm, m.pid, m.state
+                );
+            }
         }
         let _ = writeln!(s, "\nstructure offsets (from BTF and tracefs formats):");
         for f in &self.fields {
@@ -226,5 +256,13 @@ impl Report {
             }
         }
         s
+    }
+}
+
+fn presence(c: &Channel) -> &'static str {
+    match c.present {
+        Some(true) => "yes",
+        Some(false) => "no",
+        None => "unknown",
     }
 }

@@ -2,6 +2,7 @@
 //! (BTF, kallsyms, tracefs, sysfs, procfs). Nothing here loads BPF or changes kernel state.
 
 pub mod btf;
+pub mod channels;
 pub mod facts;
 pub mod kallsyms;
 pub mod pmem;
