@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize, de::Error as _};
 
 use crate::{
     event::{Header, TraceEvent},
+    fserror::FsError,
     holder::{Notification, Transition},
     record::AgentRecord,
 };
@@ -33,6 +34,8 @@ pub enum Item {
     Notification(Derived<Notification>),
     /// Something the agent did.
     Record(AgentRecord),
+    /// XFS's own report of an error (fserror through fanotify).
+    FsError(FsError),
 }
 
 impl Item {
@@ -43,6 +46,7 @@ impl Item {
             Item::HolderState(_) => "holder_state",
             Item::Notification(_) => "notification",
             Item::Record(r) => r.kind_name(),
+            Item::FsError(_) => "fs_error",
         }
     }
 
@@ -52,7 +56,7 @@ impl Item {
             Item::Kernel(e) => Some(e.seq),
             Item::HolderState(d) => Some(d.at.seq),
             Item::Notification(d) => Some(d.at.seq),
-            Item::Record(_) => None,
+            Item::Record(_) | Item::FsError(_) => None,
         }
     }
 
@@ -62,6 +66,7 @@ impl Item {
             Item::Kernel(e) => Some(e.ktime_ns),
             Item::HolderState(d) => Some(d.at.ktime_ns),
             Item::Notification(d) => Some(d.at.ktime_ns),
+            Item::FsError(e) => Some(e.ktime_ns),
             Item::Record(_) => None,
         }
     }
@@ -84,6 +89,14 @@ impl Item {
             _ => None,
         }
     }
+}
+
+/// An item's JSON without a header: kind, fields.
+#[derive(Serialize)]
+struct Kinded<'a, T> {
+    kind: &'static str,
+    #[serde(flatten)]
+    data: &'a T,
 }
 
 /// A derived item's JSON: header, kind, fields.
@@ -113,6 +126,11 @@ impl Serialize for Item {
             }
             .serialize(s),
             Item::Record(r) => r.serialize(s),
+            Item::FsError(e) => Kinded {
+                kind: "fs_error",
+                data: e,
+            }
+            .serialize(s),
         }
     }
 }
@@ -132,6 +150,7 @@ impl<'de> Deserialize<'de> for Item {
         let res = match kind {
             "holder_state" => serde_json::from_value(v).map(Item::HolderState),
             "notification" => serde_json::from_value(v).map(Item::Notification),
+            "fs_error" => serde_json::from_value(v).map(Item::FsError),
             k if AgentRecord::KINDS.contains(&k) => serde_json::from_value(v).map(Item::Record),
             // On error, say what is wrong with the kind itself when that is the problem.
             _ => serde_json::from_value(v.clone())

@@ -7,6 +7,7 @@
 pub mod decision;
 pub mod dev;
 pub mod event;
+pub mod fserror;
 pub mod holder;
 pub mod item;
 pub mod journal;

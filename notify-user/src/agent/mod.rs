@@ -21,8 +21,8 @@ use notify_model::{
 use crate::{
     enforce,
     kernel::pmem::{self, PmemDisk},
-    resolve::{mountinfo, site},
     stream::Listener,
+    {kernel::mountinfo, resolve::site},
 };
 
 pub mod badblocks;

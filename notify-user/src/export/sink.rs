@@ -6,9 +6,12 @@ use std::{
     path::Path,
 };
 
+use std::fmt::Write as _;
+
 use notify_model::{
     EventData, Header, Item, Notification, Transition,
     event::{mf_flag_names, ret_str},
+    fserror::FsError,
     record::AgentRecord,
 };
 
@@ -64,6 +67,23 @@ impl Sink {
             Item::HolderState(d) => self.row(item, &d.at, &transition_details(&d.data)),
             Item::Notification(d) => self.row(item, &d.at, &notification_details(&d.data)),
             Item::Record(r) => self.write_record(r),
+            Item::FsError(e) => match self.format {
+                Format::Json => {
+                    serde_json::to_writer(&mut self.out, item)?;
+                    self.out.write_all(b"\n")
+                }
+                Format::Table => writeln!(
+                    self.out,
+                    "{:>6} {:>12} {:>3} {:>7} {:<15} {:<24} {}",
+                    "-",
+                    "-",
+                    "-",
+                    "-",
+                    "xfs",
+                    "fs_error",
+                    fs_error_details(e)
+                ),
+            },
         }
     }
 
@@ -191,6 +211,29 @@ pub fn details(d: &EventData) -> String {
         // Mount steps: above.
         _ => String::new(),
     }
+}
+
+/// One line of details for the table: XFS's own error report.
+pub fn fs_error_details(e: &FsError) -> String {
+    let mut s = format!(
+        "{} dev={} error={}",
+        e.what.name(),
+        e.dev,
+        ret_str(-i64::from(e.error))
+    );
+    if let Some(ino) = e.ino {
+        let _ = write!(s, " ino={ino}");
+    }
+    if let Some(p) = &e.path {
+        let _ = write!(s, " path={}", p.display());
+    }
+    if e.error_count > 1 {
+        let _ = write!(s, " (x{})", e.error_count);
+    }
+    if let Some(n) = e.notification_seq {
+        let _ = write!(s, " after notification seq {n}");
+    }
+    s
 }
 
 /// One line of details for the table: a holder's state change.

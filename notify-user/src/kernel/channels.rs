@@ -138,8 +138,8 @@ pub fn monitor_holders(proc: &Path) -> Vec<MonitorHolder> {
             continue;
         };
         for fd in fds.flatten() {
-            let is_monitor = fs::read_link(fd.path())
-                .is_ok_and(|t| t.as_os_str() == "anon_inode:xfs_healthmon");
+            let is_monitor =
+                fs::read_link(fd.path()).is_ok_and(|t| t.as_os_str() == "anon_inode:xfs_healthmon");
             if !is_monitor {
                 continue;
             }

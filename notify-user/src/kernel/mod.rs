@@ -5,5 +5,6 @@ pub mod btf;
 pub mod channels;
 pub mod facts;
 pub mod kallsyms;
+pub mod mountinfo;
 pub mod pmem;
 pub mod tracefs;

@@ -25,6 +25,75 @@ pub struct PmemDisk {
     pub phys_start: Option<u64>,
     /// Size in bytes (from the disk's sector count).
     pub size: u64,
+    /// The namespace (or pfn device) the disk is attached to, and what identifies it.
+    pub namespace: Option<Namespace>,
+}
+
+/// The libnvdimm device behind a pmem disk: `/sys/block/pmemN/device`, a namespace
+/// (`namespaceX.Y`: raw, or `memory` for memmap=) or a pfn device (`pfnX.Y`: fsdax with an info
+/// block), as ndctl names them (`ndctl list -N`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Namespace {
+    /// "namespace0.0" or "pfn0.1".
+    pub name: String,
+    /// The region it is in ("region0").
+    pub region: Option<String>,
+    /// The on-media uuid (labelled namespaces, pfn info blocks); none for a label-less or
+    /// memmap= namespace.
+    pub uuid: Option<String>,
+    /// The bus provider ("e820" for memmap= and legacy, or the ACPI NFIT provider).
+    pub provider: Option<String>,
+    /// `mode` (safe, memory, dax, raw), when the device has one.
+    pub mode: Option<String>,
+    /// Physical start and size of the data.
+    pub resource: Option<u64>,
+    pub size: Option<u64>,
+}
+
+impl Namespace {
+    /// What stays the same for the same namespace and differs for another: its uuid where the
+    /// medium has one, else the bus, region and physical range (a memmap= namespace has nothing
+    /// else: a different `memmap=` is a different namespace).
+    pub fn identity(&self) -> String {
+        match &self.uuid {
+            Some(u) => format!("uuid:{u}"),
+            None => format!(
+                "{}:{}:{}+{}",
+                self.provider.as_deref().unwrap_or("?"),
+                self.region.as_deref().unwrap_or("?"),
+                self.resource.map_or("?".into(), |r| format!("{r:#x}")),
+                self.size.map_or("?".into(), |s| format!("{s:#x}")),
+            ),
+        }
+    }
+}
+
+/// The namespace behind `disk_dir` (`/sys/block/pmemN`), from its `device` link.
+fn namespace_of(disk_dir: &Path) -> Option<Namespace> {
+    let dev_dir = fs::canonicalize(disk_dir.join("device")).ok()?;
+    let name = dev_dir.file_name()?.to_string_lossy().into_owned();
+    let attr = |a: &str| read_trim(&dev_dir.join(a)).filter(|v| !v.is_empty());
+    // The region and the bus are ancestors: .../ndbusN/regionM/namespaceM.K.
+    let region = dev_dir
+        .ancestors()
+        .filter_map(|a| a.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .find(|n| n.starts_with("region"));
+    let provider = dev_dir
+        .ancestors()
+        .find(|a| {
+            a.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("ndbus"))
+        })
+        .and_then(|b| read_trim(&b.join("provider")));
+    Some(Namespace {
+        name,
+        region,
+        uuid: attr("uuid"),
+        provider,
+        mode: attr("mode"),
+        resource: attr("resource").and_then(|s| parse_u64(&s)),
+        size: attr("size").and_then(|s| parse_u64(&s)),
+    })
 }
 
 impl PmemDisk {
@@ -45,10 +114,7 @@ fn read_trim(p: &Path) -> Option<String> {
 }
 
 fn parse_dev(s: &str) -> Option<Dev> {
-    let (maj, min) = s.split_once(':')?;
-    Some(Dev(
-        (maj.parse::<u32>().ok()? << 20) | min.parse::<u32>().ok()?
-    ))
+    Dev::parse(s)
 }
 
 fn parse_u64(s: &str) -> Option<u64> {
@@ -77,6 +143,7 @@ pub fn scan_at(sys_block: &Path) -> io::Result<Vec<PmemDisk>> {
             * 512;
         let phys_start = read_trim(&dir.join("device/resource")).and_then(|s| parse_u64(&s));
         out.push(PmemDisk {
+            namespace: namespace_of(&dir),
             name,
             dev,
             phys_start,
@@ -120,11 +187,15 @@ mod tests {
         let block = root.join("block");
         // pmem0 with a namespace resource at 1 GiB, 1 GiB long; a partition pmem0p1.
         let disk = root.join("devices/ndbus0/region0/namespace0.0/block/pmem0");
+        fs::create_dir_all(root.join("devices/ndbus0")).unwrap();
+        fs::write(root.join("devices/ndbus0/provider"), "e820\n").unwrap();
         fs::create_dir_all(disk.join("pmem0p1")).unwrap();
         fs::write(disk.join("dev"), "259:0\n").unwrap();
         fs::write(disk.join("size"), format!("{}\n", (1u64 << 30) / 512)).unwrap();
         fs::write(disk.join("pmem0p1/dev"), "259:1\n").unwrap();
         fs::write(disk.join("../../resource"), "0x40000000\n").unwrap();
+        fs::write(disk.join("../../size"), "1073741824\n").unwrap();
+        fs::write(disk.join("../../mode"), "memory\n").unwrap();
         std::os::unix::fs::symlink(disk.join("../.."), disk.join("device")).unwrap();
         fs::create_dir_all(&block).unwrap();
         std::os::unix::fs::symlink(&disk, block.join("pmem0")).unwrap();
@@ -152,6 +223,21 @@ mod tests {
         );
         assert!(by_pfn(&disks, 0x3ffff).is_none());
         assert!(by_pfn(&disks, 0x80000).is_none(), "one past the end");
+        // A memmap= namespace: no uuid, identified by bus, region and physical range.
+        let ns = d.namespace.as_ref().unwrap();
+        assert_eq!(
+            (ns.name.as_str(), ns.mode.as_deref(), ns.uuid.as_deref()),
+            ("namespace0.0", Some("memory"), None)
+        );
+        assert_eq!(ns.identity(), "e820:region0:0x40000000+0x40000000");
+        let labelled = Namespace {
+            uuid: Some("6e0b2c0c-4f5a-4f8e-9d1e-2d6c1b2a3f40".into()),
+            ..ns.clone()
+        };
+        assert_eq!(
+            labelled.identity(),
+            "uuid:6e0b2c0c-4f5a-4f8e-9d1e-2d6c1b2a3f40"
+        );
         let part = disk_of(&root.join("dev/block"), &disks, Dev((259 << 20) | 1)).unwrap();
         assert_eq!(part.name, "pmem0");
         fs::remove_dir_all(root).unwrap();

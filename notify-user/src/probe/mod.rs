@@ -2,6 +2,7 @@
 //! the kernel allows, and the ring buffer they write into.
 
 pub mod attach;
+pub mod fserror;
 pub mod hooks;
 pub mod offsets;
 pub mod open;

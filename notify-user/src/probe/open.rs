@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use aya::Ebpf;
 
 use crate::{
-    kernel::{facts::KernelInfo, kallsyms::Kallsyms, tracefs::Tracefs},
+    kernel::{channels::Channels, facts::KernelInfo, kallsyms::Kallsyms, tracefs::Tracefs},
     probe::{
         attach::{self, AttachMode, Env, Method, Outcome},
         offsets::{FieldSource, Symbols, resolve_offsets},
@@ -20,6 +20,8 @@ pub struct Probes {
     pub fields: Vec<FieldSource>,
     /// Names of the memory-failure tracepoint's values, from its format.
     pub symbols: Symbols,
+    /// How XFS can be told of damage and heard from on this kernel.
+    pub channels: Channels,
     pub ebpf: Ebpf,
     pub outcomes: Vec<Outcome>,
     pub mode: AttachMode,
@@ -50,10 +52,12 @@ impl Probes {
             tracepoint_exists: &exists,
         };
         let outcomes = attach::attach_all(&mut ebpf, mode, &env);
+        let channels = Channels::detect(&ksyms);
         Ok(Probes {
             kernel,
             fields,
             symbols,
+            channels,
             ebpf,
             outcomes,
             mode,

@@ -5,7 +5,6 @@ pub mod fiemap;
 pub mod fsmap;
 pub mod geometry;
 pub mod mappers;
-pub mod mountinfo;
 pub mod owners;
 pub mod paths;
 pub mod site;

@@ -10,8 +10,8 @@ use notify_model::Dev;
 use serde::Serialize;
 
 use crate::{
-    kernel::pmem,
-    resolve::{geometry, mountinfo},
+    kernel::{mountinfo, pmem},
+    resolve::geometry,
 };
 
 /// A ready filesystem on (a partition of) a pmem disk.

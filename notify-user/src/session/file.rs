@@ -61,6 +61,7 @@ pub fn device_names(events: &[Item]) -> BTreeMap<String, String> {
             Item::Kernel(ev) => ev.data.dev(),
             Item::HolderState(t) => t.data.dev,
             Item::Notification(n) => n.data.dev,
+            Item::FsError(e) => e.dev,
             Item::Record(_) => Dev(0),
         };
         if d.is_known() {

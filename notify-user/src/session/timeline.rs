@@ -17,7 +17,7 @@ use notify_model::{
 };
 
 use crate::{
-    export::sink::details,
+    export::sink::{details, fs_error_details},
     stream::{
         devices::{Devices, Place},
         pipeline,
@@ -164,15 +164,24 @@ pub fn ensure_derived(items: &[Item]) -> Vec<Item> {
             .cloned()
             .collect();
     }
-    pipeline::derive(items.iter().filter_map(Item::kernel).cloned())
+    pipeline::derive(items.iter().cloned())
 }
 
-/// The header of a kernel or derived item.
-fn header(item: &Item) -> Option<Header> {
+/// The header of a kernel or derived item; an XFS report (no kernel sequence number) takes the
+/// sequence number of the item before it in the recording, where it was read.
+fn header(item: &Item, seq_before: u64) -> Option<Header> {
     match item {
         Item::Kernel(e) => Some(e.header()),
         Item::HolderState(d) => Some(d.at.clone()),
         Item::Notification(d) => Some(d.at.clone()),
+        Item::FsError(e) => Some(Header {
+            seq: seq_before,
+            ktime_ns: e.ktime_ns,
+            cpu: 0,
+            pid: 0,
+            tid: 0,
+            comm: "xfs".into(),
+        }),
         Item::Record(_) => None,
     }
 }
@@ -209,6 +218,7 @@ impl Builder {
             Item::Notification(n) => {
                 Slot::Lane(self.devices.bind(n.data.dax_dev, n.data.holder, n.data.dev))
             }
+            Item::FsError(e) => Slot::Lane(self.devices.bind(0, 0, e.dev)),
             Item::Record(_) => Slot::Other,
             Item::Kernel(ev) => self.kernel_slot(ev),
         }
@@ -285,13 +295,20 @@ impl Timeline {
     /// Builds the timeline from a session's events (kernel events in seq order, each followed by
     /// what it caused). Derived events are computed here if the recording has none.
     pub fn build(items: &[Item]) -> Timeline {
-        let mut items = ensure_derived(items);
-        // Kernel order; a derived item keeps its cause's seq and stays after it.
-        items.sort_by_key(|e| e.seq().unwrap_or(u64::MAX));
-        let hs: Vec<Header> = items
-            .iter()
-            .map(|i| header(i).unwrap_or_default())
+        let items = ensure_derived(items);
+        // Kernel order; a derived item keeps its cause's seq and stays after it, an XFS report
+        // stays after the item it was read after.
+        let mut seq_before = 0;
+        let mut keyed: Vec<(Header, Item)> = items
+            .into_iter()
+            .map(|i| {
+                let h = header(&i, seq_before).unwrap_or_default();
+                seq_before = h.seq;
+                (h, i)
+            })
             .collect();
+        keyed.sort_by_key(|(h, _)| h.seq);
+        let (hs, items): (Vec<Header>, Vec<Item>) = keyed.into_iter().unzip();
         let t0 = hs.iter().map(|h| h.ktime_ns).min().unwrap_or(0);
         let t1 = hs.iter().map(|h| h.ktime_ns).max().unwrap_or(0);
         let mut b = Builder::default();
@@ -424,6 +441,21 @@ impl Timeline {
                     }
                 }
                 Item::Record(_) => {}
+                Item::FsError(e) => {
+                    let step = Step {
+                        seq: h.seq,
+                        t_ns,
+                        pid: 0,
+                        comm: "xfs".into(),
+                        kind: "fs_error",
+                        detail: fs_error_details(e),
+                        transition: None,
+                    };
+                    match lane {
+                        Some(l) => lanes[l].steps.push(step),
+                        None => tl.other.push(step),
+                    }
+                }
                 Item::Kernel(ev) => {
                     let data = &ev.data;
                     // The tick of a memory failure: its entry, or its tracepoint when the entry

@@ -11,8 +11,11 @@ use std::{
 use notify_model::Item;
 
 use crate::{
-    probe::{Probes, ring::Ring},
-    stream::pipeline::{Pipeline, Totals},
+    probe::{Probes, fserror::FsErrors, ring::Ring},
+    stream::{
+        fswatch::FsWatch,
+        pipeline::{Pipeline, Totals},
+    },
 };
 
 /// Something that consumes the stream.
@@ -57,6 +60,8 @@ pub struct Stream<'a> {
     listeners: Vec<&'a mut dyn Listener>,
     /// A read of the ring failed; only the drain at the end is still tried.
     pub ring_failed: Option<std::io::Error>,
+    /// XFS's own error reports, where the kernel has them.
+    pub fswatch: Option<FsWatch>,
 }
 
 /// The longest a wait lasts with nothing to wake for.
@@ -68,11 +73,32 @@ impl<'a> Stream<'a> {
         let ring = Ring::open(probes)?;
         let mut pipe = Pipeline::new();
         pipe.symbols = probes.symbols.clone();
+        let fswatch = if probes.channels.fserror.is_present() {
+            match FsErrors::open() {
+                Ok(e) => {
+                    let w = FsWatch::start(e);
+                    eprintln!(
+                        "notify: fserror: watching {} XFS filesystem(s) for FAN_FS_ERROR, and \
+                         each one that mounts",
+                        w.errors.watched().len()
+                    );
+                    Some(w)
+                }
+                Err(e) => {
+                    eprintln!("notify: fserror: cannot listen (fanotify_init: {e})");
+                    None
+                }
+            }
+        } else {
+            eprintln!("notify: fserror: {}", probes.channels.fserror.reason);
+            None
+        };
         Ok(Stream {
             ring,
             pipe,
             listeners,
             ring_failed: None,
+            fswatch,
         })
     }
 
@@ -88,6 +114,23 @@ impl<'a> Stream<'a> {
             for e in emitted.drain(..).rev() {
                 queue.push_front(e);
             }
+        }
+        Ok(())
+    }
+
+    /// Kernel items first (the report watcher learns from them), then the XFS reports read
+    /// since the last step.
+    fn dispatch_with_reports(&mut self, items: Vec<Item>) -> anyhow::Result<()> {
+        if let Some(w) = self.fswatch.as_mut() {
+            for i in &items {
+                w.on_item(i);
+            }
+        }
+        self.dispatch(items)?;
+        if let Some(w) = self.fswatch.as_mut() {
+            w.poll(Instant::now());
+            let reports: Vec<Item> = w.take().into_iter().map(Item::FsError).collect();
+            self.dispatch(reports)?;
         }
         Ok(())
     }
@@ -113,15 +156,21 @@ impl<'a> Stream<'a> {
                 sleep = sleep.min(w);
             }
         }
-        if self.ring_failed.is_some() {
-            tokio::time::sleep(sleep).await;
-            return;
+        if let Some(w) = self.fswatch.as_ref().and_then(FsWatch::next_wakeup) {
+            sleep = sleep.min(w);
         }
+        let ring_ok = self.ring_failed.is_none();
         tokio::select! {
-            r = self.ring.read_into(&mut self.pipe) => {
+            r = self.ring.read_into(&mut self.pipe), if ring_ok => {
                 if let Err(e) = r {
                     eprintln!("notify: reading the ring buffer: {e}");
                     self.ring_failed = Some(e);
+                }
+            }
+            r = fs_wait(&mut self.fswatch) => {
+                if let Err(e) = r {
+                    eprintln!("notify: reading XFS error reports: {e}; no longer listening");
+                    self.fswatch = None;
                 }
             }
             _ = tokio::time::sleep(sleep) => {}
@@ -132,7 +181,7 @@ impl<'a> Stream<'a> {
     /// the batch.
     pub fn step(&mut self) -> anyhow::Result<()> {
         let items = self.pipe.ready(Instant::now(), false);
-        self.dispatch(items)?;
+        self.dispatch_with_reports(items)?;
         let mut emitted = Vec::new();
         let now = Instant::now();
         for l in self.listeners.iter_mut() {
@@ -161,7 +210,7 @@ impl<'a> Stream<'a> {
     pub fn finish(mut self) -> anyhow::Result<Totals> {
         self.ring.drain_into(&mut self.pipe);
         let items = self.pipe.ready(Instant::now(), true);
-        self.dispatch(items)?;
+        self.dispatch_with_reports(items)?;
         self.batch_end()?;
         self.pipe.totals.lost_kernel = self.ring.lost_in_kernel();
         let totals = self.pipe.totals.clone();
@@ -169,5 +218,13 @@ impl<'a> Stream<'a> {
             l.finish(&totals)?;
         }
         Ok(totals)
+    }
+}
+
+/// Waits for XFS reports; never when there is no watcher.
+async fn fs_wait(w: &mut Option<FsWatch>) -> std::io::Result<()> {
+    match w {
+        Some(w) => w.wait().await,
+        None => std::future::pending().await,
     }
 }

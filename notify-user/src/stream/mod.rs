@@ -4,6 +4,7 @@
 
 pub mod decode;
 pub mod devices;
+pub mod fswatch;
 pub mod holders;
 pub mod listen;
 pub mod pipeline;

@@ -122,13 +122,21 @@ fn derive_into(ev: &TraceEvent, conclusions: Vec<Conclusion>, out: &mut Vec<Item
     }
 }
 
-/// The items of recorded kernel events (a raw trace), derived the way a live run derives them.
-pub fn derive(events: impl IntoIterator<Item = TraceEvent>) -> Vec<Item> {
+/// The items of a recording without derived items (a raw trace), derived the way a live run
+/// derives them: each kernel event followed by its conclusions; XFS's reports kept where they
+/// are; agent records left out.
+pub fn derive(items: impl IntoIterator<Item = Item>) -> Vec<Item> {
     let mut tracker = Tracker::new();
     let mut out = Vec::new();
-    for ev in events {
-        let conclusions = tracker.apply(&ev);
-        derive_into(&ev, conclusions, &mut out);
+    for item in items {
+        match item {
+            Item::Kernel(ev) => {
+                let conclusions = tracker.apply(&ev);
+                derive_into(&ev, conclusions, &mut out);
+            }
+            Item::FsError(_) => out.push(item),
+            Item::HolderState(_) | Item::Notification(_) | Item::Record(_) => {}
+        }
     }
     out
 }
