@@ -62,6 +62,9 @@ pub enum Verdict {
     DeviceDead,
     /// Any other error (e.g. -EUCLEAN when metadata was hit and XFS shut down).
     Failed,
+    /// The device is going away (`MF_MEM_PRE_REMOVE` on 6.7+, or the whole-device call with
+    /// no flags that 6.1's `kill_dax` makes at unbind): not poison, never replayed.
+    Removal,
 }
 
 impl Verdict {
@@ -73,7 +76,13 @@ impl Verdict {
             Verdict::Unsupported => "unsupported",
             Verdict::DeviceDead => "device_dead",
             Verdict::Failed => "failed",
+            Verdict::Removal => "removal",
         }
+    }
+
+    /// A notification that says the device goes away rather than that a range is bad.
+    pub fn is_removal(mf_flags: u32, offset: u64, len: u64) -> bool {
+        mf_flags & crate::event::MF_MEM_PRE_REMOVE != 0 || (offset == 0 && len == u64::MAX)
     }
 
     /// Whether userspace must replay it once the filesystem is ready.

@@ -54,6 +54,10 @@ pub struct Damage {
     /// Wall clock (Unix ns) when the agent saw it.
     pub wall_ns: u64,
     pub reason: Reason,
+    /// The identity of the pmem namespace the range is on (`kernel::pmem::Namespace`), when
+    /// known: a record whose namespace no longer exists or changed is stale, never acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
 }
 
 /// Where a record is in its life.
@@ -62,6 +66,9 @@ pub struct Damage {
 pub enum Status {
     Pending,
     Replayed,
+    /// Done with for good without acting: the note says why (the namespace changed, the device
+    /// never gets an XFS holder).
+    Closed,
 }
 
 /// A damaged range and its current state.
@@ -75,6 +82,18 @@ pub struct Record {
     /// Note of the last state change ("killed 2, reported 1"...).
     pub note: Option<String>,
     pub state_wall_ns: Option<u64>,
+    /// The mounts whose XFS was told of the range (XFS_IOC_VERIFY_MEDIA), once each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub told: Vec<Told>,
+}
+
+/// XFS was told of a record's range on one mount.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Told {
+    /// The mount (`boot id`/`unique mount id`): a remount is another one.
+    pub mount: String,
+    pub wall_ns: u64,
+    pub note: String,
 }
 
 /// A byte range of the journal that was dropped on open.

@@ -72,6 +72,46 @@ pub enum AgentRecord {
         #[serde(flatten)]
         recovery: Recovery,
     },
+    /// XFS was told of a record's range (XFS_IOC_VERIFY_MEDIA with its report flag): it read
+    /// the range and reported every failed read's owners itself.
+    XfsTold {
+        id: u64,
+        disk: String,
+        mount_point: PathBuf,
+        /// The unique mount it was told on (once per mount).
+        mount: String,
+        /// 512-byte sectors of the data device verified: `[start, end)`.
+        start: u64,
+        end: u64,
+        /// The reads that failed: (first sector, sectors).
+        bad: Vec<(u64, u64)>,
+        /// Why telling failed, when it did.
+        error: Option<String>,
+    },
+    /// What XFS reported after being told: its data-loss reports (FAN_FS_ERROR) for the
+    /// record's file owners, compared with the owners GETFSMAP names.
+    XfsReported {
+        id: u64,
+        disk: String,
+        /// Inode numbers XFS reported data loss for.
+        reported: Vec<u64>,
+        /// File owners GETFSMAP names in the range.
+        owners: Vec<u64>,
+        /// Owners XFS did not report within the wait.
+        missing: Vec<u64>,
+        /// Reports that were merged by fanotify (error_count above 1): files not named.
+        merged: u32,
+    },
+    /// A record closed without acting on it (the note says why).
+    Closed { id: u64, disk: String, why: String },
+    /// A notification that a device is going away (`MF_MEM_PRE_REMOVE`, or 6.1's
+    /// whole-device call with no flags at unbind): not poison, never journaled.
+    DeviceRemoval {
+        dax_offset: u64,
+        len: u64,
+        mf_flags: u32,
+        disk: Option<String>,
+    },
 }
 
 impl AgentRecord {
@@ -83,6 +123,10 @@ impl AgentRecord {
         "enforcement",
         "mount_not_visible",
         "journal_recovered",
+        "xfs_told",
+        "xfs_reported",
+        "closed",
+        "device_removal",
     ];
 
     pub fn kind_name(&self) -> &'static str {
@@ -93,6 +137,10 @@ impl AgentRecord {
             AgentRecord::Enforcement { .. } => "enforcement",
             AgentRecord::MountNotVisible { .. } => "mount_not_visible",
             AgentRecord::JournalRecovered { .. } => "journal_recovered",
+            AgentRecord::XfsTold { .. } => "xfs_told",
+            AgentRecord::XfsReported { .. } => "xfs_reported",
+            AgentRecord::Closed { .. } => "closed",
+            AgentRecord::DeviceRemoval { .. } => "device_removal",
         }
     }
 }
@@ -133,6 +181,14 @@ pub struct ReplayReport {
     pub decisions: Vec<Decision>,
     /// Why nothing could be done, when that is the case.
     pub error: Option<String>,
+    /// Whether XFS itself was told of the range on this mount (7.0+), as the `xfs_told`
+    /// record before this one says.
+    #[serde(default)]
+    pub xfs_told: bool,
+    /// What an operator should do next, plainly: XFS could not be told on this kernel (run a
+    /// media scan), metadata is damaged (unmount and repair).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub advice: Vec<String>,
 }
 
 impl ReplayReport {

@@ -123,6 +123,18 @@ fn every_event() -> Vec<EventData> {
 
 /// One derived item of each kind, with the header of its cause.
 fn every_derived() -> Vec<Item> {
+    let fs_error = Item::FsError(notify_model::fserror::FsError {
+        ktime_ns: 5,
+        dev: Dev::from_user(libc::makedev(259, 1)),
+        mount_point: "/mnt/pmem".into(),
+        what: notify_model::fserror::FsErrorKind::DataLost,
+        error: 5,
+        error_count: 1,
+        ino: Some(131),
+        generation: Some(7),
+        path: Some("/mnt/pmem/f".into()),
+        notification_seq: Some(9),
+    });
     let dev = Dev::from_user(libc::makedev(259, 1));
     let at = Header {
         seq: 1,
@@ -133,6 +145,7 @@ fn every_derived() -> Vec<Item> {
         comm: "mount".into(),
     };
     vec![
+        fs_error,
         Item::HolderState(Derived {
             at: at.clone(),
             data: Transition {
@@ -202,6 +215,8 @@ fn every_action() -> Vec<Action> {
         }],
         decisions: vec![decision()],
         error: None,
+        xfs_told: true,
+        advice: vec!["unmount /mnt/pmem and run `xfs_repair` on its device".into()],
     };
     vec![
         Action::Journaled {
@@ -251,6 +266,35 @@ fn every_action() -> Vec<Action> {
         Action::MountNotVisible {
             dev: Dev::from_user(libc::makedev(259, 1)),
             waited_ms: 10_000,
+        },
+        Action::XfsTold {
+            id: 1,
+            disk: "pmem0".into(),
+            mount_point: "/mnt/pmem".into(),
+            mount: "0b9c7e7c-boot/42".into(),
+            start: 2048,
+            end: 2056,
+            bad: vec![(2048, 8)],
+            error: None,
+        },
+        Action::XfsReported {
+            id: 1,
+            disk: "pmem0".into(),
+            reported: vec![131],
+            owners: vec![131, 132],
+            missing: vec![132],
+            merged: 0,
+        },
+        Action::Closed {
+            id: 2,
+            disk: "pmem0".into(),
+            why: "stale".into(),
+        },
+        Action::DeviceRemoval {
+            dax_offset: 0,
+            len: u64::MAX,
+            mf_flags: 0x80,
+            disk: Some("pmem0".into()),
         },
         Action::JournalRecovered {
             recovery: Recovery {
@@ -445,6 +489,7 @@ fn seed_journal(path: &Path, torn_tail: bool) {
             ktime_ns: 1,
             wall_ns: journal::now_ns(),
             reason: Reason::Premature,
+            namespace: None,
         })
         .unwrap();
     }

@@ -167,10 +167,26 @@ fn graph() -> Graph {
         modules.insert(module_of(f));
     }
     let mut edges: BTreeMap<Vec<String>, BTreeMap<Vec<String>, String>> = BTreeMap::new();
-    // A module uses the children it declares (its `mod x;` and the `x::` paths of its body);
-    // a child that uses its parent's own items back closes a cycle.
+    // A module uses the public children it declares (its `pub mod x;` and the `x::` paths of
+    // its body); a child that uses its parent's own items back closes a cycle. A private child
+    // (`mod x;`) is a part of its parent (an impl split by duty), not a module of its own.
+    let mut private: BTreeSet<Vec<String>> = BTreeSet::new();
+    for f in &files {
+        let m = module_of(f);
+        for line in fs::read_to_string(f).unwrap().lines() {
+            if let Some(name) = line
+                .trim()
+                .strip_prefix("mod ")
+                .and_then(|r| r.strip_suffix(';'))
+            {
+                let mut child = m.clone();
+                child.push(name.to_string());
+                private.insert(child);
+            }
+        }
+    }
     for m in &modules {
-        if m.len() > 1 {
+        if m.len() > 1 && !private.contains(m) {
             let parent = m[..m.len() - 1].to_vec();
             if modules.contains(&parent) {
                 edges
@@ -195,8 +211,13 @@ fn graph() -> Graph {
                 .rev()
                 .map(|n| p[..n].to_vec())
                 .find(|prefix| modules.contains(prefix));
+            // A private part using its parent is the parent using itself.
+            let part_of = |a: &Vec<String>, b: &Vec<String>| {
+                private.contains(a) && a.starts_with(b) && a.len() == b.len() + 1
+            };
             if let Some(t) = target
                 && t != m
+                && !part_of(&m, &t)
             {
                 edges
                     .entry(m.clone())

@@ -38,6 +38,7 @@ fn note(seq: u64) -> Notification {
         } else {
             Reason::NoHolder
         },
+        namespace: None,
     }
 }
 

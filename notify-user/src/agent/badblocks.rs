@@ -260,9 +260,11 @@ mod tests {
                 kernel_seq: id,
                 ktime_ns: 0,
                 wall_ns: 0,
+                namespace: None,
                 reason: Reason::Premature,
             },
             state: Status::Pending,
+            told: vec![],
             note: None,
             state_wall_ns: None,
         };

@@ -75,6 +75,13 @@ pub enum Entry {
     /// Written first by `compact`/`clear`: ids never go back, even when the records holding
     /// the highest ones were dropped, so an id in an old log line names one notification only.
     Meta { next_id: u64 },
+    /// XFS was told of the record's range on this mount.
+    Told {
+        id: u64,
+        mount: String,
+        wall_ns: u64,
+        note: String,
+    },
 }
 
 #[derive(Debug)]
@@ -496,6 +503,52 @@ impl Journal {
         Ok(true)
     }
 
+    /// Closes a record without acting on it, for good (`note` says why). `Ok(false)` when it
+    /// was closed already.
+    pub fn close(&mut self, id: u64, note: &str) -> Result<bool> {
+        match self.records.get(&id) {
+            None => return Err(JournalError::UnknownId(id)),
+            Some(r) if r.state == Status::Closed => return Ok(false),
+            Some(_) => {}
+        }
+        let e = Entry::State {
+            id,
+            state: Status::Closed,
+            wall_ns: now_ns(),
+            note: note.to_string(),
+        };
+        self.write_entry(&e)?;
+        self.apply(e);
+        Ok(true)
+    }
+
+    /// Whether XFS was told of record `id` on `mount`.
+    pub fn told(&self, id: u64, mount: &str) -> bool {
+        self.records
+            .get(&id)
+            .is_some_and(|r| r.told.iter().any(|t| t.mount == mount))
+    }
+
+    /// Records that XFS was told of `id` on `mount` (call after telling it). `Ok(false)` when
+    /// it was already.
+    pub fn mark_told(&mut self, id: u64, mount: &str, note: &str) -> Result<bool> {
+        if !self.records.contains_key(&id) {
+            return Err(JournalError::UnknownId(id));
+        }
+        if self.told(id, mount) {
+            return Ok(false);
+        }
+        let e = Entry::Told {
+            id,
+            mount: mount.to_string(),
+            wall_ns: now_ns(),
+            note: note.to_string(),
+        };
+        self.write_entry(&e)?;
+        self.apply(e);
+        Ok(true)
+    }
+
     pub fn get(&self, id: u64) -> Option<&Record> {
         self.records.get(&id)
     }
@@ -581,10 +634,27 @@ fn apply(records: &mut BTreeMap<u64, Record>, next_id: &mut u64, e: Entry) -> Op
                     state: Status::Pending,
                     note: None,
                     state_wall_ns: None,
+                    told: Vec::new(),
                 },
             );
             None
         }
+        Entry::Told {
+            id,
+            mount,
+            wall_ns,
+            note,
+        } => match records.get_mut(&id) {
+            Some(r) => {
+                r.told.push(notify_model::journal::Told {
+                    mount,
+                    wall_ns,
+                    note,
+                });
+                None
+            }
+            None => Some(id),
+        },
         Entry::State {
             id,
             state,
@@ -657,6 +727,7 @@ mod tests {
             ktime_ns: 1_000 + i,
             wall_ns: 2_000 + i,
             reason: Reason::Premature,
+            namespace: None,
         }
     }
 

@@ -1,33 +1,37 @@
-//! The enforcing agent: journals every notification the kernel left for userspace, and replays
-//! it once its filesystem is ready.
+//! The enforcing agent: journals every notification the kernel left for userspace and every
+//! bad range the pmem driver lists, tells XFS of them once its filesystem is ready (7.0+), and
+//! acts on the processes mapping them by policy.
 //!
 //! Order of duties for a dropped notification: journal it (fsynced) before anything else, so a
-//! crash at any later point loses nothing; when the filesystem becomes ready, resolve and act;
-//! mark the record replayed only after acting, so a crash mid-replay replays again (the mappers
-//! are re-scanned then, so a process that already died is not hit twice and a new process that
-//! reuses its pid is only signalled if it really maps the damaged range).
+//! crash at any later point loses nothing; when the filesystem becomes ready, tell XFS, resolve
+//! and act; mark the record replayed only after acting, so a crash mid-replay replays again (the
+//! mappers are re-scanned then, so a process that already died is not hit twice and a new
+//! process that reuses its pid is only signalled if it really maps the damaged range). XFS is
+//! told once per mount: the journal records each mount it was told on.
 
 use std::{
     path::{Path, PathBuf},
     time::{Duration, Instant},
 };
 
-use notify_model::{
-    Derived, Dev, DevFrom, EventData, Item, Notification, State, Verdict,
-    journal::{Damage, DaxDevice, Reason, Recovery},
-    record::{AgentRecord, IdentifiedBy},
-};
+use notify_model::{Dev, EventData, Item, State, Verdict, journal::Recovery, record::AgentRecord};
 
 use crate::{
     enforce,
-    kernel::pmem::{self, PmemDisk},
+    kernel::{channels::Channels, mountinfo, pmem},
     stream::Listener,
-    {kernel::mountinfo, resolve::site},
 };
 
 pub mod badblocks;
 pub mod journal;
 pub mod replay;
+pub mod tell;
+// The agent's own implementation, by duty (private: parts of this module).
+mod confirm;
+mod intake;
+mod pass;
+
+pub use pass::mount_id;
 
 use journal::Journal;
 
@@ -40,6 +44,20 @@ pub const MOUNT_POLL: Duration = Duration::from_millis(20);
 pub struct AgentOptions {
     pub journal: PathBuf,
     pub enforce: enforce::Config,
+    /// What this kernel offers (whether XFS can be told).
+    pub channels: Channels,
+    /// How often to read the pmem bad-block lists for ranges added since (additions are never
+    /// signalled); None: only at ready edges and at start.
+    pub rescan: Option<Duration>,
+}
+
+/// Whether XFS can be told of a range on this kernel.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Tell {
+    /// `XFS_IOC_VERIFY_MEDIA` with its report flag.
+    Verify,
+    /// Why not.
+    Cannot(String),
 }
 
 pub struct Agent {
@@ -47,12 +65,13 @@ pub struct Agent {
     /// What opening the journal found, reported at start.
     recovery: Option<Recovery>,
     cfg: enforce::Config,
+    tell: Tell,
     /// Block devices that became ready, waiting to appear in mountinfo.
     waiting: Vec<(Dev, Instant)>,
-}
-
-fn disks() -> Vec<PmemDisk> {
-    pmem::scan().unwrap_or_default()
+    /// Records XFS was told of, waiting for its reports.
+    awaiting: Vec<confirm::Awaiting>,
+    rescan: Option<Duration>,
+    next_rescan: Option<Instant>,
 }
 
 impl Agent {
@@ -63,12 +82,24 @@ impl Agent {
             })?;
         }
         let (journal, recovery) = Journal::open(&opts.journal)?;
+        let tell = if opts.channels.verify_media.is_present() {
+            Tell::Verify
+        } else {
+            Tell::Cannot(format!(
+                "XFS could not be told on this kernel ({})",
+                opts.channels.verify_media.reason
+            ))
+        };
         Ok((
             Agent {
                 journal,
                 recovery: Some(recovery.clone()),
                 cfg: opts.enforce,
+                tell,
                 waiting: Vec::new(),
+                awaiting: Vec::new(),
+                rescan: opts.rescan,
+                next_rescan: opts.rescan.map(|r| Instant::now() + r),
             },
             recovery,
         ))
@@ -84,94 +115,26 @@ impl Agent {
         self.journal.path()
     }
 
-    /// Pending records whose filesystem is already mounted: replays them now. Called at start,
-    /// for notifications journaled before a restart whose mount completed meanwhile.
+    /// Every disk with open records: its pass now. Called at start, for records journaled before
+    /// a restart whose mount completed meanwhile (and for `notify journal replay`).
     pub fn replay_mounted(&mut self) -> Vec<AgentRecord> {
-        let disks: Vec<String> = self
+        let mut disks: Vec<String> = self
             .journal
-            .pending()
+            .list()
             .iter()
+            .filter(|r| r.state != notify_model::journal::Status::Closed)
             .map(|r| r.damage.dax.name.clone())
             .collect();
+        disks.sort();
+        disks.dedup();
         let mut out = Vec::new();
-        let mut seen = Vec::new();
         for d in disks {
-            if !seen.contains(&d) {
-                out.extend(self.replay_disk(&d));
-                seen.push(d);
-            }
+            out.extend(self.replay_disk(&d));
         }
         out
     }
 
-    /// Replays every pending record of `disk` whose filesystem is mounted; returns what it did.
-    fn replay_disk(&mut self, disk: &str) -> Vec<AgentRecord> {
-        let mut out = Vec::new();
-        let pending: Vec<(u64, u64, u64)> = self
-            .journal
-            .pending()
-            .iter()
-            .filter(|r| r.damage.dax.name == disk)
-            .map(|r| (r.id, r.damage.dax_offset, r.damage.len))
-            .collect();
-        let mut ids = Vec::new();
-        let mut items = Vec::new();
-        for (id, off, len) in pending {
-            let site = match site::find_site(disk, off) {
-                Ok(Some(s)) => s,
-                Ok(None) => continue,
-                Err(e) => {
-                    log::warn!("finding the filesystem of {disk}: {e}");
-                    continue;
-                }
-            };
-            ids.push(id);
-            items.push((site, off, len));
-        }
-        // One walk of /proc for every record of the disk.
-        let reports = replay::replay_batch(&self.cfg, &items);
-        for (id, report) in ids.into_iter().zip(reports) {
-            for d in &report.decisions {
-                out.push(AgentRecord::Enforcement {
-                    id,
-                    decision: d.clone(),
-                });
-            }
-            // Acted (or decided not to): only now is the record done.
-            if let Err(e) = self.journal.mark_replayed(id, &report.summary()) {
-                log::error!("journal: marking {id} replayed: {e}");
-            }
-            out.push(AgentRecord::Replayed {
-                id,
-                disk: disk.to_string(),
-                report,
-            });
-        }
-        out
-    }
-
-    /// Which pmem disk a notification is about, and how we know: its block device as the
-    /// stream attributed it, else the pfn of the memory failure that raised it.
-    fn identify(&self, n: &Notification) -> Option<(PmemDisk, IdentifiedBy)> {
-        let disks = disks();
-        if n.dev.is_known()
-            && let Some(d) = pmem::disk_of(Path::new("/sys/dev/block"), &disks, n.dev)
-        {
-            let how = match n.dev_from {
-                Some(DevFrom::EarlierRegistration) => IdentifiedBy::EarlierRegistration,
-                _ => IdentifiedBy::HolderRegistration,
-            };
-            return Some((d, how));
-        }
-        if let Some(pfn) = n.pfn
-            && let Some(d) = pmem::by_pfn(&disks, pfn)
-        {
-            return Some((d.clone(), IdentifiedBy::MemoryFailurePfn));
-        }
-        None
-    }
-
-    /// Feeds one item (kernel or derived, in order).
+    /// Feeds one item (kernel, derived or XFS's report, in order).
     pub fn on_item(&mut self, item: &Item) -> Vec<AgentRecord> {
         let mut out = Vec::new();
         match item {
@@ -183,6 +146,9 @@ impl Agent {
                 }
                 _ => {}
             },
+            Item::Notification(n) if n.data.verdict == Verdict::Removal => {
+                out.push(self.removal(n));
+            }
             Item::Notification(n) if n.data.verdict.needs_replay() => {
                 out.push(self.journal_notification(n));
             }
@@ -190,71 +156,10 @@ impl Agent {
             Item::HolderState(t) if t.data.to == State::Ready => {
                 self.await_mount(t.data.dev);
             }
+            Item::FsError(e) => self.on_fs_error(e),
             _ => {}
         }
         out
-    }
-
-    fn journal_notification(&mut self, item: &Derived<Notification>) -> AgentRecord {
-        let n = &item.data;
-        let reason = match n.verdict {
-            Verdict::NoHolder => Reason::NoHolder,
-            _ if n.state == Some(State::Failed) => Reason::MountFailed,
-            _ => Reason::Premature,
-        };
-        let Some((disk, how)) = self.identify(n) else {
-            return AgentRecord::Unidentified {
-                dax_offset: n.offset,
-                len: n.len,
-                why: "no holder registration, no earlier registration of this dax device and \
-                      no memory_failure pfn on a known pmem disk"
-                    .into(),
-            };
-        };
-        // The same range already waiting: one replay covers both.
-        if let Some(r) = self.journal.pending().iter().find(|r| {
-            r.damage.dax.name == disk.name
-                && r.damage.dax_offset == n.offset
-                && r.damage.len == n.len
-        }) {
-            return AgentRecord::Journaled {
-                id: r.id,
-                reason,
-                disk: disk.name,
-                dax_offset: n.offset,
-                len: n.len,
-                identified_by: IdentifiedBy::DuplicateOfPending,
-            };
-        }
-        let rec = Damage {
-            dax: DaxDevice {
-                name: disk.name.clone(),
-                major: disk.dev.major(),
-                minor: disk.dev.minor(),
-            },
-            dax_offset: n.offset,
-            len: n.len,
-            mf_flags: n.mf_flags,
-            kernel_seq: n.exit_seq,
-            ktime_ns: item.at.ktime_ns,
-            wall_ns: journal::now_ns(),
-            reason,
-        };
-        match self.journal.append(rec) {
-            Ok(id) => AgentRecord::Journaled {
-                id,
-                reason,
-                disk: disk.name,
-                dax_offset: n.offset,
-                len: n.len,
-                identified_by: how,
-            },
-            Err(e) => AgentRecord::Unidentified {
-                dax_offset: n.offset,
-                len: n.len,
-                why: format!("journal append failed: {e}"),
-            },
-        }
     }
 
     /// Starts waiting for `dev`'s mount to appear (once per device).
@@ -264,22 +169,30 @@ impl Agent {
         }
     }
 
-    /// When the agent next needs to look at mountinfo, if it is waiting for a mount.
+    /// When the agent next needs to wake up: a mount it waits for, XFS's reports it waits for,
+    /// the next bad-block rescan.
     pub fn next_wakeup(&self) -> Option<Duration> {
-        (!self.waiting.is_empty()).then_some(MOUNT_POLL)
+        let mut w = None::<Duration>;
+        let mut at = |d: Duration| w = Some(w.map_or(d, |x| x.min(d)));
+        if !self.waiting.is_empty() || self.confirming() {
+            at(MOUNT_POLL);
+        }
+        if let Some(t) = self.next_rescan {
+            at(t.saturating_duration_since(Instant::now()));
+        }
+        w
     }
 
-    /// Replays for every ready device whose mount is now visible; gives up on those past their
-    /// deadline.
+    /// Time-driven work: ready devices whose mount is now visible get their pass (those past
+    /// their deadline are given up on), XFS's reports waited for long enough are concluded, and
+    /// the bad-block lists are read again when due.
     pub fn poll(&mut self, now: Instant) -> Vec<AgentRecord> {
         let mut out = Vec::new();
         let waiting = std::mem::take(&mut self.waiting);
-        let disks = disks();
+        let disks = pmem::scan().unwrap_or_default();
         for (dev, deadline) in waiting {
-            let mounted = mountinfo::read()
-                .map(|m| m.iter().any(|m| m.dev == dev))
-                .unwrap_or(false);
-            if mounted {
+            let mounts = mountinfo::read().unwrap_or_default();
+            if mounts.iter().any(|m| m.dev == dev) {
                 if let Some(d) = pmem::disk_of(Path::new("/sys/dev/block"), &disks, dev) {
                     out.extend(self.reconcile_badblocks(&d));
                     out.extend(self.replay_disk(&d.name));
@@ -293,53 +206,19 @@ impl Agent {
                 self.waiting.push((dev, deadline));
             }
         }
-        out
-    }
-
-    /// The pmem driver's bad-block list is a second source (background scrub, ARS): ranges in it
-    /// that no journal record covers are journaled so the replay that follows handles them too.
-    fn reconcile_badblocks(&mut self, disk: &PmemDisk) -> Vec<AgentRecord> {
-        let Ok(bad) = badblocks::read(&disk.name) else {
-            return vec![];
-        };
-        let covered: Vec<badblocks::ByteRange> = self
-            .journal
-            .list()
-            .iter()
-            .filter(|r| r.damage.dax.name == disk.name)
-            .map(|r| badblocks::ByteRange {
-                start: r.damage.dax_offset,
-                len: r.damage.len,
-            })
-            .collect();
-        let mut out = Vec::new();
-        for r in badblocks::subtract(&bad, &covered) {
-            let rec = Damage {
-                dax: DaxDevice {
-                    name: disk.name.clone(),
-                    major: disk.dev.major(),
-                    minor: disk.dev.minor(),
-                },
-                dax_offset: r.start,
-                len: r.len,
-                mf_flags: 0,
-                kernel_seq: 0,
-                ktime_ns: 0,
-                wall_ns: journal::now_ns(),
-                reason: Reason::Badblocks,
-            };
-            match self.journal.append(rec) {
-                Ok(id) => out.push(AgentRecord::Journaled {
-                    id,
-                    reason: Reason::Badblocks,
-                    disk: disk.name.clone(),
-                    dax_offset: r.start,
-                    len: r.len,
-                    identified_by: IdentifiedBy::BadblocksList,
-                }),
-                Err(e) => log::error!("journal append: {e}"),
+        if let (Some(every), Some(due)) = (self.rescan, self.next_rescan)
+            && now >= due
+        {
+            self.next_rescan = Some(now + every);
+            for d in &disks {
+                let new = self.reconcile_badblocks(d);
+                if !new.is_empty() {
+                    out.extend(new);
+                    out.extend(self.replay_disk(&d.name));
+                }
             }
         }
+        out.extend(self.confirm_due(now));
         out
     }
 }
@@ -357,6 +236,9 @@ impl Listener for Agent {
             self.journal.list().len(),
             self.journal.pending().len()
         );
+        if let Tell::Cannot(why) = &self.tell {
+            eprintln!("notify: {why}");
+        }
         emit.extend(self.replay_mounted().into_iter().map(Item::Record));
         Ok(())
     }

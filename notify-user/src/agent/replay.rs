@@ -7,7 +7,7 @@
 
 use std::{collections::HashMap, path::PathBuf};
 
-use notify_model::record::ReplayReport;
+use notify_model::record::{OwnerReport, ReplayReport};
 
 use crate::{
     enforce,
@@ -20,6 +20,12 @@ use crate::{
         site::Site,
     },
 };
+
+/// The owners of a range on `site` (GETFSMAP), without looking for mappers.
+pub fn owners_only(site: &Site, dax_offset: u64, len: u64) -> Vec<OwnerReport> {
+    let mut open = HashMap::new();
+    resolve(site, dax_offset, len, &mut open).0.owners
+}
 
 /// Replays one notification on `site` with `cfg`'s policy.
 pub fn replay(cfg: &enforce::Config, site: &Site, dax_offset: u64, len: u64) -> ReplayReport {
@@ -102,6 +108,8 @@ fn resolve(
         owners: vec![],
         decisions: vec![],
         error: None,
+        xfs_told: false,
+        advice: vec![],
     };
     let range = match geometry::dax_to_fs_range(dax_offset, len, site.part_start, site.part_bytes) {
         Ok(r) => r,

@@ -10,6 +10,7 @@ use crate::{
     agent::{Agent, AgentOptions, journal},
     cmd::common::{DEFAULT_JOURNAL, EnforceArgs},
     export::sink::{Format, Sink},
+    kernel::{channels::Channels, kallsyms::Kallsyms},
 };
 
 #[derive(clap::Args, Debug)]
@@ -93,9 +94,12 @@ pub fn run(a: JournalArgs) -> anyhow::Result<ExitCode> {
             }
         }
         JournalCmd::Replay { enforce } => {
+            let ksyms = Kallsyms::load()?;
             let (mut agent, _) = Agent::open(AgentOptions {
                 journal: path,
                 enforce: enforce.config(),
+                channels: Channels::detect(&ksyms),
+                rescan: None,
             })?;
             let mut sink = Sink::stdout(Format::Json);
             let actions = agent.replay_mounted();

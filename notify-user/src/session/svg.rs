@@ -42,6 +42,7 @@ pub fn verdict_colour(v: Verdict) -> &'static str {
         Verdict::Unsupported => "#6a3d9a",
         Verdict::DeviceDead => "#000000",
         Verdict::Failed => "#8c510a",
+        Verdict::Removal => "#969696",
     }
 }
 
@@ -56,13 +57,14 @@ pub const ALL_STATES: [State; 8] = [
     State::Failed,
 ];
 
-pub const ALL_VERDICTS: [Verdict; 6] = [
+pub const ALL_VERDICTS: [Verdict; 7] = [
     Verdict::Delivered,
     Verdict::Premature,
     Verdict::NoHolder,
     Verdict::Unsupported,
     Verdict::DeviceDead,
     Verdict::Failed,
+    Verdict::Removal,
 ];
 
 fn esc(s: &str) -> String {

@@ -279,7 +279,12 @@ impl Tracker {
                     .or(reg.map(|r| r.holder))
                     .unwrap_or(0);
                 let readiness = pending.as_ref().map(|p| p.readiness);
-                let verdict = verdict(*ret, holder, readiness, state);
+                let mf_flags = pending.as_ref().map(|p| p.mf_flags).unwrap_or(0);
+                let verdict = if Verdict::is_removal(mf_flags, *offset, *len) {
+                    Verdict::Removal
+                } else {
+                    verdict(*ret, holder, readiness, state)
+                };
                 let (dev, dev_from) = match reg.map(|r| r.dev).filter(|d| d.is_known()) {
                     Some(d) => (d, Some(DevFrom::Registration)),
                     None => match self
@@ -301,7 +306,7 @@ impl Tracker {
                     start_off: reg.map(|r| r.start_off).unwrap_or(0),
                     offset: *offset,
                     len: *len,
-                    mf_flags: pending.as_ref().map(|p| p.mf_flags).unwrap_or(0),
+                    mf_flags,
                     ret: *ret,
                     xfs_ret: pending.as_ref().and_then(|p| p.xfs_ret),
                     readiness,

@@ -604,6 +604,7 @@ pub fn child_main() {
                         ktime_ns: seq,
                         wall_ns: journal::now_ns(),
                         reason: Reason::Premature,
+                        namespace: None,
                     })
                     .unwrap();
                 say(&format!("STORED {id} {seq}"));

@@ -51,6 +51,11 @@ pub struct AgentArgs {
     /// How many rotated files to keep: FILE.1 (newest) ... FILE.N. [default: 5]
     #[arg(long, value_name = "N")]
     pub rotate_keep: Option<usize>,
+    /// Seconds between reads of the pmem bad-block lists (ranges the platform lists there are
+    /// journaled and replayed; additions are never signalled); 0: only at mounts and at start.
+    /// [default: 30]
+    #[arg(long, value_name = "SECONDS")]
+    pub badblocks_rescan: Option<u64>,
     /// Serve /metrics (Prometheus) and /healthz at this IP:PORT (port 0: any free port, as
     /// logged), or "off". [default: 127.0.0.1:9464]
     #[arg(long, value_name = "ADDR", value_parser = config::parse_metrics_addr)]
@@ -110,6 +115,7 @@ pub fn run(a: AgentArgs, given: &[String]) -> anyhow::Result<ExitCode> {
         output: a.output.map(|p| Some(cwd.join(p))),
         rotate_size: a.rotate_size,
         rotate_keep: a.rotate_keep,
+        badblocks_rescan: a.badblocks_rescan,
         metrics_addr: a.metrics_addr,
         policy: on("policy").then(|| enforce.config().policy),
         dry_run: on("dry_run").then_some(enforce.dry_run),
@@ -151,6 +157,8 @@ async fn agent(loaded: Loaded, session: Option<PathBuf>) -> anyhow::Result<Total
     let (agent, _) = Agent::open(AgentOptions {
         journal: s.journal,
         enforce: s.enforce,
+        channels: probes.channels.clone(),
+        rescan: s.badblocks_rescan,
     })?;
     let mut fa = FleetAgent { agent, fleet };
     let mut listeners: Vec<&mut dyn Listener> = Vec::new();

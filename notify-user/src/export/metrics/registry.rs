@@ -30,6 +30,11 @@ pub struct Metrics {
     owners: Family<Labels, Counter>,
     decisions: Family<Labels, Counter>,
     mount_not_visible: Counter,
+    xfs_told: Family<Labels, Counter>,
+    xfs_reported: Family<Labels, Counter>,
+    closed: Counter,
+    removals: Counter,
+    fs_errors: Family<Labels, Counter>,
     journal_recovered: Counter,
     lost_kernel: Counter,
     seq_gaps: Counter,
@@ -103,6 +108,39 @@ impl Metrics {
             "Decisions on processes mapping damaged ranges, by action (signalled, refused, \
              ...), reason class and signal",
             decisions.clone(),
+        );
+        let xfs_told = Family::<Labels, Counter>::default();
+        r.register(
+            "xfs_told",
+            "Journal records XFS itself was told of (XFS_IOC_VERIFY_MEDIA, 7.0+), by disk and \
+             result (ok, error)",
+            xfs_told.clone(),
+        );
+        let xfs_reported = Family::<Labels, Counter>::default();
+        r.register(
+            "xfs_owners",
+            "File owners of told ranges, by whether XFS reported their data loss (reported, \
+             missing)",
+            xfs_reported.clone(),
+        );
+        let closed = Counter::default();
+        r.register(
+            "journal_closed",
+            "Journal records closed without acting (stale namespace, no XFS holder ever)",
+            closed.clone(),
+        );
+        let removals = Counter::default();
+        r.register(
+            "device_removals",
+            "Notifications that a dax device is going away (not poison, not journaled)",
+            removals.clone(),
+        );
+        let fs_errors = Family::<Labels, Counter>::default();
+        r.register(
+            "fs_errors",
+            "XFS's own error reports (FAN_FS_ERROR, 7.0+), by device and what they say \
+             (data_lost, inode_metadata, metadata, shutdown, other)",
+            fs_errors.clone(),
         );
         let mount_not_visible = Counter::default();
         r.register(
@@ -191,6 +229,11 @@ impl Metrics {
             owners,
             decisions,
             mount_not_visible,
+            xfs_told,
+            xfs_reported,
+            closed,
+            removals,
+            fs_errors,
             journal_recovered,
             lost_kernel,
             seq_gaps,
@@ -246,6 +289,14 @@ impl Metrics {
         self.events
             .get_or_create(&labels(&[("kind", item.kind_name())]))
             .inc();
+        if let Item::FsError(e) = item {
+            self.fs_errors
+                .get_or_create(&labels(&[
+                    ("dev", &e.dev.to_string()),
+                    ("what", e.what.name()),
+                ]))
+                .inc();
+        }
         if let Item::Notification(d) = item {
             let n = &d.data;
             let dev = n.dev.to_string();
@@ -295,6 +346,27 @@ impl Metrics {
             }
             AgentRecord::MountNotVisible { .. } => {
                 self.mount_not_visible.inc();
+            }
+            AgentRecord::XfsTold { disk, error, .. } => {
+                let result = if error.is_some() { "error" } else { "ok" };
+                self.xfs_told
+                    .get_or_create(&labels(&[("disk", disk), ("result", result)]))
+                    .inc();
+            }
+            AgentRecord::XfsReported {
+                reported, missing, ..
+            } => {
+                for (what, n) in [("reported", reported.len()), ("missing", missing.len())] {
+                    self.xfs_reported
+                        .get_or_create(&labels(&[("result", what)]))
+                        .inc_by(n as u64);
+                }
+            }
+            AgentRecord::Closed { .. } => {
+                self.closed.inc();
+            }
+            AgentRecord::DeviceRemoval { .. } => {
+                self.removals.inc();
             }
             AgentRecord::JournalRecovered { .. } => {
                 self.journal_recovered.inc();

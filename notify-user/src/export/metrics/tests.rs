@@ -136,6 +136,8 @@ fn docs_list_exactly_the_exported_metrics() {
             }],
             decisions: vec![],
             error: None,
+            xfs_told: false,
+            advice: vec![],
         },
     }));
     m.on_item(&Item::Record(AgentRecord::Enforcement {
@@ -156,6 +158,36 @@ fn docs_list_exactly_the_exported_metrics() {
     }));
     m.on_item(&Item::Record(AgentRecord::JournalRecovered {
         recovery: Recovery::default(),
+    }));
+    m.on_item(&Item::Record(AgentRecord::XfsTold {
+        id: 1,
+        disk: "pmem0".into(),
+        mount_point: "/mnt".into(),
+        mount: "b/1".into(),
+        start: 0,
+        end: 8,
+        bad: vec![(0, 8)],
+        error: None,
+    }));
+    m.on_item(&Item::Record(AgentRecord::XfsReported {
+        id: 1,
+        disk: "pmem0".into(),
+        reported: vec![131],
+        owners: vec![131],
+        missing: vec![],
+        merged: 0,
+    }));
+    m.on_item(&Item::FsError(notify_model::fserror::FsError {
+        ktime_ns: 1,
+        dev: Dev(1),
+        mount_point: "/mnt".into(),
+        what: notify_model::fserror::FsErrorKind::DataLost,
+        error: 5,
+        error_count: 1,
+        ino: Some(131),
+        generation: Some(1),
+        path: None,
+        notification_seq: None,
     }));
     m.on_reload(true);
     let text = m.render();

@@ -9,6 +9,7 @@ use std::{
     fmt,
     net::SocketAddr,
     path::{Path, PathBuf},
+    time::Duration,
 };
 
 use toml::de::{DeTable, DeValue};
@@ -27,6 +28,8 @@ pub const DEFAULT_JOURNAL: &str = "/var/lib/notify/journal";
 pub const DEFAULT_METRICS_ADDR: &str = "127.0.0.1:9464";
 pub const DEFAULT_ROTATE_SIZE: u64 = 64 << 20;
 pub const DEFAULT_ROTATE_KEEP: usize = 5;
+/// Seconds between reads of the bad-block lists.
+pub const DEFAULT_BADBLOCKS_RESCAN: u64 = 30;
 /// Longest `comm` the kernel keeps (TASK_COMM_LEN - 1).
 const COMM_MAX: usize = 15;
 
@@ -84,6 +87,13 @@ pub const KEYS: &[Key] = &[
         flag: "--rotate-keep",
         live: true,
         help: "rotated files kept (FILE.1 ... FILE.N), 0 to 1000",
+    },
+    Key {
+        name: "badblocks_rescan",
+        flag: "--badblocks-rescan",
+        live: false,
+        help: "seconds between reads of the pmem bad-block lists (additions are never \
+               signalled); 0: only at mounts and at start",
     },
     Key {
         name: "metrics_addr",
@@ -154,6 +164,7 @@ pub struct Layer {
     pub output: Option<Option<PathBuf>>,
     pub rotate_size: Option<u64>,
     pub rotate_keep: Option<usize>,
+    pub badblocks_rescan: Option<u64>,
     pub metrics_addr: Option<MetricsAddr>,
     pub policy: Option<Policy>,
     pub dry_run: Option<bool>,
@@ -177,6 +188,7 @@ impl Layer {
             output,
             rotate_size,
             rotate_keep,
+            badblocks_rescan,
             metrics_addr,
             policy,
             dry_run,
@@ -198,6 +210,8 @@ pub struct Settings {
     pub output: Option<PathBuf>,
     pub rotate_size: u64,
     pub rotate_keep: usize,
+    /// None: off.
+    pub badblocks_rescan: Option<Duration>,
     pub metrics_addr: MetricsAddr,
     pub enforce: enforce::Config,
 }
@@ -212,6 +226,7 @@ impl Default for Settings {
             output: None,
             rotate_size: DEFAULT_ROTATE_SIZE,
             rotate_keep: DEFAULT_ROTATE_KEEP,
+            badblocks_rescan: Some(Duration::from_secs(DEFAULT_BADBLOCKS_RESCAN)),
             metrics_addr: MetricsAddr::At(DEFAULT_METRICS_ADDR.parse().unwrap()),
             enforce: enforce::Config::default(),
         }
@@ -236,6 +251,9 @@ impl Settings {
                 rotate_keep,
                 metrics_addr
             );
+            if let Some(n) = l.badblocks_rescan {
+                s.badblocks_rescan = (n > 0).then(|| Duration::from_secs(n));
+            }
             if let Some(p) = l.policy {
                 s.enforce.policy = p;
             }
@@ -269,6 +287,7 @@ impl Settings {
             output,
             rotate_size,
             rotate_keep,
+            badblocks_rescan,
             metrics_addr
         );
         let (a, b) = (&self.enforce, &new.enforce);
@@ -516,6 +535,10 @@ impl Layer {
                     let n = uint(v.get_ref()).ok_or_else(|| want("a count"))?;
                     l.rotate_keep = Some(rotate_keep_ok(n).map_err(bad)?);
                 }
+                "badblocks_rescan" => {
+                    let n = uint(v.get_ref()).ok_or_else(|| want("a number of seconds"))?;
+                    l.badblocks_rescan = Some(rescan_ok(n).map_err(bad)?);
+                }
                 "metrics_addr" => {
                     l.metrics_addr = Some(parse_metrics_addr(string()?).map_err(bad)?);
                 }
@@ -607,7 +630,21 @@ pub fn validate_flags(l: &Layer) -> Result<(), String> {
     if let Some(n) = l.rotate_keep {
         rotate_keep_ok(n as u64).map_err(|e| format!("--rotate-keep: {e}"))?;
     }
+    if let Some(n) = l.badblocks_rescan {
+        rescan_ok(n).map_err(|e| format!("--badblocks-rescan: {e}"))?;
+    }
     Ok(())
+}
+
+/// A rescan interval in seconds: 0 (off) or 1 s to a day.
+fn rescan_ok(n: u64) -> Result<u64, String> {
+    if n > 86_400 {
+        return Err(format!(
+            "{n} s is more than a day: bad ranges would wait that long; use 1 to 86400, or 0 \
+             for only at mounts and at start"
+        ));
+    }
+    Ok(n)
 }
 
 /// Which configuration file to read: `--config` if given (it must exist), else the default if

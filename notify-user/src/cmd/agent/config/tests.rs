@@ -17,6 +17,7 @@ verbose = true
 output = "/var/log/notify/events.jsonl"
 rotate_size = "64M"
 rotate_keep = 3
+badblocks_rescan = 5
 metrics_addr = "0.0.0.0:9100"
 policy = "sigbus"
 dry_run = true
@@ -30,6 +31,12 @@ allow_cgroups = ["/system.slice/db.service"]
     assert_eq!(l.attach, Some(AttachMode::Kprobe));
     assert_eq!(l.rotate_size, Some(64 << 20));
     assert_eq!(l.rotate_keep, Some(3));
+    assert_eq!(l.badblocks_rescan, Some(5));
+    assert!(parse("badblocks_rescan = 100000").is_err());
+    assert_eq!(
+        Settings::merge(&[&parse("badblocks_rescan = 0").unwrap()]).badblocks_rescan,
+        None
+    );
     assert_eq!(
         l.metrics_addr,
         Some(MetricsAddr::At("0.0.0.0:9100".parse().unwrap()))

@@ -1,0 +1,316 @@
+//! A replay pass over one pmem disk, run when a filesystem on it becomes ready (and at start):
+//!
+//! 1. records whose namespace changed are closed as stale (never acted on), and no-holder records
+//!    of a disk that holds another filesystem or a device-mapper target (which never register as
+//!    dax holder) are closed with that reason;
+//! 2. XFS itself is told of every record's range, once per mount (7.0+:
+//!    `XFS_IOC_VERIFY_MEDIA`); its data-loss reports come back through the stream and are tied to
+//!    the record ([`crate::agent::confirm`]);
+//! 3. pending records are resolved (GETFSMAP owners, mappers) and acted on by policy, and only
+//!    then marked replayed.
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+};
+
+use notify_model::{
+    journal::{Reason, Record, Status},
+    record::{AgentRecord, OwnerReport},
+};
+
+use crate::{
+    agent::{Agent, Tell, confirm::Awaiting, replay, tell},
+    kernel::{mountinfo, pmem::PmemDisk},
+    resolve::{
+        geometry,
+        site::{self, Site},
+    },
+};
+
+/// `STATX_MNT_ID_UNIQUE` (Linux 6.8+): a mount id never reused in a boot.
+const STATX_MNT_ID_UNIQUE: u32 = 0x4000;
+const STATX_MNT_ID: u32 = 0x1000;
+
+/// The mount a path is on, unique in this boot: boot id and the kernel's mount id.
+pub fn mount_id(mount: &Path) -> String {
+    let boot = fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    let Ok(c) = std::ffi::CString::new(mount.as_os_str().as_encoded_bytes()) else {
+        return format!("{boot}/?");
+    };
+    let mut buf = [0u8; 256];
+    // SAFETY: statx fills at most 256 bytes (struct statx) of buf.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_statx,
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            0,
+            STATX_MNT_ID_UNIQUE | STATX_MNT_ID,
+            buf.as_mut_ptr(),
+        )
+    };
+    if rc != 0 {
+        return format!("{boot}/?");
+    }
+    let mask = u32::from_ne_bytes(buf[0..4].try_into().unwrap());
+    let id = u64::from_ne_bytes(buf[144..152].try_into().unwrap());
+    if mask & STATX_MNT_ID_UNIQUE != 0 {
+        format!("{boot}/{id}")
+    } else {
+        // A reusable id: good enough where XFS cannot be told anyway (before 6.8).
+        format!("{boot}/mnt{id}")
+    }
+}
+
+/// Why a disk never gets an XFS holder, when it is in use otherwise: mounted with another
+/// filesystem, or held by a device-mapper target.
+fn never_xfs(disk: &PmemDisk) -> Option<String> {
+    let mounts = mountinfo::read().unwrap_or_default();
+    let on_disk = |m: &&mountinfo::Mount| {
+        m.source == format!("/dev/{}", disk.name)
+            || m.source.starts_with(&format!("/dev/{}p", disk.name))
+    };
+    if let Some(m) = mounts.iter().filter(on_disk).find(|m| m.fstype != "xfs") {
+        return Some(format!(
+            "{} holds {} (mounted at {}), which never registers as the dax holder: there is \
+             no XFS to tell",
+            disk.name,
+            m.fstype,
+            m.mount_point.display()
+        ));
+    }
+    let holders = fs::read_dir(format!("/sys/block/{}/holders", disk.name))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    if !holders.is_empty() && !mounts.iter().any(|m| on_disk(&m) && m.fstype == "xfs") {
+        return Some(format!(
+            "{} is held by {} (device-mapper), which never registers as the dax holder: there \
+             is no XFS to tell",
+            disk.name,
+            holders.join(", ")
+        ));
+    }
+    None
+}
+
+/// What to tell an operator about a replayed range.
+fn advice(site: &Site, owners: &[OwnerReport], told: bool, tell: &Tell) -> Vec<String> {
+    let mut out = Vec::new();
+    if !told && let Tell::Cannot(why) = tell {
+        out.push(format!(
+            "{why}: XFS has not recorded this loss; run `xfs_scrub -x {}` (a media scan) so it \
+             does",
+            site.mount_point.display()
+        ));
+    }
+    let meta: Vec<&str> = owners
+        .iter()
+        .filter(|o| o.metadata)
+        .map(|o| o.kind.as_str())
+        .collect();
+    if !meta.is_empty() {
+        out.push(format!(
+            "metadata is damaged ({}): XFS would have shut the filesystem down; unmount {} and \
+             run `xfs_repair` on its device",
+            meta.join(", "),
+            site.mount_point.display()
+        ));
+    }
+    out
+}
+
+impl Agent {
+    /// Records of `disk` not closed, in id order.
+    fn open_records(&self, disk: &str) -> Vec<Record> {
+        self.journal
+            .list()
+            .into_iter()
+            .filter(|r| r.damage.dax.name == disk && r.state != Status::Closed)
+            .cloned()
+            .collect()
+    }
+
+    fn close(&mut self, r: &Record, why: String, out: &mut Vec<AgentRecord>) {
+        if let Err(e) = self.journal.close(r.id, &why) {
+            log::error!("journal: closing {}: {e}", r.id);
+            return;
+        }
+        out.push(AgentRecord::Closed {
+            id: r.id,
+            disk: r.damage.dax.name.clone(),
+            why,
+        });
+    }
+
+    /// Closes what must never be acted on; returns the records still open.
+    fn close_the_unactionable(
+        &mut self,
+        disk: &PmemDisk,
+        out: &mut Vec<AgentRecord>,
+    ) -> Vec<Record> {
+        let now = disk.namespace.as_ref().map(|n| n.identity());
+        let never = never_xfs(disk);
+        let mut open = Vec::new();
+        for r in self.open_records(&disk.name) {
+            if let (Some(was), Some(is)) = (&r.damage.namespace, &now)
+                && was != is
+            {
+                let why = format!(
+                    "stale: the record is for namespace {was}, {} is now {is}",
+                    disk.name
+                );
+                self.close(&r, why, out);
+                continue;
+            }
+            if let Some(why) = &never
+                && r.state == Status::Pending
+                && matches!(r.damage.reason, Reason::NoHolder | Reason::Badblocks)
+            {
+                self.close(&r, why.clone(), out);
+                continue;
+            }
+            open.push(r);
+        }
+        open
+    }
+
+    /// Tells XFS of a record's range on its current mount, once per mount.
+    fn tell_xfs(&mut self, r: &Record, site: &Site, out: &mut Vec<AgentRecord>) -> bool {
+        let Tell::Verify = self.tell else {
+            return false;
+        };
+        let mount = mount_id(&site.mount_point);
+        if self.journal.told(r.id, &mount) {
+            return true;
+        }
+        let Ok(range) = geometry::dax_to_fs_range(
+            r.damage.dax_offset,
+            r.damage.len,
+            site.part_start,
+            site.part_bytes,
+        ) else {
+            return false;
+        };
+        let (start, end) = tell::sectors(range.physical, range.length);
+        let (told, rec) = match tell::verify(&site.mount_point, start, end) {
+            Ok(v) => {
+                let note = format!(
+                    "verified sectors {}..{}: {} bad read(s)",
+                    v.start,
+                    v.end,
+                    v.bad.len()
+                );
+                if let Err(e) = self.journal.mark_told(r.id, &mount, &note) {
+                    log::error!("journal: marking {} told: {e}", r.id);
+                }
+                (
+                    true,
+                    AgentRecord::XfsTold {
+                        id: r.id,
+                        disk: r.damage.dax.name.clone(),
+                        mount_point: site.mount_point.clone(),
+                        mount,
+                        start: v.start,
+                        end: v.end,
+                        bad: v.bad,
+                        error: None,
+                    },
+                )
+            }
+            Err(e) => (
+                false,
+                AgentRecord::XfsTold {
+                    id: r.id,
+                    disk: r.damage.dax.name.clone(),
+                    mount_point: site.mount_point.clone(),
+                    mount,
+                    start,
+                    end,
+                    bad: vec![],
+                    error: Some(e.to_string()),
+                },
+            ),
+        };
+        out.push(rec);
+        told
+    }
+
+    /// The pass over `disk` (see the module docs); returns what it did.
+    pub(super) fn replay_disk(&mut self, disk: &str) -> Vec<AgentRecord> {
+        let mut out = Vec::new();
+        let Some(d) = crate::kernel::pmem::scan()
+            .unwrap_or_default()
+            .into_iter()
+            .find(|x| x.name == disk)
+        else {
+            // Not here (yet): its records wait.
+            return out;
+        };
+        let open = self.close_the_unactionable(&d, &mut out);
+        let mut pending: Vec<(u64, Site, u64, u64, bool)> = Vec::new();
+        for r in open {
+            let site = match site::find_site(disk, r.damage.dax_offset) {
+                Ok(Some(s)) => s,
+                Ok(None) => continue,
+                Err(e) => {
+                    log::warn!("finding the filesystem of {disk}: {e}");
+                    continue;
+                }
+            };
+            let told = self.tell_xfs(&r, &site, &mut out);
+            if r.state == Status::Pending {
+                pending.push((r.id, site, r.damage.dax_offset, r.damage.len, told));
+            } else if told {
+                // Replayed on an earlier mount: XFS hears of it again on this one.
+                let owners = replay::owners_only(&site, r.damage.dax_offset, r.damage.len);
+                self.await_reports(r.id, disk, &site, &owners);
+            }
+        }
+        // One walk of /proc for every pending record of the disk.
+        let items: Vec<(Site, u64, u64)> = pending
+            .iter()
+            .map(|(_, s, o, l, _)| (s.clone(), *o, *l))
+            .collect();
+        let reports = replay::replay_batch(&self.cfg, &items);
+        for ((id, site, _, _, told), mut report) in pending.into_iter().zip(reports) {
+            report.xfs_told = told;
+            report.advice = advice(&site, &report.owners, told, &self.tell);
+            if told {
+                self.await_reports(id, disk, &site, &report.owners);
+            }
+            for dec in &report.decisions {
+                out.push(AgentRecord::Enforcement {
+                    id,
+                    decision: dec.clone(),
+                });
+            }
+            // Acted (or decided not to): only now is the record done.
+            if let Err(e) = self.journal.mark_replayed(id, &report.summary()) {
+                log::error!("journal: marking {id} replayed: {e}");
+            }
+            out.push(AgentRecord::Replayed {
+                id,
+                disk: disk.to_string(),
+                report,
+            });
+        }
+        out
+    }
+
+    fn await_reports(&mut self, id: u64, disk: &str, site: &Site, owners: &[OwnerReport]) {
+        self.awaiting.push(Awaiting::new(
+            id,
+            disk,
+            site.dev,
+            PathBuf::from(&site.mount_point),
+            owners.iter().filter(|o| !o.metadata).filter_map(|o| o.ino),
+        ));
+    }
+}
