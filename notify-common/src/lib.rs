@@ -1,9 +1,14 @@
-//! The event ABI shared by the BPF programs (notify-ebpf) and the agent (notify-user).
+//! The ABI shared by the BPF programs (notify-ebpf) and the agent (notify-user): the events and
+//! the hooks.
 //!
-//! Everything here is `#[repr(C)]` plain data: the kernel side writes [`Event`]s into a ring
-//! buffer and userspace reads the same bytes back. Layout is pinned by the tests at the bottom of
-//! this file, so a field added on one side without the other fails the build's tests instead of
-//! silently shifting every field after it.
+//! Events: everything here is `#[repr(C)]` plain data: the kernel side writes [`Event`]s into a
+//! ring buffer and userspace reads the same bytes back. Layout is pinned by the tests at the
+//! bottom of this file, so a field added on one side without the other fails the build's tests
+//! instead of silently shifting every field after it.
+//!
+//! Hooks: [`hooks!`] declares every kernel function and tracepoint notify probes, once. The BPF
+//! side expands it into its programs, the user side into its attach table, so a program name,
+//! an argument count or a flavour cannot differ between the two.
 #![no_std]
 
 /// Length of `task_struct::comm`.
@@ -297,6 +302,174 @@ impl Default for Offsets {
     fn default() -> Self {
         Self::unknown()
     }
+}
+
+/// Every hook, declared once: hands the whole list to the macro `$then`, which each side
+/// defines to expand it (`notify_common::hooks!(programs);` in notify-ebpf makes the BPF
+/// programs, `notify_common::hooks!(tables);` in notify-user its `HOOKS` and `TRACEPOINTS`).
+///
+/// A function hook is `name { function, args, kprobe: [halves], fentry: [halves], required,
+/// role }`:
+/// - `name`: the short name used in reports and metrics, and the stem of the program names:
+///   `<name>_kprobe` and `<name>_kretprobe` (kprobe flavour), `<name>_fentry` and `<name>_fexit`
+///   (fentry flavour).
+/// - `function`: the kernel function.
+/// - `args`: how many arguments it takes (at most 4, the width of the kprobe flavour's stash).
+///   fexit reads the return value right after them.
+/// - `kprobe`: `[entry]` or `[entry, return]`: the kprobe flavour always has an entry program;
+///   a kretprobe cannot see the arguments, so with a `return` half the entry stashes them for it.
+/// - `fentry`: the fentry flavour's halves, any of `entry` and `return` (`[]`: no fentry
+///   flavour). fexit sees the arguments, so a hook that tells nothing at entry has no fentry.
+/// - `required`: whether notify's job needs it (health checks): the notification itself and the
+///   holder's life.
+/// - `role`: what it tells, for reports.
+///
+/// A tracepoint hook is `name { candidates: [(group, event), ...], role }`: the program is
+/// `name`, attached to the first candidate the kernel has.
+///
+/// The order is the order of the story they tell.
+#[macro_export]
+macro_rules! hooks {
+    ($then:ident) => {
+        $then! {
+            functions {
+                // memory_failure(pfn, flags) -> int
+                memory_failure {
+                    function: "memory_failure",
+                    args: 2,
+                    kprobe: [entry, return],
+                    fentry: [entry, return],
+                    required: false,
+                    role: "a pfn is declared poisoned",
+                }
+                // dax_holder_notify_failure(dax_dev, off, len, mf_flags) -> int
+                notify {
+                    function: "dax_holder_notify_failure",
+                    args: 4,
+                    kprobe: [entry, return],
+                    fentry: [entry, return],
+                    required: true,
+                    role: "the failure reaches the dax layer (entry: holder readiness; return: result)",
+                }
+                // xfs_dax_notify_failure(dax_dev, off, len, mf_flags) -> int
+                xfs_notify {
+                    function: "xfs_dax_notify_failure",
+                    args: 4,
+                    kprobe: [entry, return],
+                    fentry: [return],
+                    required: false,
+                    role: "XFS's own verdict (-EIO: not ready, dropped)",
+                }
+                // fs_dax_get_by_bdev(bdev, &start_off, holder, ops) -> struct dax_device *
+                holder_get {
+                    function: "fs_dax_get_by_bdev",
+                    args: 4,
+                    kprobe: [entry, return],
+                    fentry: [return],
+                    required: true,
+                    role: "a filesystem registers as holder of a dax device",
+                }
+                // fs_put_dax(dax_dev, holder)
+                holder_put {
+                    function: "fs_put_dax",
+                    args: 2,
+                    kprobe: [entry],
+                    fentry: [entry],
+                    required: true,
+                    role: "the holder releases the dax device",
+                }
+                // xfs_fs_fill_super(sb, fc) -> int
+                fill_super {
+                    function: "xfs_fs_fill_super",
+                    args: 2,
+                    kprobe: [entry, return],
+                    fentry: [entry, return],
+                    required: false,
+                    role: "XFS mount starts / fill_super result",
+                }
+                // xfs_mountfs(mp) -> int
+                mountfs {
+                    function: "xfs_mountfs",
+                    args: 1,
+                    kprobe: [entry, return],
+                    fentry: [entry, return],
+                    required: false,
+                    role: "XFS mounts the filesystem proper",
+                }
+                // xlog_recover(log) -> int
+                log_recover {
+                    function: "xlog_recover",
+                    args: 1,
+                    kprobe: [entry, return],
+                    fentry: [entry, return],
+                    required: false,
+                    role: "log recovery (first pass)",
+                }
+                // xlog_recover_finish(log) -> int
+                log_recover_finish {
+                    function: "xlog_recover_finish",
+                    args: 1,
+                    kprobe: [entry, return],
+                    fentry: [entry, return],
+                    required: false,
+                    role: "log recovery (intents, unlinked inodes)",
+                }
+                // vfs_get_tree(fc) -> int: the ready edge.
+                get_tree {
+                    function: "vfs_get_tree",
+                    args: 1,
+                    kprobe: [entry, return],
+                    fentry: [return],
+                    required: true,
+                    role: "the VFS sets SB_BORN: the filesystem is ready",
+                }
+                // xfs_fs_put_super(sb): unmount.
+                put_super {
+                    function: "xfs_fs_put_super",
+                    args: 1,
+                    kprobe: [entry],
+                    fentry: [entry],
+                    required: false,
+                    role: "unmount",
+                }
+            }
+            tracepoints {
+                mf_event {
+                    // Released kernels have it in `ras`; a 2025 series moved it to
+                    // `memory_failure` and a 2026 fix moved it back.
+                    candidates: [
+                        ("ras", "memory_failure_event"),
+                        ("memory_failure", "memory_failure_event"),
+                    ],
+                    role: "memory-failure outcome per pfn (type, result)",
+                }
+                sys_exit_mount {
+                    candidates: [("syscalls", "sys_exit_mount")],
+                    role: "mount(2) returned",
+                }
+                sys_exit_fsconfig {
+                    candidates: [("syscalls", "sys_exit_fsconfig")],
+                    role: "fsconfig(2) returned (FSCONFIG_CMD_CREATE runs fill_super)",
+                }
+                sys_exit_fsmount {
+                    candidates: [("syscalls", "sys_exit_fsmount")],
+                    role: "fsmount(2) returned",
+                }
+                sys_exit_umount {
+                    candidates: [("syscalls", "sys_exit_umount")],
+                    role: "umount(2) returned",
+                }
+                xfs_log_recover {
+                    candidates: [("xfs", "xfs_log_recover")],
+                    role: "XFS replays a dirty log",
+                }
+                xfs_log_umount_write {
+                    candidates: [("xfs", "xfs_log_umount_write")],
+                    role: "XFS writes its unmount record",
+                }
+            }
+        }
+    };
 }
 
 /// Name of the ring buffer map.

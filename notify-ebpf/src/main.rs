@@ -5,6 +5,11 @@
 //! BPF trampolines and the function is in vmlinux, kprobe/kretprobe otherwise. A kretprobe cannot
 //! see the arguments, so the kprobe flavour stashes them at entry (per thread and hook) and the
 //! return half takes them back; fexit reads them directly.
+//!
+//! The hooks are declared once, in `notify_common::hooks!` (function, argument count, halves per
+//! flavour); the entry points are written by `programs!` at the bottom of this file from that
+//! declaration, and call the hook's `<hook>_enter(args)` / `<hook>_exit(args, ret)` (tracepoint:
+//! `on_<hook>(ctx)`), which call the bodies.
 #![no_std]
 #![no_main]
 // The sequence counter needs BPF ISA v3's atomic fetch-add. The BPF target has no
@@ -12,6 +17,8 @@
 // bpf-linker emitted the non-fetching `lock +=` and used the operand as the "old value": every
 // event got the same number), so the instruction is written out.
 #![feature(asm_experimental_arch)]
+// `${concat(hook, _kprobe)}`: program names derived from the hook names in `programs!`.
+#![feature(macro_metavar_expr_concat)]
 
 use core::arch::asm;
 
@@ -40,10 +47,10 @@ static LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 #[map(name = "SEQ")]
 static SEQ: Array<u64> = Array::with_max_entries(1, 0);
 
-/// Arguments stashed by a kprobe for its kretprobe: key (pid_tgid, hook id). LRU, so that
+/// Arguments stashed by a kprobe for its kretprobe: key (pid_tgid, [`StashKey`]). LRU, so that
 /// entries orphaned by a missed kretprobe (maxactive exhausted) age out instead of filling it.
 #[map(name = "STASH")]
-static STASH: LruHashMap<[u64; 2], [u64; 4]> = LruHashMap::with_max_entries(8192, 0);
+static STASH: LruHashMap<[u64; 2], Args> = LruHashMap::with_max_entries(8192, 0);
 
 /// Filled in by the loader from the running kernel's BTF and tracefs formats.
 #[unsafe(no_mangle)]
@@ -117,47 +124,95 @@ fn emit(kind: u32, payload: Payload) {
     }
 }
 
-// Hook ids, only used to key the stash.
-const H_NOTIFY: u64 = 1;
-const H_HOLDER_GET: u64 = 2;
-const H_FILL_SUPER: u64 = 3;
-const H_MOUNTFS: u64 = 4;
-const H_LOG_RECOVER: u64 = 5;
-const H_LOG_RECOVER_FINISH: u64 = 6;
-const H_GET_TREE: u64 = 7;
-const H_XFS_NOTIFY: u64 = 8;
-const H_MEMORY_FAILURE: u64 = 9;
+/// A function's arguments (`args` in the hook declaration, at most 4). Past the count: zero in
+/// the fentry flavour, whatever the argument registers hold in the kprobe flavour; no body reads
+/// them.
+type Args = [u64; 4];
 
 #[inline(always)]
-fn stash(hook: u64, args: [u64; 4]) {
-    let _ = STASH.insert([bpf_get_current_pid_tgid(), hook], args, 0);
+fn stash(hook: StashKey, args: Args) {
+    let _ = STASH.insert([bpf_get_current_pid_tgid(), hook as u64], args, 0);
 }
 
 #[inline(always)]
-fn unstash(hook: u64) -> [u64; 4] {
-    let key = [bpf_get_current_pid_tgid(), hook];
+fn unstash(hook: StashKey) -> Args {
+    let key = [bpf_get_current_pid_tgid(), hook as u64];
     // SAFETY: the value is copied out before the remove.
     let args = unsafe { STASH.get(key) }.copied().unwrap_or([0; 4]);
     let _ = STASH.remove(key);
     args
 }
 
+/// The kprobe flavour's arguments: the four argument registers, whatever the function's count
+/// (registers are always readable, and copying all four keeps the stash a plain copy).
+#[inline(always)]
+fn kp_args(ctx: &ProbeContext) -> Args {
+    [
+        ctx.arg::<u64>(0).unwrap_or(0),
+        ctx.arg::<u64>(1).unwrap_or(0),
+        ctx.arg::<u64>(2).unwrap_or(0),
+        ctx.arg::<u64>(3).unwrap_or(0),
+    ]
+}
+
+/// The fentry flavour's arguments: the first `N`, zero past them. Every read is at a constant
+/// index: an fentry/fexit context holds exactly the function's arguments (then fexit's return
+/// value), and the verifier refuses a read past them or at a variable offset.
+#[inline(always)]
+fn btf_args<const N: usize>(ctx: &impl BtfArgs) -> Args {
+    const { assert!(N <= 4, "at most 4 arguments: the stash width") };
+    let at = |i: usize| if i < N { ctx.btf_arg(i) } else { 0 };
+    [at(0), at(1), at(2), at(3)]
+}
+
+/// The contexts whose arguments are an array of u64: fentry and fexit.
+trait BtfArgs {
+    fn btf_arg(&self, n: usize) -> u64;
+}
+impl BtfArgs for FEntryContext {
+    #[inline(always)]
+    fn btf_arg(&self, n: usize) -> u64 {
+        self.arg(n)
+    }
+}
+impl BtfArgs for FExitContext {
+    #[inline(always)]
+    fn btf_arg(&self, n: usize) -> u64 {
+        self.arg(n)
+    }
+}
+
+/// An `int` return value, sign-extended.
+#[inline(always)]
+fn int(ret: u64) -> i64 {
+    ret as i32 as i64
+}
+
 // ---------------------------------------------------------------------------------------------
 // The bodies: one per hook, shared by both flavours.
 
-/// Holder of a superblock: XFS keeps its `struct xfs_mount *` in `sb->s_fs_info`.
+/// A step of the mount path: `holder` (the `struct xfs_mount *`, 0 if unknown), the function's
+/// own first argument, and what the superblock `sb` (0 if unknown) says of flags and device.
+/// `o` is the caller's [`offsets()`] (read once per program: it is a volatile copy).
 #[inline(always)]
-fn sb_mount(kind: u32, sb: u64, ret: i64) {
-    let o = offsets();
+fn emit_mount(kind: u32, o: &Offsets, holder: u64, arg: u64, sb: u64, ret: i64) {
     let payload = Mount {
-        holder: read_at::<u64>(sb, o.sb_s_fs_info).unwrap_or(0),
-        arg: sb,
+        holder,
+        arg,
         s_flags: read_at::<u64>(sb, o.sb_s_flags).unwrap_or(0),
         ret,
         dev: read_at::<u32>(sb, o.sb_s_dev).unwrap_or(0),
         _pad: 0,
     };
     emit(kind, Payload { mount: payload });
+}
+
+/// Holder of a superblock: XFS keeps its `struct xfs_mount *` in `sb->s_fs_info`.
+#[inline(always)]
+fn sb_mount(kind: u32, sb: u64, ret: i64) {
+    let o = offsets();
+    let holder = read_at::<u64>(sb, o.sb_s_fs_info).unwrap_or(0);
+    emit_mount(kind, &o, holder, sb, sb, ret);
 }
 
 /// A step whose argument is the `struct xfs_mount *` itself.
@@ -165,38 +220,22 @@ fn sb_mount(kind: u32, sb: u64, ret: i64) {
 fn mp_mount(kind: u32, mp: u64, ret: i64) {
     let o = offsets();
     let sb = read_at::<u64>(mp, o.xfs_m_super).unwrap_or(0);
-    let payload = Mount {
-        holder: mp,
-        arg: mp,
-        s_flags: read_at::<u64>(sb, o.sb_s_flags).unwrap_or(0),
-        ret,
-        dev: read_at::<u32>(sb, o.sb_s_dev).unwrap_or(0),
-        _pad: 0,
-    };
-    emit(kind, Payload { mount: payload });
+    emit_mount(kind, &o, mp, mp, sb, ret);
 }
 
 /// A step whose argument is the `struct xlog *`.
 #[inline(always)]
 fn log_mount(kind: u32, log: u64, ret: i64) {
-    let mp = read_at::<u64>(log, offsets().xlog_l_mp).unwrap_or(0);
     let o = offsets();
+    let mp = read_at::<u64>(log, o.xlog_l_mp).unwrap_or(0);
     let sb = read_at::<u64>(mp, o.xfs_m_super).unwrap_or(0);
-    let payload = Mount {
-        holder: mp,
-        arg: log,
-        s_flags: read_at::<u64>(sb, o.sb_s_flags).unwrap_or(0),
-        ret,
-        dev: read_at::<u32>(sb, o.sb_s_dev).unwrap_or(0),
-        _pad: 0,
-    };
-    emit(kind, Payload { mount: payload });
+    emit_mount(kind, &o, mp, log, sb, ret);
 }
 
 /// `dax_holder_notify_failure(dax_dev, off, len, mf_flags)` entry. Reads what XFS itself will
 /// check: `holder->m_super->s_flags & SB_BORN`.
 #[inline(always)]
-fn on_notify_enter(a: [u64; 4]) {
+fn on_notify_enter(a: Args) {
     let o = offsets();
     let dax_dev = a[0];
     let holder = read_at::<u64>(dax_dev, o.dax_holder_data).unwrap_or(0);
@@ -239,7 +278,7 @@ fn on_ret(kind: u32, object: u64, offset: u64, len: u64, ret: i64) {
 
 /// `fs_dax_get_by_bdev(bdev, &start_off, holder, ops)` returned `dax_dev`.
 #[inline(always)]
-fn on_holder_get(a: [u64; 4], dax_dev: u64) {
+fn on_holder_get(a: Args, dax_dev: u64) {
     let o = offsets();
     let start_off = if a[1] != 0 {
         unsafe { bpf_probe_read_kernel(a[1] as *const u64) }.unwrap_or(0)
@@ -279,15 +318,7 @@ fn on_get_tree_exit(fc: u64, ret: i64) {
     let root = read_at::<u64>(fc, o.fc_root).unwrap_or(0);
     let sb = read_at::<u64>(root, o.dentry_d_sb).unwrap_or(0);
     let holder = read_at::<u64>(sb, o.sb_s_fs_info).unwrap_or(0);
-    let payload = Mount {
-        holder,
-        arg: fc,
-        s_flags: read_at::<u64>(sb, o.sb_s_flags).unwrap_or(0),
-        ret,
-        dev: read_at::<u32>(sb, o.sb_s_dev).unwrap_or(0),
-        _pad: 0,
-    };
-    emit(kind::GET_TREE_EXIT, Payload { mount: payload });
+    emit_mount(kind::GET_TREE_EXIT, &o, holder, fc, sb, ret);
 }
 
 #[inline(always)]
@@ -303,316 +334,6 @@ fn on_memory_failure(kind: u32, pfn: u64, flags: u64, ret: i64) {
     emit(kind, Payload { mf: payload });
 }
 
-// ---------------------------------------------------------------------------------------------
-// Entry points. Naming: <hook>_kprobe / <hook>_kretprobe / <hook>_fentry / <hook>_fexit; the
-// loader pairs them by these names (see notify-user/src/probes.rs).
-
-#[inline(always)]
-fn kp_args(ctx: &ProbeContext) -> [u64; 4] {
-    [
-        ctx.arg::<u64>(0).unwrap_or(0),
-        ctx.arg::<u64>(1).unwrap_or(0),
-        ctx.arg::<u64>(2).unwrap_or(0),
-        ctx.arg::<u64>(3).unwrap_or(0),
-    ]
-}
-
-#[inline(always)]
-fn krp_ret(ctx: &RetProbeContext) -> i64 {
-    ctx.ret::<u64>() as i64
-}
-
-// dax_holder_notify_failure(dax_dev, off, len, mf_flags) -> int
-#[kprobe]
-pub fn notify_kprobe(ctx: ProbeContext) -> u32 {
-    let a = kp_args(&ctx);
-    stash(H_NOTIFY, a);
-    on_notify_enter(a);
-    0
-}
-#[kretprobe]
-pub fn notify_kretprobe(ctx: RetProbeContext) -> u32 {
-    let a = unstash(H_NOTIFY);
-    on_ret(
-        kind::NOTIFY_EXIT,
-        a[0],
-        a[1],
-        a[2],
-        krp_ret(&ctx) as i32 as i64,
-    );
-    0
-}
-#[fentry(function = "dax_holder_notify_failure")]
-pub fn notify_fentry(ctx: FEntryContext) -> i32 {
-    let a = [ctx.arg::<u64>(0), ctx.arg(1), ctx.arg(2), ctx.arg(3)];
-    on_notify_enter(a);
-    0
-}
-#[fexit(function = "dax_holder_notify_failure")]
-pub fn notify_fexit(ctx: FExitContext) -> i32 {
-    let ret = ctx.arg::<u64>(4) as i32 as i64;
-    on_ret(
-        kind::NOTIFY_EXIT,
-        ctx.arg::<u64>(0),
-        ctx.arg(1),
-        ctx.arg(2),
-        ret,
-    );
-    0
-}
-
-// xfs_dax_notify_failure(dax_dev, off, len, mf_flags) -> int: XFS's own verdict.
-#[kprobe]
-pub fn xfs_notify_kprobe(ctx: ProbeContext) -> u32 {
-    stash(H_XFS_NOTIFY, kp_args(&ctx));
-    0
-}
-#[kretprobe]
-pub fn xfs_notify_kretprobe(ctx: RetProbeContext) -> u32 {
-    let a = unstash(H_XFS_NOTIFY);
-    on_ret(
-        kind::XFS_NOTIFY_EXIT,
-        a[0],
-        a[1],
-        a[2],
-        krp_ret(&ctx) as i32 as i64,
-    );
-    0
-}
-#[fexit(function = "xfs_dax_notify_failure")]
-pub fn xfs_notify_fexit(ctx: FExitContext) -> i32 {
-    let ret = ctx.arg::<u64>(4) as i32 as i64;
-    on_ret(
-        kind::XFS_NOTIFY_EXIT,
-        ctx.arg::<u64>(0),
-        ctx.arg(1),
-        ctx.arg(2),
-        ret,
-    );
-    0
-}
-
-// fs_dax_get_by_bdev(bdev, &start_off, holder, ops) -> struct dax_device *
-#[kprobe]
-pub fn holder_get_kprobe(ctx: ProbeContext) -> u32 {
-    stash(H_HOLDER_GET, kp_args(&ctx));
-    0
-}
-#[kretprobe]
-pub fn holder_get_kretprobe(ctx: RetProbeContext) -> u32 {
-    let a = unstash(H_HOLDER_GET);
-    on_holder_get(a, ctx.ret::<u64>());
-    0
-}
-#[fexit(function = "fs_dax_get_by_bdev")]
-pub fn holder_get_fexit(ctx: FExitContext) -> i32 {
-    let a = [ctx.arg::<u64>(0), ctx.arg(1), ctx.arg(2), ctx.arg(3)];
-    on_holder_get(a, ctx.arg::<u64>(4));
-    0
-}
-
-// fs_put_dax(dax_dev, holder)
-#[kprobe]
-pub fn holder_put_kprobe(ctx: ProbeContext) -> u32 {
-    let a = kp_args(&ctx);
-    on_holder_put(a[0], a[1]);
-    0
-}
-#[fentry(function = "fs_put_dax")]
-pub fn holder_put_fentry(ctx: FEntryContext) -> i32 {
-    on_holder_put(ctx.arg::<u64>(0), ctx.arg(1));
-    0
-}
-
-// xfs_fs_fill_super(sb, fc) -> int
-#[kprobe]
-pub fn fill_super_kprobe(ctx: ProbeContext) -> u32 {
-    let a = kp_args(&ctx);
-    stash(H_FILL_SUPER, a);
-    sb_mount(kind::FILL_SUPER_ENTER, a[0], 0);
-    0
-}
-#[kretprobe]
-pub fn fill_super_kretprobe(ctx: RetProbeContext) -> u32 {
-    let a = unstash(H_FILL_SUPER);
-    sb_mount(kind::FILL_SUPER_EXIT, a[0], krp_ret(&ctx) as i32 as i64);
-    0
-}
-
-#[fentry(function = "xfs_fs_fill_super")]
-pub fn fill_super_fentry(ctx: FEntryContext) -> i32 {
-    sb_mount(kind::FILL_SUPER_ENTER, ctx.arg(0), 0);
-    0
-}
-#[fexit(function = "xfs_fs_fill_super")]
-pub fn fill_super_fexit(ctx: FExitContext) -> i32 {
-    sb_mount(
-        kind::FILL_SUPER_EXIT,
-        ctx.arg(0),
-        ctx.arg::<u64>(2) as i32 as i64,
-    );
-    0
-}
-
-// xfs_mountfs(mp) -> int
-#[kprobe]
-pub fn mountfs_kprobe(ctx: ProbeContext) -> u32 {
-    let a = kp_args(&ctx);
-    stash(H_MOUNTFS, a);
-    mp_mount(kind::MOUNTFS_ENTER, a[0], 0);
-    0
-}
-#[kretprobe]
-pub fn mountfs_kretprobe(ctx: RetProbeContext) -> u32 {
-    let a = unstash(H_MOUNTFS);
-    mp_mount(kind::MOUNTFS_EXIT, a[0], krp_ret(&ctx) as i32 as i64);
-    0
-}
-
-#[fentry(function = "xfs_mountfs")]
-pub fn mountfs_fentry(ctx: FEntryContext) -> i32 {
-    mp_mount(kind::MOUNTFS_ENTER, ctx.arg(0), 0);
-    0
-}
-#[fexit(function = "xfs_mountfs")]
-pub fn mountfs_fexit(ctx: FExitContext) -> i32 {
-    mp_mount(
-        kind::MOUNTFS_EXIT,
-        ctx.arg(0),
-        ctx.arg::<u64>(1) as i32 as i64,
-    );
-    0
-}
-
-// xlog_recover(log) -> int
-#[kprobe]
-pub fn log_recover_kprobe(ctx: ProbeContext) -> u32 {
-    let a = kp_args(&ctx);
-    stash(H_LOG_RECOVER, a);
-    log_mount(kind::LOG_RECOVER_ENTER, a[0], 0);
-    0
-}
-#[kretprobe]
-pub fn log_recover_kretprobe(ctx: RetProbeContext) -> u32 {
-    let a = unstash(H_LOG_RECOVER);
-    log_mount(kind::LOG_RECOVER_EXIT, a[0], krp_ret(&ctx) as i32 as i64);
-    0
-}
-
-#[fentry(function = "xlog_recover")]
-pub fn log_recover_fentry(ctx: FEntryContext) -> i32 {
-    log_mount(kind::LOG_RECOVER_ENTER, ctx.arg(0), 0);
-    0
-}
-#[fexit(function = "xlog_recover")]
-pub fn log_recover_fexit(ctx: FExitContext) -> i32 {
-    log_mount(
-        kind::LOG_RECOVER_EXIT,
-        ctx.arg(0),
-        ctx.arg::<u64>(1) as i32 as i64,
-    );
-    0
-}
-
-// xlog_recover_finish(log) -> int
-#[kprobe]
-pub fn log_recover_finish_kprobe(ctx: ProbeContext) -> u32 {
-    let a = kp_args(&ctx);
-    stash(H_LOG_RECOVER_FINISH, a);
-    log_mount(kind::LOG_RECOVER_FINISH_ENTER, a[0], 0);
-    0
-}
-#[kretprobe]
-pub fn log_recover_finish_kretprobe(ctx: RetProbeContext) -> u32 {
-    let a = unstash(H_LOG_RECOVER_FINISH);
-    log_mount(
-        kind::LOG_RECOVER_FINISH_EXIT,
-        a[0],
-        krp_ret(&ctx) as i32 as i64,
-    );
-    0
-}
-
-#[fentry(function = "xlog_recover_finish")]
-pub fn log_recover_finish_fentry(ctx: FEntryContext) -> i32 {
-    log_mount(kind::LOG_RECOVER_FINISH_ENTER, ctx.arg(0), 0);
-    0
-}
-#[fexit(function = "xlog_recover_finish")]
-pub fn log_recover_finish_fexit(ctx: FExitContext) -> i32 {
-    log_mount(
-        kind::LOG_RECOVER_FINISH_EXIT,
-        ctx.arg(0),
-        ctx.arg::<u64>(1) as i32 as i64,
-    );
-    0
-}
-
-// vfs_get_tree(fc) -> int: the ready edge.
-#[kprobe]
-pub fn get_tree_kprobe(ctx: ProbeContext) -> u32 {
-    stash(H_GET_TREE, kp_args(&ctx));
-    0
-}
-#[kretprobe]
-pub fn get_tree_kretprobe(ctx: RetProbeContext) -> u32 {
-    let a = unstash(H_GET_TREE);
-    on_get_tree_exit(a[0], krp_ret(&ctx) as i32 as i64);
-    0
-}
-#[fexit(function = "vfs_get_tree")]
-pub fn get_tree_fexit(ctx: FExitContext) -> i32 {
-    on_get_tree_exit(ctx.arg::<u64>(0), ctx.arg::<u64>(1) as i32 as i64);
-    0
-}
-
-// xfs_fs_put_super(sb): unmount.
-#[kprobe]
-pub fn put_super_kprobe(ctx: ProbeContext) -> u32 {
-    sb_mount(kind::PUT_SUPER, ctx.arg::<u64>(0).unwrap_or(0), 0);
-    0
-}
-
-#[fentry(function = "xfs_fs_put_super")]
-pub fn put_super_fentry(ctx: FEntryContext) -> i32 {
-    sb_mount(kind::PUT_SUPER, ctx.arg(0), 0);
-    0
-}
-
-// memory_failure(pfn, flags) -> int
-#[kprobe]
-pub fn memory_failure_kprobe(ctx: ProbeContext) -> u32 {
-    let a = kp_args(&ctx);
-    stash(H_MEMORY_FAILURE, a);
-    on_memory_failure(kind::MEMORY_FAILURE_ENTER, a[0], a[1], 0);
-    0
-}
-#[kretprobe]
-pub fn memory_failure_kretprobe(ctx: RetProbeContext) -> u32 {
-    let a = unstash(H_MEMORY_FAILURE);
-    on_memory_failure(
-        kind::MEMORY_FAILURE_EXIT,
-        a[0],
-        a[1],
-        krp_ret(&ctx) as i32 as i64,
-    );
-    0
-}
-#[fentry(function = "memory_failure")]
-pub fn memory_failure_fentry(ctx: FEntryContext) -> i32 {
-    on_memory_failure(kind::MEMORY_FAILURE_ENTER, ctx.arg(0), ctx.arg(1), 0);
-    0
-}
-#[fexit(function = "memory_failure")]
-pub fn memory_failure_fexit(ctx: FExitContext) -> i32 {
-    let ret = ctx.arg::<u64>(2) as i32 as i64;
-    on_memory_failure(kind::MEMORY_FAILURE_EXIT, ctx.arg(0), ctx.arg(1), ret);
-    0
-}
-
-// ---------------------------------------------------------------------------------------------
-// Tracepoints: stable ABI, the only thing some kernels (this project's host among them) allow.
-
 #[inline(always)]
 fn tp_read<T>(ctx: &TracePointContext, off: u32) -> Option<T> {
     if off == Offsets::UNKNOWN {
@@ -622,19 +343,18 @@ fn tp_read<T>(ctx: &TracePointContext, off: u32) -> Option<T> {
 }
 
 /// `ras:memory_failure_event` (or `memory_failure:memory_failure_event`).
-#[tracepoint]
-pub fn mf_event(ctx: TracePointContext) -> u32 {
+#[inline(always)]
+fn on_mf_event(ctx: &TracePointContext) {
     let o = offsets();
     let payload = MemoryFailure {
-        pfn: tp_read::<u64>(&ctx, o.tp_mf_pfn).unwrap_or(0),
+        pfn: tp_read::<u64>(ctx, o.tp_mf_pfn).unwrap_or(0),
         ret: 0,
         flags: 0,
-        mf_type: tp_read::<i32>(&ctx, o.tp_mf_type).unwrap_or(-1),
-        result: tp_read::<i32>(&ctx, o.tp_mf_result).unwrap_or(-1),
+        mf_type: tp_read::<i32>(ctx, o.tp_mf_type).unwrap_or(-1),
+        result: tp_read::<i32>(ctx, o.tp_mf_result).unwrap_or(-1),
         _pad: 0,
     };
     emit(kind::MF_EVENT, Payload { mf: payload });
-    0
 }
 
 #[inline(always)]
@@ -650,27 +370,6 @@ fn on_sys_exit(ctx: &TracePointContext, which: u64) {
     emit(kind::SYSCALL_EXIT, Payload { mount: payload });
 }
 
-#[tracepoint]
-pub fn sys_exit_mount(ctx: TracePointContext) -> u32 {
-    on_sys_exit(&ctx, syscall::MOUNT);
-    0
-}
-#[tracepoint]
-pub fn sys_exit_fsconfig(ctx: TracePointContext) -> u32 {
-    on_sys_exit(&ctx, syscall::FSCONFIG);
-    0
-}
-#[tracepoint]
-pub fn sys_exit_fsmount(ctx: TracePointContext) -> u32 {
-    on_sys_exit(&ctx, syscall::FSMOUNT);
-    0
-}
-#[tracepoint]
-pub fn sys_exit_umount(ctx: TracePointContext) -> u32 {
-    on_sys_exit(&ctx, syscall::UMOUNT);
-    0
-}
-
 #[inline(always)]
 fn on_xfs_tp(ctx: &TracePointContext, which: u64) {
     let payload = Mount {
@@ -684,16 +383,223 @@ fn on_xfs_tp(ctx: &TracePointContext, which: u64) {
     emit(kind::XFS_TRACEPOINT, Payload { mount: payload });
 }
 
-#[tracepoint]
-pub fn xfs_log_recover(ctx: TracePointContext) -> u32 {
-    on_xfs_tp(&ctx, xfs_tp::LOG_RECOVER);
-    0
+// ---------------------------------------------------------------------------------------------
+// What each hook tells, in the shape the entry points call: `<hook>_enter(args)` for its entry
+// half, `<hook>_exit(args, ret)` for its return half (the halves its declaration lists),
+// `on_<hook>(ctx)` for a tracepoint. `ret` is the raw return register.
+
+#[inline(always)]
+fn memory_failure_enter(a: &Args) {
+    on_memory_failure(kind::MEMORY_FAILURE_ENTER, a[0], a[1], 0);
 }
-#[tracepoint]
-pub fn xfs_log_umount_write(ctx: TracePointContext) -> u32 {
-    on_xfs_tp(&ctx, xfs_tp::LOG_UMOUNT_WRITE);
-    0
+#[inline(always)]
+fn memory_failure_exit(a: &Args, ret: u64) {
+    on_memory_failure(kind::MEMORY_FAILURE_EXIT, a[0], a[1], int(ret));
 }
+
+#[inline(always)]
+fn notify_enter(a: &Args) {
+    on_notify_enter(*a);
+}
+#[inline(always)]
+fn notify_exit(a: &Args, ret: u64) {
+    on_ret(kind::NOTIFY_EXIT, a[0], a[1], a[2], int(ret));
+}
+
+/// Nothing to tell at entry (the kprobe entry only stashes the arguments for its return).
+#[inline(always)]
+fn xfs_notify_enter(_: &Args) {}
+#[inline(always)]
+fn xfs_notify_exit(a: &Args, ret: u64) {
+    on_ret(kind::XFS_NOTIFY_EXIT, a[0], a[1], a[2], int(ret));
+}
+
+/// Nothing to tell at entry (the kprobe entry only stashes the arguments for its return).
+#[inline(always)]
+fn holder_get_enter(_: &Args) {}
+#[inline(always)]
+fn holder_get_exit(a: &Args, dax_dev: u64) {
+    on_holder_get(*a, dax_dev);
+}
+
+#[inline(always)]
+fn holder_put_enter(a: &Args) {
+    on_holder_put(a[0], a[1]);
+}
+
+#[inline(always)]
+fn fill_super_enter(a: &Args) {
+    sb_mount(kind::FILL_SUPER_ENTER, a[0], 0);
+}
+#[inline(always)]
+fn fill_super_exit(a: &Args, ret: u64) {
+    sb_mount(kind::FILL_SUPER_EXIT, a[0], int(ret));
+}
+
+#[inline(always)]
+fn mountfs_enter(a: &Args) {
+    mp_mount(kind::MOUNTFS_ENTER, a[0], 0);
+}
+#[inline(always)]
+fn mountfs_exit(a: &Args, ret: u64) {
+    mp_mount(kind::MOUNTFS_EXIT, a[0], int(ret));
+}
+
+#[inline(always)]
+fn log_recover_enter(a: &Args) {
+    log_mount(kind::LOG_RECOVER_ENTER, a[0], 0);
+}
+#[inline(always)]
+fn log_recover_exit(a: &Args, ret: u64) {
+    log_mount(kind::LOG_RECOVER_EXIT, a[0], int(ret));
+}
+
+#[inline(always)]
+fn log_recover_finish_enter(a: &Args) {
+    log_mount(kind::LOG_RECOVER_FINISH_ENTER, a[0], 0);
+}
+#[inline(always)]
+fn log_recover_finish_exit(a: &Args, ret: u64) {
+    log_mount(kind::LOG_RECOVER_FINISH_EXIT, a[0], int(ret));
+}
+
+/// Nothing to tell at entry (the kprobe entry only stashes the arguments for its return).
+#[inline(always)]
+fn get_tree_enter(_: &Args) {}
+#[inline(always)]
+fn get_tree_exit(a: &Args, ret: u64) {
+    on_get_tree_exit(a[0], int(ret));
+}
+
+#[inline(always)]
+fn put_super_enter(a: &Args) {
+    sb_mount(kind::PUT_SUPER, a[0], 0);
+}
+
+#[inline(always)]
+fn on_sys_exit_mount(ctx: &TracePointContext) {
+    on_sys_exit(ctx, syscall::MOUNT);
+}
+#[inline(always)]
+fn on_sys_exit_fsconfig(ctx: &TracePointContext) {
+    on_sys_exit(ctx, syscall::FSCONFIG);
+}
+#[inline(always)]
+fn on_sys_exit_fsmount(ctx: &TracePointContext) {
+    on_sys_exit(ctx, syscall::FSMOUNT);
+}
+#[inline(always)]
+fn on_sys_exit_umount(ctx: &TracePointContext) {
+    on_sys_exit(ctx, syscall::UMOUNT);
+}
+
+#[inline(always)]
+fn on_xfs_log_recover(ctx: &TracePointContext) {
+    on_xfs_tp(ctx, xfs_tp::LOG_RECOVER);
+}
+#[inline(always)]
+fn on_xfs_log_umount_write(ctx: &TracePointContext) {
+    on_xfs_tp(ctx, xfs_tp::LOG_UMOUNT_WRITE);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Entry points, written from `notify_common::hooks!`. Naming: <hook>_kprobe / <hook>_kretprobe /
+// <hook>_fentry / <hook>_fexit, and the hook's own name for a tracepoint; the loader
+// (notify-user/src/probe/hooks.rs) derives the same names from the same declaration.
+
+macro_rules! programs {
+    (
+        functions {
+            $(
+                $name:ident {
+                    function: $function:literal,
+                    args: $args:literal,
+                    kprobe: [$($kprobe:tt)*],
+                    fentry: [$($fentry:tt)*],
+                    required: $required:literal,
+                    role: $role:literal $(,)?
+                }
+            )*
+        }
+        tracepoints {
+            $(
+                $tp:ident {
+                    candidates: [$(($group:literal, $event:literal)),+ $(,)?],
+                    role: $tp_role:literal $(,)?
+                }
+            )*
+        }
+    ) => {
+        /// The stash's key per function hook, numbered by the compiler. (Hooks without a
+        /// return half never stash.)
+        #[allow(non_camel_case_types, dead_code)]
+        #[derive(Clone, Copy)]
+        #[repr(u64)]
+        enum StashKey {
+            $($name,)*
+        }
+
+        $(
+            programs!(@kprobe $name [$($kprobe)*]);
+            programs!(@fentry $name $function $args [$($fentry)*]);
+        )*
+
+        $(
+            #[tracepoint]
+            pub fn $tp(ctx: TracePointContext) -> u32 {
+                ${concat(on_, $tp)}(&ctx);
+                0
+            }
+        )*
+    };
+
+    // The kprobe flavour: the entry always, stashing the arguments when a kretprobe follows.
+    (@kprobe $name:ident [entry, return]) => {
+        #[kprobe]
+        pub fn ${concat($name, _kprobe)}(ctx: ProbeContext) -> u32 {
+            let a = kp_args(&ctx);
+            stash(StashKey::$name, a);
+            ${concat($name, _enter)}(&a);
+            0
+        }
+        #[kretprobe]
+        pub fn ${concat($name, _kretprobe)}(ctx: RetProbeContext) -> u32 {
+            let a = unstash(StashKey::$name);
+            ${concat($name, _exit)}(&a, ctx.ret::<u64>());
+            0
+        }
+    };
+    (@kprobe $name:ident [entry]) => {
+        #[kprobe]
+        pub fn ${concat($name, _kprobe)}(ctx: ProbeContext) -> u32 {
+            ${concat($name, _enter)}(&kp_args(&ctx));
+            0
+        }
+    };
+
+    // The fentry flavour: each half on its own; fexit's return value follows the arguments.
+    (@fentry $name:ident $function:literal $args:literal [entry, return]) => {
+        programs!(@fentry $name $function $args [entry]);
+        programs!(@fentry $name $function $args [return]);
+    };
+    (@fentry $name:ident $function:literal $args:literal [entry]) => {
+        #[fentry(function = $function)]
+        pub fn ${concat($name, _fentry)}(ctx: FEntryContext) -> i32 {
+            ${concat($name, _enter)}(&btf_args::<$args>(&ctx));
+            0
+        }
+    };
+    (@fentry $name:ident $function:literal $args:literal [return]) => {
+        #[fexit(function = $function)]
+        pub fn ${concat($name, _fexit)}(ctx: FExitContext) -> i32 {
+            ${concat($name, _exit)}(&btf_args::<$args>(&ctx), ctx.arg::<u64>($args));
+            0
+        }
+    };
+    (@fentry $name:ident $function:literal $args:literal []) => {};
+}
+
+notify_common::hooks!(programs);
 
 #[cfg(not(test))]
 #[panic_handler]

@@ -1,5 +1,10 @@
 //! The hook table: every kernel function and tracepoint notify probes, what each tells, and the
 //! BPF programs (notify-ebpf) of each attach flavour.
+//!
+//! Both tables are expanded from the one declaration of the hooks, `notify_common::hooks!`,
+//! which notify-ebpf expands into the programs themselves: a program name here is derived from
+//! the hook's name by the same rule as there (`<hook>_kprobe`, `<hook>_kretprobe`,
+//! `<hook>_fentry`, `<hook>_fexit`, the hook's own name for a tracepoint).
 
 /// Which half of a function a program runs at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -15,6 +20,8 @@ pub struct Hook {
     pub name: &'static str,
     /// The kernel function.
     pub function: &'static str,
+    /// How many arguments it takes (fexit reads the return value after them).
+    pub args: usize,
     /// What it tells us.
     pub role: &'static str,
     /// Whether notify's job needs it (for health checks): the notification itself and the
@@ -31,184 +38,101 @@ pub struct Hook {
 pub struct TpHook {
     pub name: &'static str,
     pub program: &'static str,
+    /// Never empty (the declaration's grammar needs one).
     pub candidates: &'static [(&'static str, &'static str)],
     pub role: &'static str,
 }
 
 use At::{Entry, Return};
 
-/// Every function hook, in the order of the story they tell.
-pub const HOOKS: &[Hook] = &[
-    Hook {
-        name: "memory_failure",
-        function: "memory_failure",
-        role: "a pfn is declared poisoned",
-        required: false,
-        kprobe: &[
-            ("memory_failure_kprobe", Entry),
-            ("memory_failure_kretprobe", Return),
-        ],
-        fentry: &[
-            ("memory_failure_fentry", Entry),
-            ("memory_failure_fexit", Return),
-        ],
-    },
-    Hook {
-        name: "notify",
-        function: "dax_holder_notify_failure",
-        role: "the failure reaches the dax layer (entry: holder readiness; return: result)",
-        required: true,
-        kprobe: &[("notify_kprobe", Entry), ("notify_kretprobe", Return)],
-        fentry: &[("notify_fentry", Entry), ("notify_fexit", Return)],
-    },
-    Hook {
-        name: "xfs_notify",
-        function: "xfs_dax_notify_failure",
-        role: "XFS's own verdict (-EIO: not ready, dropped)",
-        required: false,
-        kprobe: &[
-            ("xfs_notify_kprobe", Entry),
-            ("xfs_notify_kretprobe", Return),
-        ],
-        fentry: &[("xfs_notify_fexit", Return)],
-    },
-    Hook {
-        name: "holder_get",
-        function: "fs_dax_get_by_bdev",
-        role: "a filesystem registers as holder of a dax device",
-        required: true,
-        kprobe: &[
-            ("holder_get_kprobe", Entry),
-            ("holder_get_kretprobe", Return),
-        ],
-        fentry: &[("holder_get_fexit", Return)],
-    },
-    Hook {
-        name: "holder_put",
-        function: "fs_put_dax",
-        role: "the holder releases the dax device",
-        required: true,
-        kprobe: &[("holder_put_kprobe", Entry)],
-        fentry: &[("holder_put_fentry", Entry)],
-    },
-    Hook {
-        name: "fill_super",
-        function: "xfs_fs_fill_super",
-        role: "XFS mount starts / fill_super result",
-        required: false,
-        kprobe: &[
-            ("fill_super_kprobe", Entry),
-            ("fill_super_kretprobe", Return),
-        ],
-        fentry: &[("fill_super_fentry", Entry), ("fill_super_fexit", Return)],
-    },
-    Hook {
-        name: "mountfs",
-        function: "xfs_mountfs",
-        role: "XFS mounts the filesystem proper",
-        required: false,
-        kprobe: &[("mountfs_kprobe", Entry), ("mountfs_kretprobe", Return)],
-        fentry: &[("mountfs_fentry", Entry), ("mountfs_fexit", Return)],
-    },
-    Hook {
-        name: "log_recover",
-        function: "xlog_recover",
-        role: "log recovery (first pass)",
-        required: false,
-        kprobe: &[
-            ("log_recover_kprobe", Entry),
-            ("log_recover_kretprobe", Return),
-        ],
-        fentry: &[("log_recover_fentry", Entry), ("log_recover_fexit", Return)],
-    },
-    Hook {
-        name: "log_recover_finish",
-        function: "xlog_recover_finish",
-        role: "log recovery (intents, unlinked inodes)",
-        required: false,
-        kprobe: &[
-            ("log_recover_finish_kprobe", Entry),
-            ("log_recover_finish_kretprobe", Return),
-        ],
-        fentry: &[
-            ("log_recover_finish_fentry", Entry),
-            ("log_recover_finish_fexit", Return),
-        ],
-    },
-    Hook {
-        name: "get_tree",
-        function: "vfs_get_tree",
-        role: "the VFS sets SB_BORN: the filesystem is ready",
-        required: true,
-        kprobe: &[("get_tree_kprobe", Entry), ("get_tree_kretprobe", Return)],
-        fentry: &[("get_tree_fexit", Return)],
-    },
-    Hook {
-        name: "put_super",
-        function: "xfs_fs_put_super",
-        role: "unmount",
-        required: false,
-        kprobe: &[("put_super_kprobe", Entry)],
-        fentry: &[("put_super_fentry", Entry)],
-    },
-];
+/// Expands `notify_common::hooks!` into [`HOOKS`] and [`TRACEPOINTS`]. The halves each flavour
+/// may list are those notify-ebpf's `programs!` accepts; anything else does not compile.
+macro_rules! tables {
+    (
+        functions {
+            $(
+                $name:ident {
+                    function: $function:literal,
+                    args: $args:literal,
+                    kprobe: [$($kprobe:tt)*],
+                    fentry: [$($fentry:tt)*],
+                    required: $required:literal,
+                    role: $role:literal $(,)?
+                }
+            )*
+        }
+        tracepoints {
+            $(
+                $tp:ident {
+                    candidates: [$(($group:literal, $event:literal)),+ $(,)?],
+                    role: $tp_role:literal $(,)?
+                }
+            )*
+        }
+    ) => {
+        /// Every function hook, in the order of the story they tell.
+        pub const HOOKS: &[Hook] = &[
+            $(
+                Hook {
+                    name: stringify!($name),
+                    function: $function,
+                    args: $args,
+                    role: $role,
+                    required: $required,
+                    kprobe: tables!(@kprobe $name [$($kprobe)*]),
+                    fentry: tables!(@fentry $name [$($fentry)*]),
+                },
+            )*
+        ];
 
-/// Tracepoints: stable, and all some kernels allow.
-pub const TRACEPOINTS: &[TpHook] = &[
-    TpHook {
-        name: "mf_event",
-        program: "mf_event",
-        // Released kernels have it in `ras`; a 2025 series moved it to `memory_failure` and a
-        // 2026 fix moved it back.
-        candidates: &[
-            ("ras", "memory_failure_event"),
-            ("memory_failure", "memory_failure_event"),
-        ],
-        role: "memory-failure outcome per pfn (type, result)",
-    },
-    TpHook {
-        name: "sys_exit_mount",
-        program: "sys_exit_mount",
-        candidates: &[("syscalls", "sys_exit_mount")],
-        role: "mount(2) returned",
-    },
-    TpHook {
-        name: "sys_exit_fsconfig",
-        program: "sys_exit_fsconfig",
-        candidates: &[("syscalls", "sys_exit_fsconfig")],
-        role: "fsconfig(2) returned (FSCONFIG_CMD_CREATE runs fill_super)",
-    },
-    TpHook {
-        name: "sys_exit_fsmount",
-        program: "sys_exit_fsmount",
-        candidates: &[("syscalls", "sys_exit_fsmount")],
-        role: "fsmount(2) returned",
-    },
-    TpHook {
-        name: "sys_exit_umount",
-        program: "sys_exit_umount",
-        candidates: &[("syscalls", "sys_exit_umount")],
-        role: "umount(2) returned",
-    },
-    TpHook {
-        name: "xfs_log_recover",
-        program: "xfs_log_recover",
-        candidates: &[("xfs", "xfs_log_recover")],
-        role: "XFS replays a dirty log",
-    },
-    TpHook {
-        name: "xfs_log_umount_write",
-        program: "xfs_log_umount_write",
-        candidates: &[("xfs", "xfs_log_umount_write")],
-        role: "XFS writes its unmount record",
-    },
-];
+        /// Tracepoints: stable, and all some kernels allow.
+        pub const TRACEPOINTS: &[TpHook] = &[
+            $(
+                TpHook {
+                    name: stringify!($tp),
+                    program: stringify!($tp),
+                    candidates: &[$(($group, $event)),+],
+                    role: $tp_role,
+                },
+            )*
+        ];
+    };
+
+    (@kprobe $name:ident [entry, return]) => {
+        &[
+            (concat!(stringify!($name), "_kprobe"), Entry),
+            (concat!(stringify!($name), "_kretprobe"), Return),
+        ]
+    };
+    (@kprobe $name:ident [entry]) => {
+        &[(concat!(stringify!($name), "_kprobe"), Entry)]
+    };
+
+    (@fentry $name:ident [entry, return]) => {
+        &[
+            (concat!(stringify!($name), "_fentry"), Entry),
+            (concat!(stringify!($name), "_fexit"), Return),
+        ]
+    };
+    (@fentry $name:ident [entry]) => {
+        &[(concat!(stringify!($name), "_fentry"), Entry)]
+    };
+    (@fentry $name:ident [return]) => {
+        &[(concat!(stringify!($name), "_fexit"), Return)]
+    };
+    (@fentry $name:ident []) => {
+        &[]
+    };
+}
+
+notify_common::hooks!(tables);
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::probe::attach::EBPF_OBJECT;
-    use std::collections::HashSet;
+    use aya_obj::ProgramSection;
+    use std::collections::{BTreeSet, HashSet};
 
     #[test]
     fn program_names_are_unique_and_follow_the_flavour_convention() {
@@ -222,17 +146,140 @@ mod tests {
                     "_kretprobe"
                 };
                 assert!(p.ends_with(suffix), "{p}");
+                assert_eq!(*p, format!("{}{suffix}", h.name));
             }
             for (p, at) in h.fentry {
                 assert!(seen.insert(*p), "{p} twice");
                 let suffix = if *at == Entry { "_fentry" } else { "_fexit" };
                 assert!(p.ends_with(suffix), "{p}");
+                assert_eq!(*p, format!("{}{suffix}", h.name));
             }
             assert!(!h.kprobe.is_empty(), "{} needs a kprobe flavour", h.name);
+            assert_eq!(
+                h.kprobe[0].1, Entry,
+                "{}: a kprobe flavour starts at entry",
+                h.name
+            );
+            assert!(h.args <= 4, "{}: the stash holds 4 arguments", h.name);
         }
         for t in TRACEPOINTS {
             assert!(seen.insert(t.program));
+            assert_eq!(t.program, t.name);
+            assert!(!t.candidates.is_empty(), "{}", t.name);
         }
+    }
+
+    /// The names the lab, the docs and `notify doctor` readers know: renaming a hook renames its
+    /// programs, which must be on purpose.
+    #[test]
+    fn program_names_are_the_known_ones() {
+        let names: Vec<&str> = HOOKS
+            .iter()
+            .flat_map(|h| h.kprobe.iter().chain(h.fentry))
+            .map(|(p, _)| *p)
+            .chain(TRACEPOINTS.iter().map(|t| t.program))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "memory_failure_kprobe",
+                "memory_failure_kretprobe",
+                "memory_failure_fentry",
+                "memory_failure_fexit",
+                "notify_kprobe",
+                "notify_kretprobe",
+                "notify_fentry",
+                "notify_fexit",
+                "xfs_notify_kprobe",
+                "xfs_notify_kretprobe",
+                "xfs_notify_fexit",
+                "holder_get_kprobe",
+                "holder_get_kretprobe",
+                "holder_get_fexit",
+                "holder_put_kprobe",
+                "holder_put_fentry",
+                "fill_super_kprobe",
+                "fill_super_kretprobe",
+                "fill_super_fentry",
+                "fill_super_fexit",
+                "mountfs_kprobe",
+                "mountfs_kretprobe",
+                "mountfs_fentry",
+                "mountfs_fexit",
+                "log_recover_kprobe",
+                "log_recover_kretprobe",
+                "log_recover_fentry",
+                "log_recover_fexit",
+                "log_recover_finish_kprobe",
+                "log_recover_finish_kretprobe",
+                "log_recover_finish_fentry",
+                "log_recover_finish_fexit",
+                "get_tree_kprobe",
+                "get_tree_kretprobe",
+                "get_tree_fexit",
+                "put_super_kprobe",
+                "put_super_fentry",
+                "mf_event",
+                "sys_exit_mount",
+                "sys_exit_fsconfig",
+                "sys_exit_fsmount",
+                "sys_exit_umount",
+                "xfs_log_recover",
+                "xfs_log_umount_write",
+            ]
+        );
+    }
+
+    /// The object's programs as aya sees them, (name, program type), read by aya's own ELF
+    /// parser: nothing is loaded, so no root or BPF is needed.
+    fn object_programs() -> BTreeSet<(String, String)> {
+        let obj = aya_obj::Object::parse(EBPF_OBJECT).expect("the notify-ebpf object parses");
+        obj.programs
+            .iter()
+            .map(|(name, p)| {
+                let kind = match &p.section {
+                    ProgramSection::KProbe => "kprobe".to_string(),
+                    ProgramSection::KRetProbe => "kretprobe".to_string(),
+                    ProgramSection::FEntry { sleepable: false } => "fentry".to_string(),
+                    ProgramSection::FExit { sleepable: false } => "fexit".to_string(),
+                    ProgramSection::TracePoint => "tracepoint".to_string(),
+                    other => format!("{other:?}"),
+                };
+                (name.clone(), kind)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_object_has_exactly_the_programs_the_tables_list() {
+        let mut listed = BTreeSet::new();
+        for h in HOOKS {
+            for (p, at) in h.kprobe {
+                let kind = if *at == Entry { "kprobe" } else { "kretprobe" };
+                assert!(
+                    listed.insert((p.to_string(), kind.to_string())),
+                    "{p} twice"
+                );
+            }
+            for (p, at) in h.fentry {
+                let kind = if *at == Entry { "fentry" } else { "fexit" };
+                assert!(
+                    listed.insert((p.to_string(), kind.to_string())),
+                    "{p} twice"
+                );
+            }
+        }
+        for t in TRACEPOINTS {
+            assert!(listed.insert((t.program.to_string(), "tracepoint".to_string())));
+        }
+        let found = object_programs();
+        let missing: Vec<_> = listed.difference(&found).collect();
+        let unlisted: Vec<_> = found.difference(&listed).collect();
+        assert!(
+            missing.is_empty() && unlisted.is_empty(),
+            "listed but not in the object (or of another type): {missing:?}; in the object but \
+             not listed: {unlisted:?}"
+        );
     }
 
     #[test]
