@@ -20,11 +20,12 @@ use crate::{
     util::{self, output, run},
 };
 
-/// Modules the scenarios need, loaded in this order after their dependencies.
-/// (`crc32c_generic` is libcrc32c's `softdep pre: crc32c`.)
+/// Modules the scenarios need, loaded in this order after their dependencies. Dependencies
+/// come from each module's own `depends=`/`softdep` (modinfo): on 6.1 and 6.12 xfs pulls in
+/// libcrc32c and, through libcrc32c's `softdep pre: crc32c`, crc32c_generic; on 7.3 xfs has no
+/// dependencies (crc32c is built in and libcrc32c is gone). A wanted module that is built into
+/// a kernel (`modules.builtin`) is skipped with a note.
 pub const WANTED_MODULES: &[&str] = &[
-    "crc32c_generic",
-    "libcrc32c",
     "xfs",
     "libnvdimm",
     "nd_btt",
@@ -160,7 +161,10 @@ pub fn ensure(k: &Kernel, agent: Option<&Path>) -> Result<(PathBuf, bool)> {
     }
 
     // Modules, in load order.
-    let order = module_order(&k.moddir, WANTED_MODULES)?;
+    let (order, notes) = module_order(&k.moddir, WANTED_MODULES)?;
+    for n in &notes {
+        eprintln!("lab: {} modules: {n}", k.flavor.label());
+    }
     let mut list = String::new();
     for (name, path) in &order {
         let compressed = path.extension().is_some_and(|e| e == "xz" || e == "zst");
@@ -348,14 +352,62 @@ fn index_modules(moddir: &Path) -> Result<BTreeMap<String, PathBuf>> {
     Ok(out)
 }
 
-/// Names built into the kernel (`modules.builtin`).
-fn builtins(moddir: &Path) -> Vec<String> {
-    fs::read_to_string(moddir.join("modules.builtin"))
-        .unwrap_or_default()
-        .lines()
+/// Names built into the kernel (`modules.builtin`: one `kernel/.../name.ko` a line).
+pub fn parse_builtin(text: &str) -> Vec<String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
         .filter_map(|l| l.rsplit('/').next())
         .map(|n| norm(n.trim_end_matches(".ko")))
         .collect()
+}
+
+/// Aliases of built-in modules (`modules.builtin.modinfo`: NUL-separated
+/// `module.key=value` strings) -> (alias, module).
+pub fn parse_builtin_aliases(bytes: &[u8]) -> Vec<(String, String)> {
+    bytes
+        .split(|b| *b == 0)
+        .filter_map(|r| std::str::from_utf8(r).ok())
+        .filter_map(|r| {
+            let (module, kv) = r.split_once('.')?;
+            let alias = kv.strip_prefix("alias=")?;
+            (!alias.is_empty()).then(|| (norm(alias), norm(module)))
+        })
+        .collect()
+}
+
+/// What the kernel package says is built in.
+struct Builtin {
+    /// From `modules.builtin`; None when the package has no such file.
+    names: Option<Vec<String>>,
+    aliases: Vec<(String, String)>,
+}
+
+impl Builtin {
+    fn read(moddir: &Path) -> Self {
+        Self {
+            names: fs::read_to_string(moddir.join("modules.builtin"))
+                .ok()
+                .map(|t| parse_builtin(&t)),
+            aliases: fs::read(moddir.join("modules.builtin.modinfo"))
+                .map(|b| parse_builtin_aliases(&b))
+                .unwrap_or_default(),
+        }
+    }
+
+    fn has(&self, name: &str) -> bool {
+        self.names
+            .as_ref()
+            .is_some_and(|n| n.iter().any(|b| b == name))
+    }
+
+    /// The built-in module providing alias `name`.
+    fn providing(&self, name: &str) -> Option<&str> {
+        self.aliases
+            .iter()
+            .find(|(a, _)| a == name)
+            .map(|(_, m)| m.as_str())
+    }
 }
 
 fn modinfo(field: &str, path: &Path) -> Result<String> {
@@ -366,25 +418,44 @@ fn modinfo(field: &str, path: &Path) -> Result<String> {
     )
 }
 
-/// Dependencies of a module: `depends=` plus `softdep pre:` entries.
-fn module_deps(path: &Path, index: &BTreeMap<String, PathBuf>) -> Result<Vec<String>> {
+/// Dependencies of a module: `depends=` (hard) plus `softdep pre:` entries resolved to a
+/// module of this kernel (soft: one that resolves to nothing loadable is noted, not loaded).
+fn module_deps(
+    name: &str,
+    path: &Path,
+    index: &BTreeMap<String, PathBuf>,
+    builtin: &Builtin,
+    notes: &mut Vec<String>,
+) -> Result<Vec<String>> {
     let mut deps: Vec<String> = modinfo("depends", path)?
         .split(',')
         .filter(|s| !s.is_empty())
         .map(norm)
         .collect();
     for line in modinfo("softdep", path)?.lines() {
-        deps.extend(parse_softdep_pre(line).into_iter().filter_map(|d| {
+        for d in parse_softdep_pre(line) {
             let d = norm(&d);
             // Soft dependencies name aliases ("crc32c"): take the module of that
             // name, or its generic implementation.
+            let g = format!("{d}_generic");
             if index.contains_key(&d) {
-                Some(d)
+                deps.push(d);
+            } else if index.contains_key(&g) {
+                deps.push(g);
+            } else if let Some(m) = builtin.providing(&d) {
+                notes.push(format!(
+                    "{name}: softdep {d} is built in ({m}, modules.builtin.modinfo): nothing to load"
+                ));
+            } else if builtin.has(&d) {
+                notes.push(format!(
+                    "{name}: softdep {d} is built in (modules.builtin): nothing to load"
+                ));
             } else {
-                let g = format!("{d}_generic");
-                index.contains_key(&g).then_some(g)
+                notes.push(format!(
+                    "{name}: softdep {d} matches no module of this kernel: skipped"
+                ));
             }
-        }));
+        }
     }
     Ok(deps)
 }
@@ -404,47 +475,79 @@ pub fn parse_softdep_pre(line: &str) -> Vec<String> {
     out
 }
 
-/// The wanted modules and their dependencies, dependencies first.
-fn module_order(moddir: &Path, wanted: &[&str]) -> Result<Vec<(String, PathBuf)>> {
+/// (module file name without `.ko*`, path) in load order.
+type LoadOrder = Vec<(String, PathBuf)>;
+
+/// The wanted modules and their dependencies, dependencies first (file names as the package
+/// spells them), and notes on what was skipped because it is built in.
+fn module_order(moddir: &Path, wanted: &[&str]) -> Result<(LoadOrder, Vec<String>)> {
     let index = index_modules(moddir)?;
-    let builtin = builtins(moddir);
-    let mut order: Vec<(String, PathBuf)> = Vec::new();
-    fn visit(
-        name: &str,
-        index: &BTreeMap<String, PathBuf>,
-        builtin: &[String],
-        order: &mut Vec<(String, PathBuf)>,
-        stack: &mut Vec<String>,
-    ) -> Result<()> {
-        if order.iter().any(|(n, _)| n == name) || stack.iter().any(|n| n == name) {
-            return Ok(());
-        }
-        let Some(path) = index.get(name) else {
-            if builtin.iter().any(|b| b == name) {
+    let builtin = Builtin::read(moddir);
+    struct Walk<'a> {
+        index: &'a BTreeMap<String, PathBuf>,
+        builtin: &'a Builtin,
+        moddir: &'a Path,
+        order: LoadOrder,
+        notes: Vec<String>,
+        stack: Vec<String>,
+    }
+    impl Walk<'_> {
+        fn visit(&mut self, name: &str, needed_by: Option<&str>) -> Result<()> {
+            if self.order.iter().any(|(n, _)| n == name) || self.stack.iter().any(|n| n == name) {
                 return Ok(());
             }
-            bail!("module {name} is neither a .ko nor built in");
-        };
-        stack.push(name.to_string());
-        for d in module_deps(path, index)? {
-            visit(&d, index, builtin, order, stack)?;
+            let Some(path) = self.index.get(name) else {
+                let who = needed_by.map_or("wanted".to_string(), |w| format!("needed by {w}"));
+                if self.builtin.has(name) {
+                    self.notes.push(format!(
+                        "{name} ({who}) is built into the kernel (modules.builtin): not loaded"
+                    ));
+                    return Ok(());
+                }
+                bail!(
+                    "module {name} ({who}) is neither a .ko under {} nor in {}",
+                    self.moddir.join("kernel").display(),
+                    match &self.builtin.names {
+                        Some(_) => "modules.builtin".to_string(),
+                        None => format!(
+                            "modules.builtin (the package has none: {})",
+                            self.moddir.join("modules.builtin").display()
+                        ),
+                    }
+                );
+            };
+            self.stack.push(name.to_string());
+            let deps = module_deps(name, path, self.index, self.builtin, &mut self.notes)?;
+            for d in deps {
+                self.visit(&d, Some(name))?;
+            }
+            self.stack.pop();
+            self.order.push((name.to_string(), path.clone()));
+            Ok(())
         }
-        stack.pop();
-        order.push((name.to_string(), path.clone()));
-        Ok(())
     }
-    for w in wanted {
-        visit(&norm(w), &index, &builtin, &mut order, &mut Vec::new())?;
+    let mut w = Walk {
+        index: &index,
+        builtin: &builtin,
+        moddir,
+        order: Vec::new(),
+        notes: Vec::new(),
+        stack: Vec::new(),
+    };
+    for name in wanted {
+        w.visit(&norm(name), None)?;
     }
     // Keep the file names the kernel package uses (hwpoison-inject, dm-mod).
-    Ok(order
+    let order = w
+        .order
         .into_iter()
         .map(|(_, p)| {
             let n = p.file_name().unwrap().to_string_lossy();
             let base = n.split(".ko").next().unwrap().to_string();
             (base, p)
         })
-        .collect())
+        .collect();
+    Ok((order, w.notes))
 }
 
 #[cfg(test)]
@@ -461,6 +564,47 @@ mod tests {
                 PathBuf::from("/lib64/ld-linux-x86-64.so.2")
             ]
         );
+    }
+
+    #[test]
+    fn builtin_lists() {
+        // Lines of 7.3.4's modules.builtin (linux-base-7.3.4+deb13-amd64).
+        let b = parse_builtin(
+            "kernel/lib/crc/crc32.ko\nkernel/drivers/dax/dax.ko\n\nkernel/fs/fat/fat.ko\n",
+        );
+        assert_eq!(b, ["crc32", "dax", "fat"]);
+        let mi = b"crc32c_generic.alias=crypto-crc32c\0crc32c_generic.alias=crc32c\0crc32c_generic.license=GPL\0dm_mod.alias=devname:mapper/control\0junk\0";
+        assert_eq!(
+            parse_builtin_aliases(mi),
+            [
+                ("crypto_crc32c".to_string(), "crc32c_generic".to_string()),
+                ("crc32c".to_string(), "crc32c_generic".to_string()),
+                ("devname:mapper/control".to_string(), "dm_mod".to_string()),
+            ]
+        );
+    }
+
+    #[test]
+    fn wanted_builtin_is_skipped_with_a_note() {
+        let dir = std::env::temp_dir().join(format!("notify-xtask-mods-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(dir.join("kernel")).unwrap();
+        // No modules.builtin: nothing may be assumed built in.
+        let e = module_order(&dir, &["dax"]).unwrap_err().to_string();
+        assert!(
+            e.contains("module dax (wanted) is neither a .ko") && e.contains("has none"),
+            "{e}"
+        );
+        fs::write(dir.join("modules.builtin"), "kernel/drivers/dax/dax.ko\n").unwrap();
+        let (order, notes) = module_order(&dir, &["dax"]).unwrap();
+        assert!(order.is_empty());
+        assert_eq!(
+            notes,
+            ["dax (wanted) is built into the kernel (modules.builtin): not loaded"]
+        );
+        let e = module_order(&dir, &["libcrc32c"]).unwrap_err().to_string();
+        assert!(e.contains("libcrc32c (wanted) is neither"), "{e}");
+        let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -1,75 +1,283 @@
 //! Debian kernel packages for the lab: downloaded with apt through a private
-//! sources list and state directory (the system's apt configuration is left
-//! alone), unpacked with `dpkg -x`, and cached under `target/lab/cache/`.
+//! sources list and state directory per kernel line (the system's apt
+//! configuration is left alone), unpacked with `dpkg -x`, and cached under
+//! `target/lab/cache/`.
+//!
+//! Two package layouts: up to 6.12 (`Layout::Image`) one
+//! `linux-image-V-amd64-unsigned` holds `boot/vmlinuz-V` and the modules.
+//! From 6.19 on in the archive (`Layout::Split`) `linux-image-V-amd64` is a
+//! metapackage whose Depends name `linux-binary-V-amd64`
+//! (`usr/lib/modules/V/vmlinuz`), `linux-modules-V-amd64` (the `.ko` files) and
+//! `linux-base-V-amd64` (`modules.builtin`, `config`, `System.map`): the lab
+//! reads those names and versions from the metapackage and unpacks them all
+//! into one root.
 
 use std::{
     fs,
     path::{Path, PathBuf},
     process::Command,
+    time::Instant,
 };
 
 use anyhow::{Context as _, Result, bail};
 
 use crate::util::{self, natural_cmp, output, run};
 
-/// A kernel the lab knows how to fetch.
+/// A kernel line the lab knows how to fetch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Flavor {
     /// Debian bookworm's 6.1 (`linux-image-6.1.0-N-amd64-unsigned`).
     V6_1,
     /// 6.12 from bookworm-security/backports (`linux-image-6.12.N+...-amd64-unsigned`).
     V6_12,
+    /// 7.2 from sid (metapackage `linux-image-7.2.N+debXX-amd64`).
+    V7_2,
+    /// 7.3 from trixie-backports (metapackage `linux-image-7.3.N+debXX-amd64`).
+    V7_3,
 }
+
+/// How a line's packages are cut.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// One `linux-image-V-amd64-unsigned` with `boot/vmlinuz-V` and the modules.
+    Image,
+    /// A `linux-image-V-amd64` metapackage depending on `linux-binary-V-amd64`,
+    /// `linux-modules-V-amd64` and `linux-base-V-amd64`.
+    Split,
+}
+
+/// Every line the lab knows, oldest first.
+pub const KNOWN: &[Flavor] = &[Flavor::V6_1, Flavor::V6_12, Flavor::V7_2, Flavor::V7_3];
+
+/// The newest line the lab knows (`--kernel newest`; with 6.1 and 6.12, `--kernel all`).
+pub const NEWEST: Flavor = Flavor::V7_3;
+
+/// `--kernel all`: the two bookworm-era lines and the newest.
+pub const ALL: &[Flavor] = &[Flavor::V6_1, Flavor::V6_12, NEWEST];
+
+/// Suites of the system's bookworm mirror the 6.1 and 6.12 images come from.
+const BOOKWORM_SUITES: &[&str] = &["bookworm", "bookworm-updates", "bookworm-backports"];
 
 impl Flavor {
     pub fn label(self) -> &'static str {
         match self {
             Flavor::V6_1 => "6.1",
             Flavor::V6_12 => "6.12",
+            Flavor::V7_2 => "7.2",
+            Flavor::V7_3 => "7.3",
         }
     }
 
-    pub fn parse(s: &str) -> Result<Vec<Flavor>> {
-        Ok(match s {
-            "6.1" => vec![Flavor::V6_1],
-            "6.12" => vec![Flavor::V6_12],
-            "all" => vec![Flavor::V6_1, Flavor::V6_12],
-            _ => bail!("unknown kernel {s:?}: use 6.1, 6.12 or all"),
-        })
+    pub fn layout(self) -> Layout {
+        match self {
+            Flavor::V6_1 | Flavor::V6_12 => Layout::Image,
+            Flavor::V7_2 | Flavor::V7_3 => Layout::Split,
+        }
     }
 
-    /// Whether an apt package name is an image of this kernel line.
+    /// Suites of the Debian mirror to search, and whether to add bookworm-security.
+    fn suites(self) -> (&'static [&'static str], bool) {
+        match self {
+            Flavor::V6_1 | Flavor::V6_12 => (BOOKWORM_SUITES, true),
+            Flavor::V7_2 => (&["sid"], false),
+            Flavor::V7_3 => (&["trixie-backports"], false),
+        }
+    }
+
+    /// One `--kernel` value: a line, `newest`, `all`, or a comma-separated list of those
+    /// (in order, each line once).
+    pub fn parse(s: &str) -> Result<Vec<Flavor>> {
+        let mut out: Vec<Flavor> = Vec::new();
+        for item in s.split(',').map(str::trim) {
+            let add: Vec<Flavor> = match item {
+                "all" => ALL.to_vec(),
+                "newest" => vec![NEWEST],
+                _ => match KNOWN.iter().find(|f| f.label() == item) {
+                    Some(f) => vec![*f],
+                    None => bail!(
+                        "unknown kernel {item:?}: use {}, newest (= {}) or all ({})",
+                        KNOWN
+                            .iter()
+                            .map(|f| f.label())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        NEWEST.label(),
+                        ALL.iter().map(|f| f.label()).collect::<Vec<_>>().join(", "),
+                    ),
+                },
+            };
+            for f in add {
+                if !out.contains(&f) {
+                    out.push(f);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether an apt package name is the image package of this kernel line
+    /// (for `Layout::Split`, the metapackage). Cloud, rt and debug variants are not.
     pub fn matches(self, pkg: &str) -> bool {
+        let suffix = match self.layout() {
+            Layout::Image => "-amd64-unsigned",
+            Layout::Split => "-amd64",
+        };
         let Some(rest) = pkg
             .strip_prefix("linux-image-")
-            .and_then(|r| r.strip_suffix("-amd64-unsigned"))
+            .and_then(|r| r.strip_suffix(suffix))
         else {
             return false;
+        };
+        // N[+tag]: 117+deb12, 9+bpo, 38, 4+deb13.
+        let patch_tag = |r: &str| {
+            let (num, tag) = r.split_once('+').unwrap_or((r, "x"));
+            !num.is_empty()
+                && num.chars().all(|c| c.is_ascii_digit())
+                && !tag.is_empty()
+                && tag
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '~')
         };
         match self {
             // 6.1.0-56
             Flavor::V6_1 => rest
                 .strip_prefix("6.1.0-")
                 .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit())),
-            // 6.12.117+deb12, 6.12.9+bpo, 6.12.38
-            Flavor::V6_12 => rest.strip_prefix("6.12.").is_some_and(|r| {
-                let (num, tag) = r.split_once('+').unwrap_or((r, "x"));
-                !num.is_empty()
-                    && num.chars().all(|c| c.is_ascii_digit())
-                    && !tag.is_empty()
-                    && tag
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '~')
-            }),
+            Flavor::V6_12 => rest.strip_prefix("6.12.").is_some_and(patch_tag),
+            Flavor::V7_2 => rest.strip_prefix("7.2.").is_some_and(patch_tag),
+            Flavor::V7_3 => rest.strip_prefix("7.3.").is_some_and(patch_tag),
         }
     }
+
+    /// `apt-cache search --names-only` pattern for candidates (filtered by `matches`).
+    fn search_pattern(self) -> String {
+        let line = self.label().replace('.', "\\.");
+        match self.layout() {
+            Layout::Image => format!("^linux-image-{line}\\.[0-9.]+.*-amd64-unsigned$"),
+            Layout::Split => format!("^linux-image-{line}\\.[0-9]+.*-amd64$"),
+        }
+    }
+}
+
+/// The kernel release (`uname -r`) a Split metapackage is for:
+/// `linux-image-7.3.4+deb13-amd64` -> `7.3.4+deb13-amd64`.
+pub fn release_of_image(pkg: &str) -> Option<&str> {
+    pkg.strip_prefix("linux-image-").filter(|r| !r.is_empty())
+}
+
+/// One entry of a Depends field: the package and its `(= version)` pin, if any.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Dep {
+    pub name: String,
+    /// Only an exact `(= V)` pin is kept.
+    pub exact: Option<String>,
+    /// Part of an `a | b` alternative.
+    pub alternative: bool,
+}
+
+/// A field of one control stanza (`apt-cache show` output), continuation lines joined.
+pub fn control_field(stanza: &str, field: &str) -> Option<String> {
+    let mut lines = stanza.lines();
+    while let Some(l) = lines.next() {
+        if l.trim().is_empty() {
+            // Only the first stanza.
+            return None;
+        }
+        let Some((k, v)) = l.split_once(':') else {
+            continue;
+        };
+        if k == field {
+            let mut value = v.trim().to_string();
+            for c in lines.by_ref() {
+                if c.starts_with([' ', '\t']) && !c.trim().is_empty() {
+                    value.push(' ');
+                    value.push_str(c.trim());
+                } else {
+                    break;
+                }
+            }
+            return Some(value);
+        }
+    }
+    None
+}
+
+/// Parses a Depends value: `a | b (>= 1), c (= 2)`.
+pub fn parse_depends(value: &str) -> Result<Vec<Dep>> {
+    let mut out = Vec::new();
+    for group in value.split(',').map(str::trim) {
+        if group.is_empty() {
+            continue;
+        }
+        let alts: Vec<&str> = group.split('|').map(str::trim).collect();
+        for a in &alts {
+            let end = a.find(['(', '[', '<', ' ']).unwrap_or(a.len());
+            let name = &a[..end];
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+-.:".contains(c))
+            {
+                bail!("bad Depends entry {a:?} in {value:?}");
+            }
+            let rest = a[end..].trim_start();
+            let mut exact = None;
+            if let Some(r) = rest.strip_prefix('(') {
+                let Some((inner, _)) = r.split_once(')') else {
+                    bail!("unclosed version in Depends entry {a:?}");
+                };
+                let inner = inner.trim();
+                // "= V" is exact; ">= V", "<< V", ... are not (they do not start with '=').
+                if let Some(v) = inner.strip_prefix('=') {
+                    let v = v.trim();
+                    if v.is_empty() {
+                        bail!("empty version in Depends entry {a:?}");
+                    }
+                    exact = Some(v.to_string());
+                }
+            }
+            out.push(Dep {
+                name: name.to_string(),
+                exact,
+                alternative: alts.len() > 1,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// The packages of a Split kernel named by its metapackage's `apt-cache show` stanza: every
+/// Depends entry for this kernel release (`linux-*-<release>`). Fails unless there is a
+/// `linux-binary-` and a `linux-modules-` one.
+pub fn split_parts(image_pkg: &str, stanza: &str) -> Result<Vec<Dep>> {
+    let release = release_of_image(image_pkg)
+        .with_context(|| format!("{image_pkg:?} is not a linux-image-<release> name"))?;
+    let depends = control_field(stanza, "Depends")
+        .with_context(|| format!("{image_pkg}: no Depends field in its apt record"))?;
+    let tail = format!("-{release}");
+    let parts: Vec<Dep> = parse_depends(&depends)?
+        .into_iter()
+        .filter(|d| d.name.starts_with("linux-") && d.name.ends_with(&tail) && d.name != image_pkg)
+        .collect();
+    if let Some(d) = parts.iter().find(|d| d.alternative) {
+        bail!("{image_pkg}: {} is an alternative, not a part", d.name);
+    }
+    for want in ["linux-binary-", "linux-modules-"] {
+        if !parts.iter().any(|d| d.name == format!("{want}{release}")) {
+            bail!(
+                "{image_pkg} does not depend on {want}{release} (Depends: {depends}): not the \
+                 split kernel layout this lab knows"
+            );
+        }
+    }
+    Ok(parts)
 }
 
 /// An unpacked kernel package.
 #[derive(Clone, Debug)]
 pub struct Kernel {
     pub flavor: Flavor,
-    /// The apt package it came from.
+    /// The apt package it came from (for `Layout::Split`, the metapackage).
     pub package: String,
     /// `uname -r`, e.g. `6.1.0-56-amd64`.
     pub release: String,
@@ -86,48 +294,123 @@ pub fn cache_dir() -> PathBuf {
 pub fn ensure(flavor: Flavor) -> Result<Kernel> {
     let dir = cache_dir().join(flavor.label());
     let stamp = dir.join("package.txt");
-    if let Ok(pkg) = fs::read_to_string(&stamp)
+    if let Ok(text) = fs::read_to_string(&stamp)
+        && let Some(pkg) = text.lines().next()
         && let Ok(k) = locate(flavor, pkg.trim(), &dir.join("root"))
     {
         return Ok(k);
     }
-    let apt = PrivateApt::new()?;
+    let t0 = Instant::now();
+    let apt = PrivateApt::new(flavor)?;
     apt.update()?;
     let pkg = apt.newest(flavor)?;
-    eprintln!("lab: downloading {pkg}");
-    let deb = apt.download(&pkg)?;
+    // name[=version] of every .deb to unpack.
+    let parts: Vec<String> = match flavor.layout() {
+        Layout::Image => vec![pkg.clone()],
+        Layout::Split => {
+            let stanza = output(
+                apt.cmd("apt-cache")
+                    .args(["show", "--no-all-versions"])
+                    .arg(&pkg),
+            )?;
+            split_parts(&pkg, &stanza)?
+                .into_iter()
+                .map(|d| match d.exact {
+                    Some(v) => format!("{}={v}", d.name),
+                    None => d.name,
+                })
+                .collect()
+        }
+    };
+    let t_dl = Instant::now();
+    let mut debs = Vec::new();
+    for p in &parts {
+        eprintln!("lab: downloading {p}");
+        debs.push(apt.download(p)?);
+    }
+    let dl = t_dl.elapsed();
+    let t_unpack = Instant::now();
     let root = dir.join("root");
     let _ = fs::remove_dir_all(&root);
     util::mkdirp(&root)?;
-    run(Command::new("dpkg").arg("-x").arg(&deb).arg(&root))?;
+    for deb in &debs {
+        run(Command::new("dpkg").arg("-x").arg(deb).arg(&root))?;
+    }
     let k = locate(flavor, &pkg, &root)?;
-    fs::write(&stamp, format!("{pkg}\n"))?;
-    eprintln!("lab: unpacked {} ({})", k.release, k.vmlinuz.display());
+    let mut text = format!("{pkg}\n");
+    for p in &parts {
+        text.push_str(&format!("{p}\n"));
+    }
+    fs::write(&stamp, text)?;
+    let mb: u64 = debs
+        .iter()
+        .filter_map(|d| fs::metadata(d).ok())
+        .map(|m| m.len())
+        .sum::<u64>()
+        >> 20;
+    eprintln!(
+        "lab: unpacked {} ({}): {} package(s), {mb} MiB, download {:.1?}, unpack {:.1?}, \
+         {:.1?} in all with apt",
+        k.release,
+        k.vmlinuz.display(),
+        debs.len(),
+        dl,
+        t_unpack.elapsed(),
+        t0.elapsed()
+    );
     Ok(k)
 }
 
+/// The kernel image in an unpacked root: `boot/vmlinuz-<release>` (Layout::Image) or
+/// `usr/lib/modules/<release>/vmlinuz` (Layout::Split).
 fn locate(flavor: Flavor, pkg: &str, root: &Path) -> Result<Kernel> {
-    let boot = root.join("boot");
-    let vmlinuz = fs::read_dir(&boot)
-        .with_context(|| format!("reading {}", boot.display()))?
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .find(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("vmlinuz-"))
-        })
-        .with_context(|| format!("no vmlinuz in {}", boot.display()))?;
-    let release = vmlinuz
-        .file_name()
-        .and_then(|n| n.to_str())
-        .and_then(|n| n.strip_prefix("vmlinuz-"))
-        .context("vmlinuz name")?
-        .to_string();
+    let mut found: Vec<(String, PathBuf)> = Vec::new();
+    match flavor.layout() {
+        Layout::Image => {
+            let boot = root.join("boot");
+            for e in fs::read_dir(&boot)
+                .with_context(|| format!("reading {}", boot.display()))?
+                .filter_map(|e| e.ok())
+            {
+                if let Some(r) = e
+                    .file_name()
+                    .to_str()
+                    .and_then(|n| n.strip_prefix("vmlinuz-"))
+                {
+                    found.push((r.to_string(), e.path()));
+                }
+            }
+        }
+        Layout::Split => {
+            for d in ["usr/lib/modules", "lib/modules"] {
+                let Ok(rd) = fs::read_dir(root.join(d)) else {
+                    continue;
+                };
+                for e in rd.filter_map(|e| e.ok()) {
+                    let v = e.path().join("vmlinuz");
+                    if let (Some(r), true) = (e.file_name().to_str(), v.is_file()) {
+                        found.push((r.to_string(), v));
+                    }
+                }
+            }
+        }
+    }
+    let (release, vmlinuz) = match found.len() {
+        1 => found.remove(0),
+        0 => bail!("no vmlinuz of {pkg} under {}", root.display()),
+        _ => bail!(
+            "more than one kernel under {}: {:?}",
+            root.display(),
+            found.iter().map(|f| &f.0).collect::<Vec<_>>()
+        ),
+    };
+    if flavor.layout() == Layout::Split && release_of_image(pkg) != Some(release.as_str()) {
+        bail!("{pkg} unpacked a kernel {release}, not the one its name says");
+    }
     let moddir = ["lib/modules", "usr/lib/modules"]
         .iter()
         .map(|d| root.join(d).join(&release))
-        .find(|d| d.is_dir())
+        .find(|d| d.join("kernel").is_dir())
         .with_context(|| format!("no modules for {release} under {}", root.display()))?;
     Ok(Kernel {
         flavor,
@@ -139,28 +422,22 @@ fn locate(flavor: Flavor, pkg: &str, root: &Path) -> Result<Kernel> {
 }
 
 /// apt with its own sources list, lists and archive cache under
-/// `target/lab/cache/apt`, reusing the mirrors the system is configured with.
+/// `target/lab/cache/apt/<line>/`, reusing the mirrors the system is configured with.
 struct PrivateApt {
     dir: PathBuf,
 }
 
 impl PrivateApt {
-    fn new() -> Result<Self> {
-        let dir = cache_dir().join("apt");
+    fn new(flavor: Flavor) -> Result<Self> {
+        let dir = cache_dir().join("apt").join(flavor.label());
         util::mkdirp(&dir.join("lists/partial"))?;
         util::mkdirp(&dir.join("cache/archives/partial"))?;
         let (main, security) = system_mirrors()?;
-        let key = "/usr/share/keyrings/debian-archive-keyring.gpg";
-        let mut list = String::new();
-        for suite in ["bookworm", "bookworm-updates", "bookworm-backports"] {
-            list.push_str(&format!("deb [signed-by={key}] {main} {suite} main\n"));
-        }
-        if let Some(sec) = security {
-            list.push_str(&format!(
-                "deb [signed-by={key}] {sec} bookworm-security main\n"
-            ));
-        }
-        fs::write(dir.join("sources.list"), list)?;
+        let (suites, with_security) = flavor.suites();
+        fs::write(
+            dir.join("sources.list"),
+            sources_list(&main, security.as_deref(), suites, with_security),
+        )?;
         Ok(Self { dir })
     }
 
@@ -174,6 +451,19 @@ impl PrivateApt {
             ("Dir::Cache", d("cache")),
             // Download as root into our own directory (no _apt sandbox user).
             ("APT::Sandbox::User", "root".to_string()),
+            // Only the Packages lists: no AppStream metadata (sid's is 6 MB).
+            (
+                "Acquire::IndexTargets::deb::DEP-11::DefaultEnabled",
+                "false".to_string(),
+            ),
+            (
+                "Acquire::IndexTargets::deb::DEP-11-icons-small::DefaultEnabled",
+                "false".to_string(),
+            ),
+            (
+                "Acquire::IndexTargets::deb::DEP-11-icons::DefaultEnabled",
+                "false".to_string(),
+            ),
         ] {
             c.arg("-o").arg(format!("{k}={v}"));
         }
@@ -192,36 +482,78 @@ impl PrivateApt {
         let out = output(self.cmd("apt-cache").args([
             "search",
             "--names-only",
-            "^linux-image-6\\.[0-9.]+.*-amd64-unsigned$",
+            &flavor.search_pattern(),
         ]))?;
-        let mut pkgs: Vec<&str> = out
-            .lines()
-            .filter_map(|l| l.split_whitespace().next())
-            .filter(|p| flavor.matches(p))
-            .collect();
-        pkgs.sort_by(|a, b| natural_cmp(a, b));
-        pkgs.last()
-            .map(|s| s.to_string())
-            .with_context(|| format!("no linux-image for {} in the package lists", flavor.label()))
+        newest_of(flavor, &out).with_context(|| {
+            format!(
+                "no linux-image for {} in the package lists ({})",
+                flavor.label(),
+                self.dir.join("sources.list").display()
+            )
+        })
     }
 
-    fn download(&self, pkg: &str) -> Result<PathBuf> {
+    /// `apt-get download NAME[=VERSION]` into the shared .deb cache.
+    fn download(&self, spec: &str) -> Result<PathBuf> {
         let debs = cache_dir().join("debs");
         util::mkdirp(&debs)?;
         run(self
             .cmd("apt-get")
             .current_dir(&debs)
-            .args(["-q", "download", pkg]))?;
+            .args(["-q", "download", spec]))?;
+        let (pkg, version) = match spec.split_once('=') {
+            Some((p, v)) => (p, Some(v)),
+            None => (spec, None),
+        };
+        // apt writes NAME_VERSION_ARCH.deb with the version's ':' as "%3a".
+        let prefix = match version {
+            Some(v) => format!("{pkg}_{}_", v.replace(':', "%3a")),
+            None => format!("{pkg}_"),
+        };
         fs::read_dir(&debs)?
             .filter_map(|e| e.ok())
             .map(|e| e.path())
             .find(|p| {
                 p.file_name()
                     .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.starts_with(&format!("{pkg}_")) && n.ends_with(".deb"))
+                    .is_some_and(|n| n.starts_with(&prefix) && n.ends_with(".deb"))
             })
-            .with_context(|| format!("apt-get download {pkg} left no .deb"))
+            .with_context(|| format!("apt-get download {spec} left no .deb"))
     }
+}
+
+/// The newest package of `flavor` in `apt-cache search` output.
+pub fn newest_of(flavor: Flavor, search: &str) -> Option<String> {
+    let mut pkgs: Vec<&str> = search
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|p| flavor.matches(p))
+        .collect();
+    pkgs.sort_by(|a, b| natural_cmp(a, b));
+    pkgs.last().map(|s| s.to_string())
+}
+
+/// The private sources list: `suites` of the main mirror, and bookworm-security when asked
+/// and known. Verified with the host's Debian archive keyring (debian-archive-keyring
+/// 2023.3+deb12u2 on bookworm 12.11 holds the 12/bookworm and 13/trixie archive keys; the
+/// trixie-backports and sid Release files are signed by both).
+fn sources_list(
+    main: &str,
+    security: Option<&str>,
+    suites: &[&str],
+    with_security: bool,
+) -> String {
+    let key = "/usr/share/keyrings/debian-archive-keyring.gpg";
+    let mut list = String::new();
+    for suite in suites {
+        list.push_str(&format!("deb [signed-by={key}] {main} {suite} main\n"));
+    }
+    if let (Some(sec), true) = (security, with_security) {
+        list.push_str(&format!(
+            "deb [signed-by={key}] {sec} bookworm-security main\n"
+        ));
+    }
+    list
 }
 
 /// The Debian archive and security mirrors from the system's apt sources
@@ -320,6 +652,157 @@ mod tests {
         assert!(Flavor::V6_12.matches("linux-image-6.12.9+bpo-amd64-unsigned"));
         assert!(!Flavor::V6_12.matches("linux-image-6.12.117+deb12-rt-amd64-unsigned"));
         assert!(!Flavor::V6_12.matches("linux-image-6.12.117+deb12-cloud-amd64-unsigned"));
+        // Split layout (trixie-backports, sid): the metapackage, not its parts or variants.
+        assert!(Flavor::V7_3.matches("linux-image-7.3.4+deb13-amd64"));
+        assert!(!Flavor::V7_3.matches("linux-image-7.3.4+deb13-cloud-amd64"));
+        assert!(!Flavor::V7_3.matches("linux-image-7.3.4+deb13-rt-amd64"));
+        assert!(!Flavor::V7_3.matches("linux-binary-7.3.4+deb13-amd64"));
+        assert!(!Flavor::V7_3.matches("linux-modules-7.3.4+deb13-amd64"));
+        assert!(!Flavor::V7_3.matches("linux-image-amd64"));
+        assert!(!Flavor::V7_3.matches("linux-image-7.3.4+deb13-amd64-dbg"));
+        assert!(!Flavor::V7_3.matches("linux-image-7.2.13+deb14-amd64"));
+        assert!(Flavor::V7_2.matches("linux-image-7.2.13+deb14-amd64"));
+        assert!(Flavor::V7_2.matches("linux-image-7.2.6+deb13-amd64"));
+        assert!(!Flavor::V7_2.matches("linux-image-7.20.1+deb14-amd64"));
+        // 6.18 in trixie-backports is a full image, but not a line the lab fetches.
+        assert!(!Flavor::V6_12.matches("linux-image-6.18.15+deb13-amd64"));
+        assert!(!Flavor::V6_12.matches("linux-image-6.12.117+deb12-amd64"));
+    }
+
+    #[test]
+    fn kernel_names() {
+        let labels = |v: Vec<Flavor>| v.iter().map(|f| f.label()).collect::<Vec<_>>();
+        assert_eq!(
+            labels(Flavor::parse("all").unwrap()),
+            ["6.1", "6.12", "7.3"]
+        );
+        assert_eq!(labels(Flavor::parse("newest").unwrap()), ["7.3"]);
+        assert_eq!(labels(Flavor::parse("7.2").unwrap()), ["7.2"]);
+        assert_eq!(
+            labels(Flavor::parse("6.12,newest,7.3").unwrap()),
+            ["6.12", "7.3"]
+        );
+        assert_eq!(
+            labels(Flavor::parse("all,7.2").unwrap()),
+            ["6.1", "6.12", "7.3", "7.2"]
+        );
+        for bad in ["7.4", "", "6.1,", "6.1.0", "latest"] {
+            let e = Flavor::parse(bad).unwrap_err().to_string();
+            assert!(
+                e.contains("use 6.1, 6.12, 7.2, 7.3, newest (= 7.3)"),
+                "{bad}: {e}"
+            );
+        }
+        // The newest line the lab knows is the newest of KNOWN.
+        assert!(
+            KNOWN
+                .iter()
+                .all(|f| natural_cmp(f.label(), NEWEST.label()).is_le())
+        );
+    }
+
+    #[test]
+    fn newest_in_search_output() {
+        // apt-cache search output seen with trixie-backports and sid.
+        let out = "linux-image-7.2.11+deb13-amd64 - Linux 7.2.11 for 64-bit PCs\n\
+                   linux-image-7.2.13+deb14-amd64 - Linux 7.2.13 for 64-bit PCs\n\
+                   linux-image-7.2.13+deb14-cloud-amd64 - Linux 7.2.13 for x86-64 cloud\n\
+                   linux-image-7.2.9+deb13-amd64 - Linux 7.2.9 for 64-bit PCs\n\
+                   linux-image-7.3.4+deb13-amd64 - Linux 7.3.4 for 64-bit PCs\n\
+                   linux-image-7.3.4+deb13-rt-amd64 - Linux 7.3.4 for 64-bit PCs, PREEMPT_RT\n";
+        assert_eq!(
+            newest_of(Flavor::V7_2, out).as_deref(),
+            Some("linux-image-7.2.13+deb14-amd64")
+        );
+        assert_eq!(
+            newest_of(Flavor::V7_3, out).as_deref(),
+            Some("linux-image-7.3.4+deb13-amd64")
+        );
+        assert_eq!(newest_of(Flavor::V6_12, out), None);
+        assert_eq!(
+            release_of_image("linux-image-7.3.4+deb13-amd64"),
+            Some("7.3.4+deb13-amd64")
+        );
+        assert_eq!(release_of_image("linux-binary-7.3.4+deb13-amd64"), None);
+    }
+
+    /// `apt-cache show --no-all-versions linux-image-7.3.4+deb13-amd64` (trixie-backports).
+    const META_7_3: &str = "Package: linux-image-7.3.4+deb13-amd64\n\
+Source: linux-signed-amd64 (7.3.4+1~bpo13+1)\n\
+Version: 7.3.4-1~bpo13+1\n\
+Installed-Size: 15\n\
+Maintainer: Debian Kernel Team <debian-kernel@lists.debian.org>\n\
+Architecture: amd64\n\
+Depends: dracut | initramfs-tools (>= 0.120+deb8u2) | linux-initramfs-tool, linux-base-7.3.4+deb13-amd64 (= 7.3.4-1~bpo13+1), linux-binary-7.3.4+deb13-amd64 (= 7.3.4-1~bpo13+1), linux-modules-7.3.4+deb13-amd64 (= 7.3.4-1~bpo13+1)\n\
+Pre-Depends: linux-base (>= 4.17~)\n\
+Recommends: apparmor\n\
+Breaks: fwupdate (<< 12-7), initramfs-tools (<< 0.120+deb8u2), wireless-regdb (<< 2019.06.03-1~)\n\
+Description: Linux 7.3.4 for 64-bit PCs\n\
+Size: 1900\n\
+\n";
+
+    #[test]
+    fn metapackage_depends() {
+        let parts = split_parts("linux-image-7.3.4+deb13-amd64", META_7_3).unwrap();
+        let specs: Vec<String> = parts
+            .iter()
+            .map(|d| format!("{}={}", d.name, d.exact.as_deref().unwrap_or("?")))
+            .collect();
+        assert_eq!(
+            specs,
+            [
+                "linux-base-7.3.4+deb13-amd64=7.3.4-1~bpo13+1",
+                "linux-binary-7.3.4+deb13-amd64=7.3.4-1~bpo13+1",
+                "linux-modules-7.3.4+deb13-amd64=7.3.4-1~bpo13+1",
+            ]
+        );
+        // The whole field: alternatives and inexact versions are kept apart.
+        let deps = parse_depends(&control_field(META_7_3, "Depends").unwrap()).unwrap();
+        assert_eq!(deps.len(), 6);
+        assert_eq!(
+            deps[1],
+            Dep {
+                name: "initramfs-tools".into(),
+                exact: None,
+                alternative: true
+            }
+        );
+        assert_eq!(
+            control_field(META_7_3, "Pre-Depends").as_deref(),
+            Some("linux-base (>= 4.17~)")
+        );
+        // sid's 7.2, Depends folded over two lines.
+        let sid = "Package: linux-image-7.2.13+deb14-amd64\nVersion: 7.2.13-1\nDepends: dracut | initramfs-tools (>= 0.120+deb8u2) | linux-initramfs-tool,\n linux-base-7.2.13+deb14-amd64 (= 7.2.13-1), linux-binary-7.2.13+deb14-amd64 (= 7.2.13-1),\n linux-modules-7.2.13+deb14-amd64 (= 7.2.13-1)\nSize: 1892\n";
+        let parts = split_parts("linux-image-7.2.13+deb14-amd64", sid).unwrap();
+        assert_eq!(parts.len(), 3);
+        assert_eq!(parts[2].name, "linux-modules-7.2.13+deb14-amd64");
+        assert_eq!(parts[2].exact.as_deref(), Some("7.2.13-1"));
+    }
+
+    #[test]
+    fn metapackage_errors() {
+        // 6.18 (trixie-backports) is still a full image: no parts.
+        let full = "Package: linux-image-6.18.15+deb13-amd64\nVersion: 6.18.15-1~bpo13+1\nDepends: dracut | initramfs-tools (>= 0.120+deb8u2) | linux-initramfs-tool, kmod, linux-base-6.18.15+deb13-amd64 (= 6.18.15-1~bpo13+1)\n";
+        let e = split_parts("linux-image-6.18.15+deb13-amd64", full)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("does not depend on linux-binary-6.18.15+deb13-amd64"),
+            "{e}"
+        );
+        // A stanza whose only Depends is in the second stanza does not count.
+        let e = split_parts(
+            "linux-image-7.3.4+deb13-amd64",
+            "Package: x\n\nDepends: y\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("no Depends field"), "{e}");
+        assert!(split_parts("linux-modules-7.3.4+deb13-amd64", META_7_3).is_err());
+        assert!(parse_depends("a (= 1").is_err());
+        assert!(parse_depends("a (= )").is_err());
+        assert!(parse_depends("(= 1)").is_err());
+        assert!(parse_depends("a, , b").unwrap().len() == 2);
     }
 
     #[test]
@@ -331,6 +814,24 @@ mod tests {
                 "http://m.example/debian".into(),
                 Some("http://m.example/debian-security".into())
             ))
+        );
+        assert_eq!(
+            sources_list(
+                "http://m/debian",
+                Some("http://m/sec"),
+                &["trixie-backports"],
+                false
+            ),
+            "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://m/debian trixie-backports main\n"
+        );
+        assert!(
+            sources_list(
+                "http://m/debian",
+                Some("http://m/sec"),
+                BOOKWORM_SUITES,
+                true
+            )
+            .ends_with(" http://m/sec bookworm-security main\n")
         );
         let oneline = "deb [arch=amd64 signed-by=/k.gpg] http://x/debian bookworm main\n";
         assert_eq!(

@@ -79,7 +79,8 @@ enum Cmd {
 
 #[derive(Args)]
 struct LabArgs {
-    /// 6.1, 6.12 or all.
+    /// Debian kernel line(s), comma-separated: 6.1, 6.12, 7.2 (sid), 7.3 (trixie-backports),
+    /// newest (the newest line the lab knows: 7.3) or all (6.1, 6.12 and the newest).
     #[arg(long, default_value = "all")]
     kernel: String,
     /// Agent attach modes, one VM each (comma-separated: kprobe,fentry,auto).
