@@ -1,5 +1,6 @@
 //! Developer tasks for notify: `cargo xtask setup|build|run|lab|vm-test`.
 
+mod apt;
 mod bench;
 mod check;
 mod initramfs;
