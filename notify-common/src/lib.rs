@@ -63,9 +63,12 @@ pub mod kind {
     pub const SYSCALL_EXIT: u32 = 19;
     /// An XFS tracepoint: `Mount::arg` is one of [`super::xfs_tp`], `Mount::dev` its `dev`.
     pub const XFS_TRACEPOINT: u32 = 20;
+    /// `signal:signal_generate` for SIGBUS: the kernel (or a process) sends one. The header is
+    /// the sender's; [`super::Signal`] names the target.
+    pub const SIGBUS: u32 = 21;
 
     /// Highest kind this ABI knows.
-    pub const MAX: u32 = XFS_TRACEPOINT;
+    pub const MAX: u32 = SIGBUS;
 }
 
 /// Which syscall a [`kind::SYSCALL_EXIT`] event reports.
@@ -135,6 +138,10 @@ pub struct Notify {
     pub mf_flags: u32,
     /// One of [`readiness`].
     pub readiness: u32,
+    /// `holder->m_super->s_dev` (kernel-encoded dev_t) when readable, else 0: the block device
+    /// of the filesystem, known without having watched its mount.
+    pub dev: u32,
+    pub _pad: u32,
 }
 
 /// A function's return, with the arguments needed to tie it to its entry.
@@ -202,8 +209,26 @@ pub struct MemoryFailure {
     pub _pad: u32,
 }
 
+/// `signal:signal_generate` of a SIGBUS: who gets it and why (the sender is the header's task).
+#[repr(C)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Signal {
+    /// The signal (SIGBUS, 7).
+    pub sig: i32,
+    /// `si_code`: BUS_MCEERR_AR 4 / BUS_MCEERR_AO 5 (memory-failure kills, DAX faults on a
+    /// listed sector from 6.12), BUS_ADRERR 2 (a DAX fault on 6.1), SI_USER 0 / SI_QUEUE -1
+    /// (sent by a process, notify's own included).
+    pub code: i32,
+    /// The target thread's id.
+    pub target: i32,
+    /// 0 delivered, 1 ignored, 2 already pending, 3 overflow, 4 info lost.
+    pub result: i32,
+    /// The target's comm.
+    pub comm: [u8; COMM_LEN],
+}
+
 /// Raw bytes of any payload; also the size every payload is padded to.
-pub const PAYLOAD_WORDS: usize = 7;
+pub const PAYLOAD_WORDS: usize = 8;
 
 /// The typed payload. Which member is valid is given by [`Header::kind`].
 #[repr(C)]
@@ -214,6 +239,7 @@ pub union Payload {
     pub holder: Holder,
     pub mount: Mount,
     pub mf: MemoryFailure,
+    pub signal: Signal,
     pub raw: [u64; PAYLOAD_WORDS],
 }
 
@@ -269,7 +295,12 @@ pub struct Offsets {
     pub tp_xfs_dev: u32,
     /// `syscalls:sys_exit_*` tracepoints: offset of `ret`.
     pub tp_sys_ret: u32,
-    pub _pad: u32,
+    /// `signal:signal_generate`: offsets of `sig`, `code`, `pid`, `comm`, `result`.
+    pub tp_sig_sig: u32,
+    pub tp_sig_code: u32,
+    pub tp_sig_pid: u32,
+    pub tp_sig_comm: u32,
+    pub tp_sig_result: u32,
 }
 
 impl Offsets {
@@ -293,7 +324,11 @@ impl Offsets {
             tp_mf_result: Self::UNKNOWN,
             tp_xfs_dev: Self::UNKNOWN,
             tp_sys_ret: Self::UNKNOWN,
-            _pad: 0,
+            tp_sig_sig: Self::UNKNOWN,
+            tp_sig_code: Self::UNKNOWN,
+            tp_sig_pid: Self::UNKNOWN,
+            tp_sig_comm: Self::UNKNOWN,
+            tp_sig_result: Self::UNKNOWN,
         }
     }
 }
@@ -467,6 +502,10 @@ macro_rules! hooks {
                     candidates: [("xfs", "xfs_log_umount_write")],
                     role: "XFS writes its unmount record",
                 }
+                signal_generate {
+                    candidates: [("signal", "signal_generate")],
+                    role: "a SIGBUS is sent: the kernel's memory-failure kills and DAX faults",
+                }
             }
         }
     };
@@ -508,10 +547,13 @@ mod tests {
 
     #[test]
     fn payload_layouts() {
-        assert_eq!(size_of::<Notify>(), 56);
+        assert_eq!(size_of::<Notify>(), 64);
         assert_eq!(offset_of!(Notify, offset), 24);
         assert_eq!(offset_of!(Notify, mf_flags), 48);
         assert_eq!(offset_of!(Notify, readiness), 52);
+        assert_eq!(offset_of!(Notify, dev), 56);
+        assert_eq!(size_of::<Signal>(), 32);
+        assert_eq!(offset_of!(Signal, comm), 16);
         assert_eq!(size_of::<Return>(), 32);
         assert_eq!(offset_of!(Return, ret), 24);
         assert_eq!(size_of::<Holder>(), 40);
@@ -533,20 +575,21 @@ mod tests {
             size_of::<Holder>(),
             size_of::<Mount>(),
             size_of::<MemoryFailure>(),
+            size_of::<Signal>(),
         ]
         .into_iter()
         .max()
         .unwrap();
         assert!(PAYLOAD_WORDS * 8 >= largest);
-        assert_eq!(size_of::<Payload>(), 56);
-        assert_eq!(size_of::<Event>(), 48 + 56);
+        assert_eq!(size_of::<Payload>(), 64);
+        assert_eq!(size_of::<Event>(), 48 + 64);
         assert_eq!(offset_of!(Event, payload), 48);
         assert_eq!(align_of::<Event>(), 8);
     }
 
     #[test]
     fn offsets_layout() {
-        assert_eq!(size_of::<Offsets>(), 16 * 4);
+        assert_eq!(size_of::<Offsets>(), 20 * 4);
         assert_eq!(offset_of!(Offsets, xfs_m_super), 8);
         assert_eq!(offset_of!(Offsets, tp_mf_result), 48);
         assert_eq!(Offsets::default().sb_s_flags, Offsets::UNKNOWN);

@@ -33,7 +33,7 @@ use aya_ebpf::{
 };
 use notify_common::{
     Event, Header, Holder, MemoryFailure, Mount, Notify, Offsets, Payload, RING_BYTES, Return,
-    SB_BORN, kind, readiness, syscall, xfs_tp,
+    SB_BORN, Signal, kind, readiness, syscall, xfs_tp,
 };
 
 #[map(name = "EVENTS")]
@@ -242,6 +242,9 @@ fn on_notify_enter(a: Args) {
     let holder_ops = read_at::<u64>(dax_dev, o.dax_holder_ops).unwrap_or(0);
     let sb = read_at::<u64>(holder, o.xfs_m_super);
     let s_flags = sb.and_then(|sb| read_at::<u64>(sb, o.sb_s_flags));
+    let dev = sb
+        .and_then(|sb| read_at::<u32>(sb, o.sb_s_dev))
+        .unwrap_or(0);
     let readiness = match (holder, s_flags) {
         (0, _) => readiness::NO_HOLDER,
         (_, None) => readiness::UNKNOWN,
@@ -257,6 +260,8 @@ fn on_notify_enter(a: Args) {
         s_flags: s_flags.unwrap_or(0),
         mf_flags: a[3] as u32,
         readiness,
+        dev,
+        _pad: 0,
     };
     emit(kind::NOTIFY_ENTER, Payload { notify: payload });
 }
@@ -501,6 +506,26 @@ fn on_xfs_log_recover(ctx: &TracePointContext) {
 fn on_xfs_log_umount_write(ctx: &TracePointContext) {
     on_xfs_tp(ctx, xfs_tp::LOG_UMOUNT_WRITE);
 }
+
+/// Every signal passes here; only SIGBUS is kept (the memory-failure kills and DAX faults).
+#[inline(always)]
+fn on_signal_generate(ctx: &TracePointContext) {
+    let o = offsets();
+    let sig = tp_read::<i32>(ctx, o.tp_sig_sig).unwrap_or(0);
+    if sig != SIGBUS {
+        return;
+    }
+    let payload = Signal {
+        sig,
+        code: tp_read::<i32>(ctx, o.tp_sig_code).unwrap_or(0),
+        target: tp_read::<i32>(ctx, o.tp_sig_pid).unwrap_or(0),
+        result: tp_read::<i32>(ctx, o.tp_sig_result).unwrap_or(-1),
+        comm: tp_read::<[u8; 16]>(ctx, o.tp_sig_comm).unwrap_or([0; 16]),
+    };
+    emit(kind::SIGBUS, Payload { signal: payload });
+}
+
+const SIGBUS: i32 = 7;
 
 // ---------------------------------------------------------------------------------------------
 // Entry points, written from `notify_common::hooks!`. Naming: <hook>_kprobe / <hook>_kretprobe /

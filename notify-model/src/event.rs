@@ -136,6 +136,10 @@ pub enum EventData {
         s_flags: u64,
         mf_flags: u32,
         readiness: Readiness,
+        /// The holder's superblock's block device, read where the notification happens
+        /// (0:0 without a holder, or when unreadable).
+        #[serde(default)]
+        dev: Dev,
     },
     /// `dax_holder_notify_failure` return.
     NotifyExit {
@@ -214,6 +218,16 @@ pub enum EventData {
         tracepoint: String,
         dev: Dev,
     },
+    /// A SIGBUS was sent (`signal:signal_generate`): the header is the sender (`current`), the
+    /// target is a thread. `code` > 0 is the kernel's (BUS_MCEERR_AR/AO from memory-failure
+    /// kills and, from 6.12, DAX faults on a listed sector; BUS_ADRERR from a 6.1 DAX fault);
+    /// 0 and below come from a process (SI_USER, SI_QUEUE).
+    Sigbus {
+        target: u32,
+        target_comm: String,
+        code: i32,
+        result: i32,
+    },
     /// A kind this build does not know (a newer BPF object).
     Unknown {
         raw_kind: u32,
@@ -237,6 +251,7 @@ impl EventData {
             EventData::MfEvent { .. } => "mf_event",
             EventData::SyscallExit { .. } => "syscall_exit",
             EventData::XfsTracepoint { .. } => "xfs_tracepoint",
+            EventData::Sigbus { .. } => "sigbus",
             EventData::Unknown { .. } => "unknown",
             _ => unreachable!("mount steps are named by their phase"),
         }
@@ -262,7 +277,9 @@ impl EventData {
     /// The block device the event names, when it names one.
     pub fn dev(&self) -> Dev {
         match self {
-            EventData::HolderGet { dev, .. } | EventData::XfsTracepoint { dev, .. } => *dev,
+            EventData::HolderGet { dev, .. }
+            | EventData::XfsTracepoint { dev, .. }
+            | EventData::NotifyEnter { dev, .. } => *dev,
             d => d.mount_step().map(|(_, s)| s.dev).unwrap_or_default(),
         }
     }
@@ -332,6 +349,22 @@ pub fn mf_flag_names(flags: u32) -> Vec<&'static str> {
         .filter(|(i, _)| flags & (1 << i) != 0)
         .map(|(_, n)| *n)
         .collect()
+}
+
+/// Name of a SIGBUS `si_code`.
+pub fn bus_code_name(code: i32) -> &'static str {
+    match code {
+        1 => "BUS_ADRALN",
+        2 => "BUS_ADRERR",
+        3 => "BUS_OBJERR",
+        4 => "BUS_MCEERR_AR",
+        5 => "BUS_MCEERR_AO",
+        0 => "SI_USER",
+        -1 => "SI_QUEUE",
+        -6 => "SI_TKILL",
+        0x80 => "SI_KERNEL",
+        _ => "other",
+    }
 }
 
 /// `MF_MEM_PRE_REMOVE`: the dax device is about to go away (not poison).

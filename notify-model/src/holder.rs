@@ -113,6 +113,22 @@ pub enum DevFrom {
     Registration,
     /// An earlier registration of the same dax device, since released, named it.
     EarlierRegistration,
+    /// The probe read it from the holder's superblock when the notification arrived (a
+    /// filesystem mounted before the run).
+    Superblock,
+}
+
+/// A SIGBUS the kernel sent while handling a notification (XFS's `mf_dax_kill_procs`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Kill {
+    /// Thread id of the target.
+    pub target: u32,
+    pub comm: String,
+    /// `si_code`: 4 BUS_MCEERR_AR (the task that consumed the poison), 5 BUS_MCEERR_AO (an
+    /// early-kill mapper).
+    pub code: i32,
+    /// The kernel event's sequence number.
+    pub seq: u64,
 }
 
 /// A notification with its outcome. Derived by the agent from the notify entry, XFS's return
@@ -149,4 +165,8 @@ pub struct Notification {
     pub verdict: Verdict,
     pub enter_seq: Option<u64>,
     pub exit_seq: u64,
+    /// The SIGBUS the kernel sent while handling it (the kill XFS did itself), when the signal
+    /// probe is attached.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kills: Vec<Kill>,
 }

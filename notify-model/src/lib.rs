@@ -16,6 +16,6 @@ pub mod session;
 
 pub use dev::Dev;
 pub use event::{EventData, Header, MountStep, Phase, Readiness, TraceEvent};
-pub use holder::{DevFrom, Notification, State, Transition, Verdict};
+pub use holder::{DevFrom, Kill, Notification, State, Transition, Verdict};
 pub use item::{Derived, Item};
 pub use record::AgentRecord;

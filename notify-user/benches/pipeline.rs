@@ -99,6 +99,7 @@ fn encode(ev: &TraceEvent) -> abi::Event {
             s_flags,
             mf_flags,
             readiness,
+            dev,
         } => (
             kind::NOTIFY_ENTER,
             abi::Payload {
@@ -116,6 +117,8 @@ fn encode(ev: &TraceEvent) -> abi::Event {
                         Readiness::NotBorn => abi::readiness::NOT_BORN,
                         Readiness::Born => abi::readiness::BORN,
                     },
+                    dev: dev.0,
+                    _pad: 0,
                 },
             },
         ),
@@ -428,6 +431,7 @@ fn journal_record(d: &Derived<Notification>) -> Damage {
         ktime_ns: d.at.ktime_ns,
         wall_ns: journal::now_ns(),
         reason: Reason::Premature,
+        namespace: None,
     }
 }
 

@@ -59,6 +59,7 @@ fn every_event() -> Vec<EventData> {
             s_flags: 0,
             mf_flags: 0x20,
             readiness: Readiness::NotBorn,
+            dev: Dev(0),
         },
         EventData::NotifyExit {
             dax_dev: 1,
@@ -116,6 +117,12 @@ fn every_event() -> Vec<EventData> {
         EventData::XfsTracepoint {
             tracepoint: "xfs_log_umount_write".into(),
             dev,
+        },
+        EventData::Sigbus {
+            target: 4242,
+            target_comm: "victim".into(),
+            code: 4,
+            result: 0,
         },
         EventData::Unknown { raw_kind: 99 },
     ]
@@ -176,6 +183,7 @@ fn every_derived() -> Vec<Item> {
                 verdict: Verdict::Premature,
                 enter_seq: None,
                 exit_seq: 7,
+                kills: vec![],
             },
         }),
     ]

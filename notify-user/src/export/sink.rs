@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 
 use notify_model::{
     EventData, Header, Item, Notification, Transition,
-    event::{mf_flag_names, ret_str},
+    event::{bus_code_name, mf_flag_names, ret_str},
     fserror::FsError,
     record::AgentRecord,
 };
@@ -169,9 +169,10 @@ pub fn details(d: &EventData) -> String {
             len,
             mf_flags,
             readiness,
+            dev,
             ..
         } => format!(
-            "dax={dax_dev:#x} off={offset:#x} len={len} flags={} holder={holder:#x} sb={readiness:?}",
+            "dax={dax_dev:#x} off={offset:#x} len={len} flags={} holder={holder:#x} sb={readiness:?} dev={dev}",
             mf_flag_names(*mf_flags).join("|")
         ),
         EventData::NotifyExit {
@@ -207,6 +208,15 @@ pub fn details(d: &EventData) -> String {
         ),
         EventData::SyscallExit { syscall, ret } => format!("{syscall} ret={}", ret_str(*ret)),
         EventData::XfsTracepoint { tracepoint, dev } => format!("{tracepoint} dev={dev}"),
+        EventData::Sigbus {
+            target,
+            target_comm,
+            code,
+            result,
+        } => format!(
+            "to {target_comm}({target}) code={} result={result}",
+            bus_code_name(*code)
+        ),
         EventData::Unknown { raw_kind } => format!("raw kind {raw_kind}"),
         // Mount steps: above.
         _ => String::new(),

@@ -226,6 +226,7 @@ mod tests {
                 "sys_exit_umount",
                 "xfs_log_recover",
                 "xfs_log_umount_write",
+                "signal_generate",
             ]
         );
     }

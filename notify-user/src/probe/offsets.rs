@@ -50,6 +50,11 @@ fn set(offsets: &mut Offsets, field: &str, v: u32) {
         "tp_mf_result" => &mut offsets.tp_mf_result,
         "tp_xfs_dev" => &mut offsets.tp_xfs_dev,
         "tp_sys_ret" => &mut offsets.tp_sys_ret,
+        "tp_sig_sig" => &mut offsets.tp_sig_sig,
+        "tp_sig_code" => &mut offsets.tp_sig_code,
+        "tp_sig_pid" => &mut offsets.tp_sig_pid,
+        "tp_sig_comm" => &mut offsets.tp_sig_comm,
+        "tp_sig_result" => &mut offsets.tp_sig_result,
         other => unreachable!("unknown offset field {other}"),
     };
     *slot = v;
@@ -130,6 +135,11 @@ pub fn resolve_offsets(tracefs: Option<&Tracefs>) -> (Offsets, Vec<FieldSource>)
         ),
         ("tp_xfs_dev", &[("xfs", "xfs_log_umount_write")], "dev"),
         ("tp_sys_ret", &[("syscalls", "sys_exit_mount")], "ret"),
+        ("tp_sig_sig", &[("signal", "signal_generate")], "sig"),
+        ("tp_sig_code", &[("signal", "signal_generate")], "code"),
+        ("tp_sig_pid", &[("signal", "signal_generate")], "pid"),
+        ("tp_sig_comm", &[("signal", "signal_generate")], "comm"),
+        ("tp_sig_result", &[("signal", "signal_generate")], "result"),
     ];
     for &(field, candidates, name) in tp_fields {
         let found = tracefs.and_then(|t| {

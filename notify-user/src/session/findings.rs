@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 
 use notify_model::{
-    Item,
+    EventData, Item,
     session::{ExitStatus, SessionFile},
 };
 
@@ -15,7 +15,8 @@ pub enum FailOn {
     /// Events lost in the kernel (ring buffer full) or sequence gaps.
     Lost,
     /// A kill by the kernel: a `delivered` notification (XFS walked the owners and killed the
-    /// processes mapping the range), or the command itself ended by SIGBUS.
+    /// processes mapping the range), a SIGBUS the kernel sent (memory-failure kills, DAX
+    /// faults on a listed sector), or the command itself ended by SIGBUS.
     Kill,
 }
 
@@ -63,6 +64,21 @@ pub fn findings(s: &SessionFile, fail_on: &[FailOn]) -> Vec<String> {
                          the range (seq {})",
                         d.len(),
                         seqs(d)
+                    ));
+                }
+                let kernel_sigbus: Vec<&Item> = s
+                    .events
+                    .iter()
+                    .filter(|e| {
+                        matches!(e, Item::Kernel(k)
+                            if matches!(k.data, EventData::Sigbus { code, .. } if code > 0))
+                    })
+                    .collect();
+                if !kernel_sigbus.is_empty() {
+                    out.push(format!(
+                        "kill: the kernel sent {} SIGBUS for memory errors (seq {})",
+                        kernel_sigbus.len(),
+                        seqs(kernel_sigbus)
                     ));
                 }
                 if s.exit_status == ExitStatus::Signal(libc::SIGBUS) {

@@ -85,6 +85,7 @@ pub fn decode_event(ev: &abi::Event) -> TraceEvent {
                         abi::readiness::BORN => Readiness::Born,
                         _ => Readiness::Unknown,
                     },
+                    dev: Dev(n.dev),
                 }
             }
             kind::NOTIFY_EXIT | kind::XFS_NOTIFY_EXIT => {
@@ -169,6 +170,15 @@ pub fn decode_event(ev: &abi::Event) -> TraceEvent {
                 .to_string(),
                 dev: Dev(p.mount.dev),
             },
+            kind::SIGBUS => {
+                let g = p.signal;
+                EventData::Sigbus {
+                    target: g.target as u32,
+                    target_comm: comm_str(&g.comm),
+                    code: g.code,
+                    result: g.result,
+                }
+            }
             other => EventData::Unknown { raw_kind: other },
         }
     };
@@ -220,6 +230,8 @@ mod tests {
                     s_flags: 0,
                     mf_flags: 0x20,
                     readiness: abi::readiness::NOT_BORN,
+                    dev: (259 << 20) | 1,
+                    _pad: 0,
                 },
             },
         };
@@ -241,6 +253,7 @@ mod tests {
                 s_flags: 0,
                 mf_flags: 0x20,
                 readiness: Readiness::NotBorn,
+                dev: Dev::new(259, 1),
             }
         );
     }
@@ -248,7 +261,7 @@ mod tests {
     #[test]
     fn short_records_are_an_error_not_a_panic() {
         let err = decode(&[0u8; 20]).unwrap_err();
-        assert_eq!(err, DecodeError::Short { got: 20, want: 104 });
+        assert_eq!(err, DecodeError::Short { got: 20, want: 112 });
         assert!(err.to_string().contains("different builds"));
     }
 

@@ -239,6 +239,9 @@ impl Devices {
                 Some(_) => Place::FailureOf(tid),
                 None => Place::Nowhere,
             },
+            // A SIGBUS sent from inside a memory failure is part of it (XFS's kill); one sent
+            // elsewhere (a DAX fault on a listed sector, a process) names no device.
+            EventData::Sigbus { .. } if self.failing.contains_key(&tid) => Place::FailureOf(tid),
             EventData::SyscallExit { .. } => Place::Process(ev.pid),
             // Mount steps are placed above.
             _ => Place::Nowhere,
@@ -308,6 +311,7 @@ mod tests {
                     s_flags: 0,
                     mf_flags: 0,
                     readiness: Readiness::NotBorn,
+                    dev: Dev(0),
                 },
             )),
             d.place(&ev(6, 1, EventData::GetTreeExit(step(0x20, pmem0)))),

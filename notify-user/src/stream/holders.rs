@@ -12,8 +12,8 @@
 use std::collections::HashMap;
 
 use notify_model::{
-    Dev, DevFrom, EventData, MountStep, Notification, Readiness, State, TraceEvent, Transition,
-    Verdict,
+    Dev, DevFrom, EventData, Kill, MountStep, Notification, Readiness, State, TraceEvent,
+    Transition, Verdict,
 };
 
 use crate::stream::devices::Devices;
@@ -51,6 +51,10 @@ struct PendingNotify {
     readiness: Readiness,
     xfs_ret: Option<i64>,
     state: Option<State>,
+    /// The block device the probe read from the holder's superblock.
+    sb_dev: Dev,
+    /// SIGBUS the kernel sent on this thread while the notification was handled.
+    kills: Vec<Kill>,
 }
 
 /// The readiness tracker.
@@ -241,6 +245,7 @@ impl Tracker {
                 holder,
                 mf_flags,
                 readiness,
+                dev,
                 ..
             } => {
                 self.notifies.insert(
@@ -252,8 +257,25 @@ impl Tracker {
                         readiness: *readiness,
                         xfs_ret: None,
                         state: self.regs.get(dax_dev).map(|r| r.state),
+                        sb_dev: *dev,
+                        kills: Vec::new(),
                     },
                 );
+            }
+            EventData::Sigbus {
+                target,
+                target_comm,
+                code,
+                ..
+            } if *code > 0 => {
+                if let Some(p) = self.notifies.get_mut(&tid) {
+                    p.kills.push(Kill {
+                        target: *target,
+                        comm: target_comm.clone(),
+                        code: *code,
+                        seq: ev.seq,
+                    });
+                }
             }
             EventData::XfsNotifyExit { ret, .. } => {
                 if let Some(p) = self.notifies.get_mut(&tid) {
@@ -285,8 +307,12 @@ impl Tracker {
                 } else {
                     verdict(*ret, holder, readiness, state)
                 };
+                let sb_dev = pending.as_ref().map(|p| p.sb_dev).filter(|d| d.is_known());
                 let (dev, dev_from) = match reg.map(|r| r.dev).filter(|d| d.is_known()) {
                     Some(d) => (d, Some(DevFrom::Registration)),
+                    None if sb_dev.is_some() => {
+                        (sb_dev.unwrap_or_default(), Some(DevFrom::Superblock))
+                    }
                     None => match self
                         .devices
                         .of_dax(*dax_dev)
@@ -314,6 +340,7 @@ impl Tracker {
                     verdict,
                     enter_seq: pending.as_ref().map(|p| p.enter_seq),
                     exit_seq: ev.seq,
+                    kills: pending.map(|p| p.kills).unwrap_or_default(),
                 }));
             }
             _ => {}
@@ -410,6 +437,7 @@ mod tests {
             s_flags: 0,
             mf_flags: 0x20,
             readiness,
+            dev: Dev(0),
         }
     }
 

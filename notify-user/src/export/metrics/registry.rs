@@ -6,7 +6,7 @@ use std::sync::{
 };
 
 use aya::maps::{MapData, PerCpuArray};
-use notify_model::{Item, Verdict, record::AgentRecord};
+use notify_model::{EventData, Item, Verdict, event::bus_code_name, record::AgentRecord};
 use prometheus_client::{
     encoding::text::encode,
     metrics::{counter::Counter, family::Family, gauge::Gauge},
@@ -35,6 +35,8 @@ pub struct Metrics {
     closed: Counter,
     removals: Counter,
     fs_errors: Family<Labels, Counter>,
+    sigbus: Family<Labels, Counter>,
+    kernel_kills: Family<Labels, Counter>,
     journal_recovered: Counter,
     lost_kernel: Counter,
     seq_gaps: Counter,
@@ -142,6 +144,21 @@ impl Metrics {
              (data_lost, inode_metadata, metadata, shutdown, other)",
             fs_errors.clone(),
         );
+        let sigbus = Family::<Labels, Counter>::default();
+        r.register(
+            "sigbus",
+            "SIGBUS sent (signal:signal_generate), by si_code: BUS_MCEERR_AR/AO and BUS_ADRERR are \
+             the kernel's (memory-failure kills, DAX faults on a listed sector), SI_USER and \
+             SI_QUEUE a process's",
+            sigbus.clone(),
+        );
+        let kernel_kills = Family::<Labels, Counter>::default();
+        r.register(
+            "kernel_kills",
+            "SIGBUS the kernel sent while handling a notification (XFS's own kill), by device and \
+             si_code",
+            kernel_kills.clone(),
+        );
         let mount_not_visible = Counter::default();
         r.register(
             "mount_not_visible",
@@ -234,6 +251,8 @@ impl Metrics {
             closed,
             removals,
             fs_errors,
+            sigbus,
+            kernel_kills,
             journal_recovered,
             lost_kernel,
             seq_gaps,
@@ -289,6 +308,13 @@ impl Metrics {
         self.events
             .get_or_create(&labels(&[("kind", item.kind_name())]))
             .inc();
+        if let Item::Kernel(ev) = item
+            && let EventData::Sigbus { code, .. } = &ev.data
+        {
+            self.sigbus
+                .get_or_create(&labels(&[("code", bus_code_name(*code))]))
+                .inc();
+        }
         if let Item::FsError(e) = item {
             self.fs_errors
                 .get_or_create(&labels(&[
@@ -303,6 +329,11 @@ impl Metrics {
             self.notifications
                 .get_or_create(&labels(&[("dev", &dev), ("verdict", n.verdict.name())]))
                 .inc();
+            for k in &n.kills {
+                self.kernel_kills
+                    .get_or_create(&labels(&[("dev", &dev), ("code", bus_code_name(k.code))]))
+                    .inc();
+            }
             if n.verdict == Verdict::Premature {
                 self.premature
                     .get_or_create(&labels(&[("dev", &dev)]))

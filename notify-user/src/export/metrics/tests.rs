@@ -103,7 +103,27 @@ fn docs_list_exactly_the_exported_metrics() {
         verdict: Verdict::Premature,
         enter_seq: None,
         exit_seq: 1,
+        kills: vec![notify_model::Kill {
+            target: 9,
+            comm: "victim".into(),
+            code: 4,
+            seq: 1,
+        }],
     };
+    m.on_item(&Item::Kernel(notify_model::TraceEvent {
+        seq: 2,
+        ktime_ns: 0,
+        cpu: 0,
+        pid: 9,
+        tid: 9,
+        comm: "victim".into(),
+        data: notify_model::EventData::Sigbus {
+            target: 9,
+            target_comm: "victim".into(),
+            code: 4,
+            result: 0,
+        },
+    }));
     m.on_item(&Item::Notification(Derived {
         at: Default::default(),
         data: n,
