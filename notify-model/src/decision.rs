@@ -99,6 +99,8 @@ pub enum Why {
     /// Refused: the pid now belongs to another process than the one scanned.
     PidReused,
     KernelThread,
+    /// Refused: the kernel already sent it a memory-error SIGBUS.
+    KernelSignalled,
     /// Signalled and the process exited within the wait.
     Exited,
     /// Signalled and the process was still running after the wait.
@@ -127,6 +129,7 @@ impl Why {
             Why::AllowCgroup => "allow_cgroup",
             Why::PidReused => "pid_reused",
             Why::KernelThread => "kernel_thread",
+            Why::KernelSignalled => "kernel_signalled",
             Why::Exited => "exited",
             Why::Survived => "survived",
             Why::Sent => "sent",

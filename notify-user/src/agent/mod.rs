@@ -108,7 +108,9 @@ impl Agent {
     /// Replaces the enforcement settings (policy, allowlists, dry run): a SIGHUP reload.
     /// Applies from the next replay on.
     pub fn set_enforce(&mut self, cfg: enforce::Config) {
+        let spare = std::mem::take(&mut self.cfg.spare);
         self.cfg = cfg;
+        self.cfg.spare = spare;
     }
 
     pub fn journal_path(&self) -> &Path {
@@ -158,6 +160,13 @@ impl Agent {
             }
             Item::FsError(e) => self.on_fs_error(e),
             _ => {}
+        }
+        if let Item::Kernel(ev) = item
+            && let EventData::Sigbus { target, code, .. } = &ev.data
+            && *code > 0
+        {
+            // The kernel's own memory-error kill: the policy never signals it again.
+            self.cfg.spare.insert(*target as i32);
         }
         out
     }

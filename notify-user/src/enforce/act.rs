@@ -63,6 +63,9 @@ pub fn enforce(cfg: &Config, m: &Mapper) -> Decision {
     ) {
         return refused(d, r);
     }
+    if cfg.spare.contains(&m.pid) {
+        return refused(d, Refusal::KernelSignalled);
+    }
 
     // Pin the process, then check it is the one we scanned.
     let pidfd = match pidfd_open(m.pid) {

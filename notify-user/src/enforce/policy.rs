@@ -1,7 +1,7 @@
 //! The policy: what to do with mappers, who is never signalled, and the protection rules that
 //! refuse a signal (pure, tested below).
 
-use std::{fmt, path::PathBuf, time::Duration};
+use std::{collections::BTreeSet, fmt, path::PathBuf, time::Duration};
 
 use notify_model::decision::{Policy, Why};
 use serde::Serialize;
@@ -43,6 +43,9 @@ pub struct Config {
     /// know, or escalate with policy sigkill.
     pub wait_exit: Option<Duration>,
     pub proc_root: PathBuf,
+    /// Threads the kernel already sent a memory-error SIGBUS (XFS's own kill, a DAX fault on a
+    /// listed sector): never signalled again. Filled in by the agent from the stream.
+    pub spare: BTreeSet<i32>,
 }
 
 impl Default for Config {
@@ -55,6 +58,7 @@ impl Default for Config {
             recheck_mapping: true,
             wait_exit: None,
             proc_root: PathBuf::from("/proc"),
+            spare: BTreeSet::new(),
         }
     }
 }
@@ -95,6 +99,8 @@ pub enum Refusal {
         comm: String,
     },
     KernelThread,
+    /// The kernel already sent it a memory-error SIGBUS.
+    KernelSignalled,
 }
 
 impl Refusal {
@@ -108,6 +114,7 @@ impl Refusal {
             Refusal::AllowCgroup { .. } => Why::AllowCgroup,
             Refusal::PidReused { .. } => Why::PidReused,
             Refusal::KernelThread => Why::KernelThread,
+            Refusal::KernelSignalled => Why::KernelSignalled,
         }
     }
 }
@@ -131,6 +138,9 @@ impl fmt::Display for Refusal {
                  different process ({comm}) now holds this pid"
             ),
             Refusal::KernelThread => f.write_str("kernel thread"),
+            Refusal::KernelSignalled => f.write_str(
+                "the kernel already sent it SIGBUS for this memory error: not signalled twice",
+            ),
         }
     }
 }
