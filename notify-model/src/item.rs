@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize, de::Error as _};
 use crate::{
     event::{Header, TraceEvent},
     fserror::FsError,
+    health::Health,
     holder::{Notification, Transition},
     record::AgentRecord,
 };
@@ -36,6 +37,8 @@ pub enum Item {
     Record(AgentRecord),
     /// XFS's own report of an error (fserror through fanotify).
     FsError(FsError),
+    /// A record of XFS's health monitor (only when notify was asked to hold one).
+    Health(Health),
 }
 
 impl Item {
@@ -47,6 +50,7 @@ impl Item {
             Item::Notification(_) => "notification",
             Item::Record(r) => r.kind_name(),
             Item::FsError(_) => "fs_error",
+            Item::Health(_) => "health",
         }
     }
 
@@ -56,7 +60,7 @@ impl Item {
             Item::Kernel(e) => Some(e.seq),
             Item::HolderState(d) => Some(d.at.seq),
             Item::Notification(d) => Some(d.at.seq),
-            Item::Record(_) | Item::FsError(_) => None,
+            Item::Record(_) | Item::FsError(_) | Item::Health(_) => None,
         }
     }
 
@@ -67,6 +71,7 @@ impl Item {
             Item::HolderState(d) => Some(d.at.ktime_ns),
             Item::Notification(d) => Some(d.at.ktime_ns),
             Item::FsError(e) => Some(e.ktime_ns),
+            Item::Health(h) => Some(h.ktime_ns),
             Item::Record(_) => None,
         }
     }
@@ -131,6 +136,11 @@ impl Serialize for Item {
                 data: e,
             }
             .serialize(s),
+            Item::Health(h) => Kinded {
+                kind: "health",
+                data: h,
+            }
+            .serialize(s),
         }
     }
 }
@@ -151,6 +161,7 @@ impl<'de> Deserialize<'de> for Item {
             "holder_state" => serde_json::from_value(v).map(Item::HolderState),
             "notification" => serde_json::from_value(v).map(Item::Notification),
             "fs_error" => serde_json::from_value(v).map(Item::FsError),
+            "health" => serde_json::from_value(v).map(Item::Health),
             k if AgentRecord::KINDS.contains(&k) => serde_json::from_value(v).map(Item::Record),
             // On error, say what is wrong with the kind itself when that is the problem.
             _ => serde_json::from_value(v.clone())

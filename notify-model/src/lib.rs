@@ -8,6 +8,7 @@ pub mod decision;
 pub mod dev;
 pub mod event;
 pub mod fserror;
+pub mod health;
 pub mod holder;
 pub mod item;
 pub mod journal;

@@ -151,8 +151,28 @@ fn every_derived() -> Vec<Item> {
         tid: 3,
         comm: "mount".into(),
     };
+    let health = Item::Health(notify_model::health::Health {
+        ktime_ns: 5,
+        time_ns: 6,
+        dev: Dev::from_user(libc::makedev(259, 1)),
+        mount_point: "/mnt/pmem".into(),
+        domain: "datadev".into(),
+        what: "media_error".into(),
+        structures: vec![],
+        group: None,
+        ino: None,
+        generation: None,
+        daddr: Some(2048),
+        sectors: Some(8),
+        pos: None,
+        len: None,
+        error: None,
+        lost: None,
+        reasons: vec![],
+    });
     vec![
         fs_error,
+        health,
         Item::HolderState(Derived {
             at: at.clone(),
             data: Transition {

@@ -32,6 +32,11 @@ pub struct TraceArgs {
     /// all events, derived ones included, kept in memory until then.
     #[arg(long, value_name = "FILE")]
     pub session: Option<PathBuf>,
+    /// Hold the health monitor of every XFS watched (Linux 7.0+) where no other client holds
+    /// it, and stream its records. Off by default: a filesystem has one monitor, and
+    /// xfs_healer takes it where it runs.
+    #[arg(long)]
+    pub healthmon: bool,
 }
 
 pub fn run(a: TraceArgs) -> anyhow::Result<ExitCode> {
@@ -59,6 +64,9 @@ async fn trace(a: TraceArgs) -> anyhow::Result<Totals> {
     }
     listeners.push(&mut sink);
     let mut stream = Stream::open(&mut probes, listeners)?;
+    if a.healthmon {
+        stream.hold_health_monitors();
+    }
     stream.start()?;
     until_signal(&mut stream, false).await?;
     let totals = stream.finish()?;

@@ -12,6 +12,7 @@ use notify_model::{
     EventData, Header, Item, Notification, Transition,
     event::{bus_code_name, mf_flag_names, ret_str},
     fserror::FsError,
+    health::Health,
     record::AgentRecord,
 };
 
@@ -82,6 +83,23 @@ impl Sink {
                     "xfs",
                     "fs_error",
                     fs_error_details(e)
+                ),
+            },
+            Item::Health(h) => match self.format {
+                Format::Json => {
+                    serde_json::to_writer(&mut self.out, item)?;
+                    self.out.write_all(b"\n")
+                }
+                Format::Table => writeln!(
+                    self.out,
+                    "{:>6} {:>12} {:>3} {:>7} {:<15} {:<24} {}",
+                    "-",
+                    "-",
+                    "-",
+                    "-",
+                    "xfs",
+                    "health",
+                    health_details(h)
                 ),
             },
         }
@@ -242,6 +260,33 @@ pub fn fs_error_details(e: &FsError) -> String {
     }
     if let Some(n) = e.notification_seq {
         let _ = write!(s, " after notification seq {n}");
+    }
+    s
+}
+
+/// One line of details for the table: a record of XFS's health monitor.
+pub fn health_details(h: &Health) -> String {
+    let mut s = format!("{} {} dev={}", h.domain, h.what, h.dev);
+    if !h.structures.is_empty() {
+        let _ = write!(s, " {}", h.structures.join("|"));
+    }
+    if let Some(g) = h.group {
+        let _ = write!(s, " group={g}");
+    }
+    if let Some(i) = h.ino {
+        let _ = write!(s, " ino={i}");
+    }
+    if let (Some(d), Some(n)) = (h.daddr, h.sectors) {
+        let _ = write!(s, " sectors={d}+{n}");
+    }
+    if let (Some(p), Some(l)) = (h.pos, h.len) {
+        let _ = write!(s, " bytes={p:#x}+{l}");
+    }
+    if let Some(n) = h.lost {
+        let _ = write!(s, " lost={n}");
+    }
+    if !h.reasons.is_empty() {
+        let _ = write!(s, " {}", h.reasons.join(", "));
     }
     s
 }

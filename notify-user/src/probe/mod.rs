@@ -3,6 +3,7 @@
 
 pub mod attach;
 pub mod fserror;
+pub mod healthmon;
 pub mod hooks;
 pub mod offsets;
 pub mod open;

@@ -62,6 +62,7 @@ pub fn device_names(events: &[Item]) -> BTreeMap<String, String> {
             Item::HolderState(t) => t.data.dev,
             Item::Notification(n) => n.data.dev,
             Item::FsError(e) => e.dev,
+            Item::Health(h) => h.dev,
             Item::Record(_) => Dev(0),
         };
         if d.is_known() {

@@ -290,7 +290,7 @@ fn two_devices_two_lanes() {
                 d.data.exit_seq += last_seq;
                 d.data.enter_seq = d.data.enter_seq.map(|s| s + last_seq);
             }
-            Item::Record(_) | Item::FsError(_) => {}
+            Item::Record(_) | Item::FsError(_) | Item::Health(_) => {}
         }
         evs.push(e);
     }

@@ -17,7 +17,7 @@ use notify_model::{
 };
 
 use crate::{
-    export::sink::{details, fs_error_details},
+    export::sink::{details, fs_error_details, health_details},
     stream::{
         devices::{Devices, Place},
         pipeline,
@@ -182,6 +182,14 @@ fn header(item: &Item, seq_before: u64) -> Option<Header> {
             tid: 0,
             comm: "xfs".into(),
         }),
+        Item::Health(h) => Some(Header {
+            seq: seq_before,
+            ktime_ns: h.ktime_ns,
+            cpu: 0,
+            pid: 0,
+            tid: 0,
+            comm: "xfs".into(),
+        }),
         Item::Record(_) => None,
     }
 }
@@ -219,6 +227,7 @@ impl Builder {
                 Slot::Lane(self.devices.bind(n.data.dax_dev, n.data.holder, n.data.dev))
             }
             Item::FsError(e) => Slot::Lane(self.devices.bind(0, 0, e.dev)),
+            Item::Health(h) => Slot::Lane(self.devices.bind(0, 0, h.dev)),
             Item::Record(_) => Slot::Other,
             Item::Kernel(ev) => self.kernel_slot(ev),
         }
@@ -441,14 +450,19 @@ impl Timeline {
                     }
                 }
                 Item::Record(_) => {}
-                Item::FsError(e) => {
+                Item::FsError(_) | Item::Health(_) => {
+                    let (kind, detail) = match item {
+                        Item::FsError(e) => ("fs_error", fs_error_details(e)),
+                        Item::Health(x) => ("health", health_details(x)),
+                        _ => unreachable!(),
+                    };
                     let step = Step {
                         seq: h.seq,
                         t_ns,
                         pid: 0,
                         comm: "xfs".into(),
-                        kind: "fs_error",
-                        detail: fs_error_details(e),
+                        kind,
+                        detail,
                         transition: None,
                     };
                     match lane {

@@ -9,9 +9,16 @@ use std::{
     time::{Duration, Instant},
 };
 
-use notify_model::{Dev, Item, Verdict, fserror::FsError};
+use notify_model::{Dev, Item, Verdict, fserror::FsError, health::Health};
+use tokio::sync::mpsc;
 
-use crate::{kernel::mountinfo, probe::fserror::FsErrors};
+use crate::{
+    kernel::{channels, mountinfo},
+    probe::{
+        fserror::{FsErrors, ktime_ns},
+        healthmon::{Monitor, OpenError},
+    },
+};
 
 /// How long after the ready edge a mount may take to appear in the mount table.
 const MOUNT_WAIT: Duration = Duration::from_secs(10);
@@ -20,6 +27,15 @@ const TIE_WINDOW_NS: u64 = 5_000_000_000;
 
 pub struct FsWatch {
     pub errors: FsErrors,
+    /// Health monitors held (only when asked): their records come through the channel.
+    health: Option<(
+        mpsc::UnboundedSender<Health>,
+        mpsc::UnboundedReceiver<Health>,
+    )>,
+    /// The filesystems marked: (device, mount point).
+    marked: Vec<(Dev, std::path::PathBuf)>,
+    /// Health records read (and refusals), waiting for the listeners.
+    health_read: Vec<Health>,
     /// Ready filesystems not yet visible, with the deadline to find them.
     pending: Vec<(Dev, Instant)>,
     /// The last delivered notification per block device: (seq, ktime).
@@ -30,18 +46,112 @@ pub struct FsWatch {
 
 impl FsWatch {
     /// Marks every XFS mounted now. A filesystem that cannot be marked is logged, not fatal.
-    pub fn start(mut errors: FsErrors) -> FsWatch {
-        if let Ok(mounts) = mountinfo::read() {
-            for m in mounts.iter().filter(|m| m.fstype == "xfs" && m.root == "/") {
-                mark(&mut errors, &m.mount_point, m.dev);
-            }
-        }
-        FsWatch {
+    pub fn start(errors: FsErrors) -> FsWatch {
+        let mut w = FsWatch {
             errors,
+            health: None,
+            marked: Vec::new(),
+            health_read: Vec::new(),
             pending: Vec::new(),
             delivered: HashMap::new(),
             read: Vec::new(),
+        };
+        if let Ok(mounts) = mountinfo::read() {
+            for m in mounts.iter().filter(|m| m.fstype == "xfs" && m.root == "/") {
+                w.mark(&m.mount_point, m.dev);
+            }
         }
+        w
+    }
+
+    /// Holds the health monitor of every XFS watched, now and from now on, where no other
+    /// client holds it (opt-in: xfs_healer uses it where it runs).
+    pub fn hold_health_monitors(&mut self) {
+        if self.health.is_none() {
+            self.health = Some(mpsc::unbounded_channel());
+            for (dev, mnt) in self.marked.clone() {
+                self.monitor(&mnt, dev);
+            }
+        }
+    }
+
+    fn monitor(&mut self, mount_point: &std::path::Path, dev: Dev) {
+        let Some((tx, _)) = &self.health else {
+            return;
+        };
+        match Monitor::open(mount_point, dev) {
+            Ok(mut m) => {
+                eprintln!(
+                    "notify: healthmon: holding the health monitor of {} ({dev})",
+                    mount_point.display()
+                );
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    while let Ok(Some(recs)) = m.read().await {
+                        for r in recs {
+                            if tx.send(r).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+            Err(e) => {
+                let holders: Vec<String> = channels::monitor_holders(std::path::Path::new("/proc"))
+                    .into_iter()
+                    .filter(|h| h.dev == dev)
+                    .map(|h| format!("held by {} (pid {})", h.comm, h.pid))
+                    .collect();
+                eprintln!(
+                    "notify: healthmon: {}: {e}{}",
+                    mount_point.display(),
+                    if holders.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", holders.join(", "))
+                    }
+                );
+                let mut reasons = vec![e.to_string()];
+                reasons.extend(holders);
+                self.health_read.push(Health {
+                    ktime_ns: ktime_ns(),
+                    time_ns: 0,
+                    dev,
+                    mount_point: mount_point.to_path_buf(),
+                    domain: "mount".into(),
+                    what: match e {
+                        OpenError::Held => "monitor_held_elsewhere".into(),
+                        _ => "monitor_refused".into(),
+                    },
+                    structures: vec![],
+                    group: None,
+                    ino: None,
+                    generation: None,
+                    daddr: None,
+                    sectors: None,
+                    pos: None,
+                    len: None,
+                    error: None,
+                    lost: None,
+                    reasons,
+                });
+            }
+        }
+    }
+
+    fn mark(&mut self, mount_point: &std::path::Path, dev: Dev) {
+        if self.marked.iter().any(|(d, _)| *d == dev) {
+            return;
+        }
+        match self.errors.watch(mount_point, dev) {
+            Ok(()) => log::info!("fserror: watching {} ({dev})", mount_point.display()),
+            Err(e) => eprintln!(
+                "notify: cannot watch {} for XFS error reports: {e}",
+                mount_point.display()
+            ),
+        }
+        self.marked.push((dev, mount_point.to_path_buf()));
+        self.monitor(mount_point, dev);
     }
 
     /// Learns from the stream: ready edges (a mount to mark) and delivered notifications (what
@@ -74,7 +184,10 @@ impl FsWatch {
         let pending = std::mem::take(&mut self.pending);
         for (dev, deadline) in pending {
             match mountinfo::find(&mounts, dev).filter(|m| m.fstype == "xfs") {
-                Some(m) => mark(&mut self.errors, &m.mount_point, dev),
+                Some(m) => {
+                    let mp = m.mount_point.clone();
+                    self.mark(&mp, dev);
+                }
                 None if mounts.iter().any(|m| m.dev == dev) => {} // not XFS
                 None if now < deadline => self.pending.push((dev, deadline)),
                 None => log::info!("fserror: {dev} became ready but never showed up mounted"),
@@ -89,9 +202,22 @@ impl FsWatch {
 
     /// Waits for reports and keeps them for [`FsWatch::take`]. Cancel-safe.
     pub async fn wait(&mut self) -> std::io::Result<()> {
-        let evs = self.errors.read().await?;
-        self.read.extend(evs);
+        let health = async {
+            match &mut self.health {
+                Some((_, rx)) => rx.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            evs = self.errors.read() => self.read.extend(evs?),
+            Some(h) = health => self.health_read.push(h),
+        }
         Ok(())
+    }
+
+    /// The health-monitor records read so far.
+    pub fn take_health(&mut self) -> Vec<Health> {
+        std::mem::take(&mut self.health_read)
     }
 
     /// The reports read so far, each tied to the notification it follows.
@@ -105,15 +231,5 @@ impl FsWatch {
                 .map(|(seq, _)| *seq);
         }
         out
-    }
-}
-
-fn mark(errors: &mut FsErrors, mount_point: &std::path::Path, dev: Dev) {
-    match errors.watch(mount_point, dev) {
-        Ok(()) => log::info!("fserror: watching {} ({dev})", mount_point.display()),
-        Err(e) => eprintln!(
-            "notify: cannot watch {} for XFS error reports: {e}",
-            mount_point.display()
-        ),
     }
 }

@@ -118,6 +118,16 @@ impl<'a> Stream<'a> {
         Ok(())
     }
 
+    /// Holds the health monitor of every XFS watched where no other client holds it (opt-in).
+    pub fn hold_health_monitors(&mut self) {
+        match self.fswatch.as_mut() {
+            Some(w) => w.hold_health_monitors(),
+            None => eprintln!(
+                "notify: healthmon: not on this kernel (no XFS error reporting to go with it)"
+            ),
+        }
+    }
+
     /// Kernel items first (the report watcher learns from them), then the XFS reports read
     /// since the last step.
     fn dispatch_with_reports(&mut self, items: Vec<Item>) -> anyhow::Result<()> {
@@ -129,7 +139,8 @@ impl<'a> Stream<'a> {
         self.dispatch(items)?;
         if let Some(w) = self.fswatch.as_mut() {
             w.poll(Instant::now());
-            let reports: Vec<Item> = w.take().into_iter().map(Item::FsError).collect();
+            let mut reports: Vec<Item> = w.take().into_iter().map(Item::FsError).collect();
+            reports.extend(w.take_health().into_iter().map(Item::Health));
             self.dispatch(reports)?;
         }
         Ok(())

@@ -134,7 +134,7 @@ pub fn derive(items: impl IntoIterator<Item = Item>) -> Vec<Item> {
                 let conclusions = tracker.apply(&ev);
                 derive_into(&ev, conclusions, &mut out);
             }
-            Item::FsError(_) => out.push(item),
+            Item::FsError(_) | Item::Health(_) => out.push(item),
             Item::HolderState(_) | Item::Notification(_) | Item::Record(_) => {}
         }
     }

@@ -71,6 +71,11 @@ pub struct AgentArgs {
     /// the run, kept in memory until then (for tests and bounded runs, not a fleet agent).
     #[arg(long, value_name = "FILE")]
     pub session: Option<PathBuf>,
+    /// Hold the health monitor of every XFS watched (Linux 7.0+) where no other client holds
+    /// it, and stream its records. Off by default: a filesystem has one monitor, and
+    /// xfs_healer takes it where it runs.
+    #[arg(long)]
+    pub healthmon: bool,
     #[command(flatten)]
     pub enforce: EnforceArgs,
 }
@@ -134,11 +139,15 @@ pub fn run(a: AgentArgs, given: &[String]) -> anyhow::Result<ExitCode> {
         );
     }
     let session = a.session.map(|p| cwd.join(p));
-    runtime()?.block_on(agent(loaded, session))?;
+    runtime()?.block_on(agent(loaded, session, a.healthmon))?;
     Ok(ExitCode::SUCCESS)
 }
 
-async fn agent(loaded: Loaded, session: Option<PathBuf>) -> anyhow::Result<Totals> {
+async fn agent(
+    loaded: Loaded,
+    session: Option<PathBuf>,
+    healthmon: bool,
+) -> anyhow::Result<Totals> {
     let s = loaded.settings.clone();
     if let Some(p) = &session {
         check_output(p)?;
@@ -168,6 +177,9 @@ async fn agent(loaded: Loaded, session: Option<PathBuf>) -> anyhow::Result<Total
     listeners.push(&mut sink);
     listeners.push(&mut fa);
     let mut stream = Stream::open(&mut probes, listeners)?;
+    if healthmon {
+        stream.hold_health_monitors();
+    }
     stream.start()?;
     until_signal(&mut stream, true).await?;
     let totals = stream.finish()?;

@@ -36,6 +36,7 @@ pub struct Metrics {
     removals: Counter,
     fs_errors: Family<Labels, Counter>,
     sigbus: Family<Labels, Counter>,
+    health_events: Family<Labels, Counter>,
     kernel_kills: Family<Labels, Counter>,
     journal_recovered: Counter,
     lost_kernel: Counter,
@@ -152,6 +153,13 @@ impl Metrics {
              SI_QUEUE a process's",
             sigbus.clone(),
         );
+        let health_events = Family::<Labels, Counter>::default();
+        r.register(
+            "health_events",
+            "Records of XFS's health monitor (held only with --healthmon), by device, domain and \
+             what",
+            health_events.clone(),
+        );
         let kernel_kills = Family::<Labels, Counter>::default();
         r.register(
             "kernel_kills",
@@ -252,6 +260,7 @@ impl Metrics {
             removals,
             fs_errors,
             sigbus,
+            health_events,
             kernel_kills,
             journal_recovered,
             lost_kernel,
@@ -313,6 +322,15 @@ impl Metrics {
         {
             self.sigbus
                 .get_or_create(&labels(&[("code", bus_code_name(*code))]))
+                .inc();
+        }
+        if let Item::Health(h) = item {
+            self.health_events
+                .get_or_create(&labels(&[
+                    ("dev", &h.dev.to_string()),
+                    ("domain", &h.domain),
+                    ("what", &h.what),
+                ]))
                 .inc();
         }
         if let Item::FsError(e) = item {

@@ -209,6 +209,25 @@ fn docs_list_exactly_the_exported_metrics() {
         path: None,
         notification_seq: None,
     }));
+    m.on_item(&Item::Health(notify_model::health::Health {
+        ktime_ns: 1,
+        time_ns: 1,
+        dev: Dev(1),
+        mount_point: "/mnt".into(),
+        domain: "datadev".into(),
+        what: "media_error".into(),
+        structures: vec![],
+        group: None,
+        ino: None,
+        generation: None,
+        daddr: Some(8),
+        sectors: Some(8),
+        pos: None,
+        len: None,
+        error: None,
+        lost: None,
+        reasons: vec![],
+    }));
     m.on_reload(true);
     let text = m.render();
     let exported: std::collections::BTreeSet<&str> = text
