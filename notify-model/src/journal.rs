@@ -94,6 +94,20 @@ pub struct Told {
     pub mount: String,
     pub wall_ns: u64,
     pub note: String,
+    /// How.
+    #[serde(default)]
+    pub via: Via,
+}
+
+/// How XFS was told.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Via {
+    /// `XFS_IOC_VERIFY_MEDIA` with its report flag (7.0+): XFS reports, kills nothing.
+    #[default]
+    VerifyMedia,
+    /// `hard_offline_page` (opt-in): `memory_failure()` again, XFS's own kill.
+    HardOfflinePage,
 }
 
 /// A byte range of the journal that was dropped on open.

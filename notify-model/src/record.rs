@@ -102,6 +102,19 @@ pub enum AgentRecord {
         /// Reports that were merged by fanotify (error_count above 1): files not named.
         merged: u32,
     },
+    /// The opt-in re-drive: the record's pages written to `hard_offline_page`, so that
+    /// `memory_failure()` runs again into the ready XFS (XFS's own kill).
+    Redriven {
+        id: u64,
+        disk: String,
+        /// The physical addresses written (would be, in a dry run).
+        phys: Vec<u64>,
+        dry_run: bool,
+        /// Why writing failed, when it did.
+        error: Option<String>,
+    },
+    /// The re-drive refused for a record, and why (each unsafe case is refused).
+    RedriveRefused { id: u64, disk: String, why: String },
     /// A record closed without acting on it (the note says why).
     Closed { id: u64, disk: String, why: String },
     /// A notification that a device is going away (`MF_MEM_PRE_REMOVE`, or 6.1's
@@ -127,6 +140,8 @@ impl AgentRecord {
         "xfs_reported",
         "closed",
         "device_removal",
+        "redriven",
+        "redrive_refused",
     ];
 
     pub fn kind_name(&self) -> &'static str {
@@ -141,6 +156,8 @@ impl AgentRecord {
             AgentRecord::XfsReported { .. } => "xfs_reported",
             AgentRecord::Closed { .. } => "closed",
             AgentRecord::DeviceRemoval { .. } => "device_removal",
+            AgentRecord::Redriven { .. } => "redriven",
+            AgentRecord::RedriveRefused { .. } => "redrive_refused",
         }
     }
 }

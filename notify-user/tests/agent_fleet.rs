@@ -318,6 +318,18 @@ fn every_action() -> Vec<Action> {
             disk: "pmem0".into(),
             why: "stale".into(),
         },
+        Action::Redriven {
+            id: 1,
+            disk: "pmem0".into(),
+            phys: vec![0x4010_0000],
+            dry_run: false,
+            error: None,
+        },
+        Action::RedriveRefused {
+            id: 1,
+            disk: "pmem0".into(),
+            why: "metadata".into(),
+        },
         Action::DeviceRemoval {
             dax_offset: 0,
             len: u64::MAX,

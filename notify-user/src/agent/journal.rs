@@ -44,7 +44,7 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
-use notify_model::journal::{Cut, Damage, Record, Recovery, Status};
+use notify_model::journal::{Cut, Damage, Record, Recovery, Status, Via};
 use serde::{Deserialize, Serialize};
 
 pub const MAGIC: &[u8; 8] = b"NTFYJRNL";
@@ -81,6 +81,8 @@ pub enum Entry {
         mount: String,
         wall_ns: u64,
         note: String,
+        #[serde(default)]
+        via: Via,
     },
 }
 
@@ -522,20 +524,20 @@ impl Journal {
         Ok(true)
     }
 
-    /// Whether XFS was told of record `id` on `mount`.
-    pub fn told(&self, id: u64, mount: &str) -> bool {
+    /// Whether XFS was told of record `id` on `mount` this way.
+    pub fn told(&self, id: u64, mount: &str, via: Via) -> bool {
         self.records
             .get(&id)
-            .is_some_and(|r| r.told.iter().any(|t| t.mount == mount))
+            .is_some_and(|r| r.told.iter().any(|t| t.mount == mount && t.via == via))
     }
 
     /// Records that XFS was told of `id` on `mount` (call after telling it). `Ok(false)` when
     /// it was already.
-    pub fn mark_told(&mut self, id: u64, mount: &str, note: &str) -> Result<bool> {
+    pub fn mark_told(&mut self, id: u64, mount: &str, via: Via, note: &str) -> Result<bool> {
         if !self.records.contains_key(&id) {
             return Err(JournalError::UnknownId(id));
         }
-        if self.told(id, mount) {
+        if self.told(id, mount, via) {
             return Ok(false);
         }
         let e = Entry::Told {
@@ -543,6 +545,7 @@ impl Journal {
             mount: mount.to_string(),
             wall_ns: now_ns(),
             note: note.to_string(),
+            via,
         };
         self.write_entry(&e)?;
         self.apply(e);
@@ -644,12 +647,14 @@ fn apply(records: &mut BTreeMap<u64, Record>, next_id: &mut u64, e: Entry) -> Op
             mount,
             wall_ns,
             note,
+            via,
         } => match records.get_mut(&id) {
             Some(r) => {
                 r.told.push(notify_model::journal::Told {
                     mount,
                     wall_ns,
                     note,
+                    via,
                 });
                 None
             }

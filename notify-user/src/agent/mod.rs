@@ -24,6 +24,7 @@ use crate::{
 
 pub mod badblocks;
 pub mod journal;
+pub mod redrive;
 pub mod replay;
 pub mod tell;
 // The agent's own implementation, by duty (private: parts of this module).
@@ -49,6 +50,9 @@ pub struct AgentOptions {
     /// How often to read the pmem bad-block lists for ranges added since (additions are never
     /// signalled); None: only at ready edges and at start.
     pub rescan: Option<Duration>,
+    /// Re-drive each pending range through `hard_offline_page` (opt-in: a testing interface,
+    /// `agent::redrive`), for XFS's own kill semantics.
+    pub redrive: bool,
 }
 
 /// Whether XFS can be told of a range on this kernel.
@@ -72,6 +76,7 @@ pub struct Agent {
     awaiting: Vec<confirm::Awaiting>,
     rescan: Option<Duration>,
     next_rescan: Option<Instant>,
+    redrive: bool,
 }
 
 impl Agent {
@@ -100,6 +105,7 @@ impl Agent {
                 awaiting: Vec::new(),
                 rescan: opts.rescan,
                 next_rescan: opts.rescan.map(|r| Instant::now() + r),
+                redrive: opts.redrive,
             },
             recovery,
         ))

@@ -15,12 +15,12 @@ use std::{
 };
 
 use notify_model::{
-    journal::{Reason, Record, Status},
+    journal::{Reason, Record, Status, Via},
     record::{AgentRecord, OwnerReport},
 };
 
 use crate::{
-    agent::{Agent, Tell, confirm::Awaiting, replay, tell},
+    agent::{Agent, Tell, badblocks, confirm::Awaiting, redrive, replay, tell},
     kernel::{mountinfo, pmem::PmemDisk},
     resolve::{
         geometry,
@@ -187,7 +187,7 @@ impl Agent {
             return false;
         };
         let mount = mount_id(&site.mount_point);
-        if self.journal.told(r.id, &mount) {
+        if self.journal.told(r.id, &mount, Via::VerifyMedia) {
             return true;
         }
         let Ok(range) = geometry::dax_to_fs_range(
@@ -207,7 +207,10 @@ impl Agent {
                     v.end,
                     v.bad.len()
                 );
-                if let Err(e) = self.journal.mark_told(r.id, &mount, &note) {
+                if let Err(e) = self
+                    .journal
+                    .mark_told(r.id, &mount, Via::VerifyMedia, &note)
+                {
                     log::error!("journal: marking {} told: {e}", r.id);
                 }
                 (
@@ -254,7 +257,7 @@ impl Agent {
             return out;
         };
         let open = self.close_the_unactionable(&d, &mut out);
-        let mut pending: Vec<(u64, Site, u64, u64, bool)> = Vec::new();
+        let mut pending: Vec<(u64, Site, u64, u64, bool, bool)> = Vec::new();
         for r in open {
             let site = match site::find_site(disk, r.damage.dax_offset) {
                 Ok(Some(s)) => s,
@@ -265,8 +268,16 @@ impl Agent {
                 }
             };
             let told = self.tell_xfs(&r, &site, &mut out);
+            let redriven = self.redrive && self.redrive_record(&r, &d, &site, &mut out);
             if r.state == Status::Pending {
-                pending.push((r.id, site, r.damage.dax_offset, r.damage.len, told));
+                pending.push((
+                    r.id,
+                    site,
+                    r.damage.dax_offset,
+                    r.damage.len,
+                    told,
+                    redriven,
+                ));
             } else if told {
                 // Replayed on an earlier mount: XFS hears of it again on this one.
                 let owners = replay::owners_only(&site, r.damage.dax_offset, r.damage.len);
@@ -274,12 +285,26 @@ impl Agent {
             }
         }
         // One walk of /proc for every pending record of the disk.
-        let items: Vec<(Site, u64, u64)> = pending
-            .iter()
-            .map(|(_, s, o, l, _)| (s.clone(), *o, *l))
-            .collect();
-        let reports = replay::replay_batch(&self.cfg, &items);
-        for ((id, site, _, _, told), mut report) in pending.into_iter().zip(reports) {
+        // A re-driven record had XFS's own kill: the policy only reports its mappers.
+        let (redriven, acted): (Vec<_>, Vec<_>) = pending.into_iter().partition(|p| p.5);
+        let mut reports = Vec::new();
+        for (batch, cfg) in [
+            (acted, self.cfg.clone()),
+            (
+                redriven,
+                crate::enforce::Config {
+                    policy: notify_model::decision::Policy::Report,
+                    ..self.cfg.clone()
+                },
+            ),
+        ] {
+            let items: Vec<(Site, u64, u64)> = batch
+                .iter()
+                .map(|(_, s, o, l, _, _)| (s.clone(), *o, *l))
+                .collect();
+            reports.extend(batch.into_iter().zip(replay::replay_batch(&cfg, &items)));
+        }
+        for ((id, site, _, _, told, _), mut report) in reports {
             report.xfs_told = told;
             report.advice = advice(&site, &report.owners, told, &self.tell);
             if told {
@@ -302,6 +327,85 @@ impl Agent {
             });
         }
         out
+    }
+
+    /// The opt-in re-drive of one record (refused unless every safety check holds).
+    fn redrive_record(
+        &mut self,
+        r: &Record,
+        disk: &PmemDisk,
+        site: &Site,
+        out: &mut Vec<AgentRecord>,
+    ) -> bool {
+        let mount = mount_id(&site.mount_point);
+        let owners = replay::owners_only(site, r.damage.dax_offset, r.damage.len);
+        let bad = badblocks::read(&disk.name).unwrap_or_default();
+        let c = redrive::Candidate {
+            disk,
+            dax_offset: r.damage.dax_offset,
+            len: r.damage.len,
+            namespace: r.damage.namespace.as_deref(),
+            badblocks: &bad,
+            owners: &owners,
+            redriven_here: self.journal.told(r.id, &mount, Via::HardOfflinePage),
+        };
+        let phys = match redrive::check(&c) {
+            Ok(p) => p,
+            Err(why) => {
+                eprintln!("notify: re-drive of record {} refused: {why}", r.id);
+                out.push(AgentRecord::RedriveRefused {
+                    id: r.id,
+                    disk: disk.name.clone(),
+                    why,
+                });
+                return false;
+            }
+        };
+        let dry_run = self.cfg.dry_run;
+        let mut error = None;
+        if !dry_run {
+            for p in &phys {
+                if let Err(e) = redrive::write_hard_offline(redrive::hard_offline_page(), *p) {
+                    error = Some(format!(
+                        "writing {p:#x} to {}: {e}",
+                        redrive::hard_offline_page().display()
+                    ));
+                    break;
+                }
+            }
+            if error.is_none() {
+                let note = format!("{} page(s) re-driven", phys.len());
+                if let Err(e) = self
+                    .journal
+                    .mark_told(r.id, &mount, Via::HardOfflinePage, &note)
+                {
+                    log::error!("journal: marking {} re-driven: {e}", r.id);
+                }
+            }
+        }
+        eprintln!(
+            "notify: re-drive of record {}: {} page(s){}{}",
+            r.id,
+            phys.len(),
+            if dry_run {
+                " (dry run: nothing written)"
+            } else {
+                ""
+            },
+            error
+                .as_deref()
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default()
+        );
+        let ok = error.is_none() && !dry_run;
+        out.push(AgentRecord::Redriven {
+            id: r.id,
+            disk: disk.name.clone(),
+            phys,
+            dry_run,
+            error,
+        });
+        ok
     }
 
     fn await_reports(&mut self, id: u64, disk: &str, site: &Site, owners: &[OwnerReport]) {

@@ -100,6 +100,7 @@ pub fn run(a: JournalArgs) -> anyhow::Result<ExitCode> {
                 enforce: enforce.config(),
                 channels: Channels::detect(&ksyms),
                 rescan: None,
+                redrive: false,
             })?;
             let mut sink = Sink::stdout(Format::Json);
             let actions = agent.replay_mounted();

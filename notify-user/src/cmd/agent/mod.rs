@@ -76,6 +76,13 @@ pub struct AgentArgs {
     /// xfs_healer takes it where it runs.
     #[arg(long)]
     pub healthmon: bool,
+    /// Re-drive each pending range into the ready XFS through
+    /// /sys/devices/system/memory/hard_offline_page, for XFS's own kill semantics. A testing
+    /// interface: every write is a new hardware error, a metadata owner shuts the filesystem
+    /// down; refused unless the pages are in the namespace's data area and its bad-block list,
+    /// are file data, and were not re-driven on this mount. --dry-run says what it would write.
+    #[arg(long)]
+    pub redrive: bool,
     #[command(flatten)]
     pub enforce: EnforceArgs,
 }
@@ -139,7 +146,7 @@ pub fn run(a: AgentArgs, given: &[String]) -> anyhow::Result<ExitCode> {
         );
     }
     let session = a.session.map(|p| cwd.join(p));
-    runtime()?.block_on(agent(loaded, session, a.healthmon))?;
+    runtime()?.block_on(agent(loaded, session, a.healthmon, a.redrive))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -147,6 +154,7 @@ async fn agent(
     loaded: Loaded,
     session: Option<PathBuf>,
     healthmon: bool,
+    redrive: bool,
 ) -> anyhow::Result<Totals> {
     let s = loaded.settings.clone();
     if let Some(p) = &session {
@@ -168,6 +176,7 @@ async fn agent(
         enforce: s.enforce,
         channels: probes.channels.clone(),
         rescan: s.badblocks_rescan,
+        redrive,
     })?;
     let mut fa = FleetAgent { agent, fleet };
     let mut listeners: Vec<&mut dyn Listener> = Vec::new();

@@ -34,6 +34,7 @@ pub struct Metrics {
     xfs_reported: Family<Labels, Counter>,
     closed: Counter,
     removals: Counter,
+    redrives: Family<Labels, Counter>,
     fs_errors: Family<Labels, Counter>,
     sigbus: Family<Labels, Counter>,
     health_events: Family<Labels, Counter>,
@@ -131,6 +132,13 @@ impl Metrics {
             "journal_closed",
             "Journal records closed without acting (stale namespace, no XFS holder ever)",
             closed.clone(),
+        );
+        let redrives = Family::<Labels, Counter>::default();
+        r.register(
+            "redrives",
+            "Opt-in kernel re-drives through hard_offline_page, by result (written, dry_run, \
+             error, refused)",
+            redrives.clone(),
         );
         let removals = Counter::default();
         r.register(
@@ -258,6 +266,7 @@ impl Metrics {
             xfs_reported,
             closed,
             removals,
+            redrives,
             fs_errors,
             sigbus,
             health_events,
@@ -416,6 +425,21 @@ impl Metrics {
             }
             AgentRecord::DeviceRemoval { .. } => {
                 self.removals.inc();
+            }
+            AgentRecord::Redriven { dry_run, error, .. } => {
+                let result = match (dry_run, error) {
+                    (_, Some(_)) => "error",
+                    (true, None) => "dry_run",
+                    (false, None) => "written",
+                };
+                self.redrives
+                    .get_or_create(&labels(&[("result", result)]))
+                    .inc();
+            }
+            AgentRecord::RedriveRefused { .. } => {
+                self.redrives
+                    .get_or_create(&labels(&[("result", "refused")]))
+                    .inc();
             }
             AgentRecord::JournalRecovered { .. } => {
                 self.journal_recovered.inc();

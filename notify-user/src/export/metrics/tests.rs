@@ -228,6 +228,11 @@ fn docs_list_exactly_the_exported_metrics() {
         lost: None,
         reasons: vec![],
     }));
+    m.on_item(&Item::Record(AgentRecord::RedriveRefused {
+        id: 1,
+        disk: "pmem0".into(),
+        why: "metadata".into(),
+    }));
     m.on_reload(true);
     let text = m.render();
     let exported: std::collections::BTreeSet<&str> = text
