@@ -115,6 +115,17 @@ pub enum AgentRecord {
     },
     /// The re-drive refused for a record, and why (each unsafe case is refused).
     RedriveRefused { id: u64, disk: String, why: String },
+    /// Metadata was damaged and `--metadata-shutdown` asked for what XFS would have done at
+    /// the time: the filesystem shut down (XFS_IOC_GOINGDOWN, no log flush).
+    MetadataShutdown {
+        id: u64,
+        disk: String,
+        mount_point: PathBuf,
+        /// The damaged metadata owners.
+        metadata: Vec<String>,
+        dry_run: bool,
+        error: Option<String>,
+    },
     /// A record closed without acting on it (the note says why).
     Closed { id: u64, disk: String, why: String },
     /// A notification that a device is going away (`MF_MEM_PRE_REMOVE`, or 6.1's
@@ -142,6 +153,7 @@ impl AgentRecord {
         "device_removal",
         "redriven",
         "redrive_refused",
+        "metadata_shutdown",
     ];
 
     pub fn kind_name(&self) -> &'static str {
@@ -158,6 +170,7 @@ impl AgentRecord {
             AgentRecord::DeviceRemoval { .. } => "device_removal",
             AgentRecord::Redriven { .. } => "redriven",
             AgentRecord::RedriveRefused { .. } => "redrive_refused",
+            AgentRecord::MetadataShutdown { .. } => "metadata_shutdown",
         }
     }
 }

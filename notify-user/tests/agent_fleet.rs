@@ -330,6 +330,14 @@ fn every_action() -> Vec<Action> {
             disk: "pmem0".into(),
             why: "metadata".into(),
         },
+        Action::MetadataShutdown {
+            id: 1,
+            disk: "pmem0".into(),
+            mount_point: "/mnt/pmem".into(),
+            metadata: vec!["ag header".into()],
+            dry_run: true,
+            error: None,
+        },
         Action::DeviceRemoval {
             dax_offset: 0,
             len: u64::MAX,

@@ -53,6 +53,9 @@ pub struct AgentOptions {
     /// Re-drive each pending range through `hard_offline_page` (opt-in: a testing interface,
     /// `agent::redrive`), for XFS's own kill semantics.
     pub redrive: bool,
+    /// Shut a filesystem down when a replayed range hits its metadata (what XFS would have done
+    /// at the time). Off by default: the default reports it with the repair advice.
+    pub metadata_shutdown: bool,
 }
 
 /// Whether XFS can be told of a range on this kernel.
@@ -77,6 +80,7 @@ pub struct Agent {
     rescan: Option<Duration>,
     next_rescan: Option<Instant>,
     redrive: bool,
+    metadata_shutdown: bool,
 }
 
 impl Agent {
@@ -106,6 +110,7 @@ impl Agent {
                 rescan: opts.rescan,
                 next_rescan: opts.rescan.map(|r| Instant::now() + r),
                 redrive: opts.redrive,
+                metadata_shutdown: opts.metadata_shutdown,
             },
             recovery,
         ))

@@ -307,6 +307,40 @@ impl Agent {
         for ((id, site, _, _, told, _), mut report) in reports {
             report.xfs_told = told;
             report.advice = advice(&site, &report.owners, told, &self.tell);
+            let metadata: Vec<String> = report
+                .owners
+                .iter()
+                .filter(|o| o.metadata)
+                .map(|o| o.kind.clone())
+                .collect();
+            if self.metadata_shutdown && !metadata.is_empty() {
+                let dry_run = self.cfg.dry_run;
+                let error = if dry_run {
+                    None
+                } else {
+                    tell::shut_down(&site.mount_point)
+                        .err()
+                        .map(|e| e.to_string())
+                };
+                eprintln!(
+                    "notify: record {id}: metadata damaged ({}): {} {}",
+                    metadata.join(", "),
+                    if dry_run {
+                        "would shut down"
+                    } else {
+                        "shut down"
+                    },
+                    site.mount_point.display()
+                );
+                out.push(AgentRecord::MetadataShutdown {
+                    id,
+                    disk: disk.to_string(),
+                    mount_point: site.mount_point.clone(),
+                    metadata,
+                    dry_run,
+                    error,
+                });
+            }
             if told {
                 self.await_reports(id, disk, &site, &report.owners);
             }

@@ -101,6 +101,7 @@ pub fn run(a: JournalArgs) -> anyhow::Result<ExitCode> {
                 channels: Channels::detect(&ksyms),
                 rescan: None,
                 redrive: false,
+                metadata_shutdown: false,
             })?;
             let mut sink = Sink::stdout(Format::Json);
             let actions = agent.replay_mounted();

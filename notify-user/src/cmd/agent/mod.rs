@@ -83,6 +83,11 @@ pub struct AgentArgs {
     /// are file data, and were not re-driven on this mount. --dry-run says what it would write.
     #[arg(long)]
     pub redrive: bool,
+    /// When a replayed range hits filesystem metadata, shut the filesystem down
+    /// (XFS_IOC_GOINGDOWN without log flush: what XFS does itself for on-disk corruption).
+    /// Default: report it, with the repair advice. --dry-run says what it would do.
+    #[arg(long)]
+    pub metadata_shutdown: bool,
     #[command(flatten)]
     pub enforce: EnforceArgs,
 }
@@ -146,16 +151,31 @@ pub fn run(a: AgentArgs, given: &[String]) -> anyhow::Result<ExitCode> {
         );
     }
     let session = a.session.map(|p| cwd.join(p));
-    runtime()?.block_on(agent(loaded, session, a.healthmon, a.redrive))?;
+    runtime()?.block_on(agent(
+        loaded,
+        session,
+        Opt {
+            healthmon: a.healthmon,
+            redrive: a.redrive,
+            metadata_shutdown: a.metadata_shutdown,
+        },
+    ))?;
     Ok(ExitCode::SUCCESS)
 }
 
-async fn agent(
-    loaded: Loaded,
-    session: Option<PathBuf>,
+/// The agent's opt-in actions.
+struct Opt {
     healthmon: bool,
     redrive: bool,
-) -> anyhow::Result<Totals> {
+    metadata_shutdown: bool,
+}
+
+async fn agent(loaded: Loaded, session: Option<PathBuf>, opt: Opt) -> anyhow::Result<Totals> {
+    let Opt {
+        healthmon,
+        redrive,
+        metadata_shutdown,
+    } = opt;
     let s = loaded.settings.clone();
     if let Some(p) = &session {
         check_output(p)?;
@@ -177,6 +197,7 @@ async fn agent(
         channels: probes.channels.clone(),
         rescan: s.badblocks_rescan,
         redrive,
+        metadata_shutdown,
     })?;
     let mut fa = FleetAgent { agent, fleet };
     let mut listeners: Vec<&mut dyn Listener> = Vec::new();

@@ -436,6 +436,11 @@ impl Metrics {
                     .get_or_create(&labels(&[("result", result)]))
                     .inc();
             }
+            AgentRecord::MetadataShutdown { .. } => {
+                self.redrives
+                    .get_or_create(&labels(&[("result", "metadata_shutdown")]))
+                    .inc();
+            }
             AgentRecord::RedriveRefused { .. } => {
                 self.redrives
                     .get_or_create(&labels(&[("result", "refused")]))
