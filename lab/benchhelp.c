@@ -454,8 +454,40 @@ static int cmd_contain(int argc, char **argv) {
 	return 0;
 }
 
+// holdmon DIR SECS: take the XFS health monitor of the filesystem mounted at DIR (7.0+,
+// XFS_IOC_HEALTH_MONITOR on its root directory) and hold it for SECS seconds, the way
+// xfs_healer holds it: another client (notify --healthmon) must be refused. Prints "held=1 fd=N"
+// or "held=0 errno=E".
+static int cmd_holdmon(int argc, char **argv) {
+	if (argc < 4)
+		return 2;
+	int dir = open(argv[2], O_RDONLY | O_DIRECTORY);
+	if (dir < 0) {
+		printf("held=0 errno=%d\n", errno);
+		return 1;
+	}
+	struct {
+		uint64_t flags;
+		uint8_t format;
+		uint8_t pad[23];
+	} req;
+	memset(&req, 0, sizeof(req));
+	// _IOW('X', 68, struct xfs_health_monitor): 32 bytes.
+	int fd = ioctl(dir, (1UL << 30) | (32UL << 16) | ('X' << 8) | 68, &req);
+	if (fd < 0) {
+		printf("held=0 errno=%d\n", errno);
+		return 1;
+	}
+	close(dir);
+	printf("held=1 fd=%d\n", fd);
+	sleep((unsigned)atoi(argv[3]));
+	return 0;
+}
+
 int main(int argc, char **argv) {
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (argc > 1 && strcmp(argv[1], "holdmon") == 0)
+		return cmd_holdmon(argc, argv);
 	if (argc > 1 && strcmp(argv[1], "mount") == 0)
 		return cmd_mount(argc, argv);
 	if (argc > 1 && strcmp(argv[1], "storm") == 0)
