@@ -51,7 +51,9 @@ agent_start() {
 		res agent missing
 		return
 	fi
-	"$AGENT" trace -o json --attach "$ATTACH" --output "$OUT/$SC/events.jsonl" \
+	# TRACE_EXTRA: more trace flags for this scenario (word-split on purpose).
+	# shellcheck disable=SC2086
+	"$AGENT" trace -o json --attach "$ATTACH" --output "$OUT/$SC/events.jsonl" $TRACE_EXTRA \
 		--session "$OUT/$SC/session.json" \
 		> "$OUT/$SC/agent.stdout" 2> "$OUT/$SC/agent.log" &
 	AGENT_PID=$!
@@ -282,8 +284,10 @@ ragent_start() {
 		return
 	fi
 	# The session file is named after the events file: events_X.jsonl -> session_X.json.
+	# RA_EXTRA: more agent flags for this scenario (word-split on purpose).
+	# shellcheck disable=SC2086
 	"$AGENT" agent -o json --verbose --policy sigbus --journal $JOURNAL --attach "$ATTACH" \
-		--metrics-addr off --output "$OUT/$SC/$2" \
+		--metrics-addr off --output "$OUT/$SC/$2" $RA_EXTRA \
 		--session "$OUT/$SC/$(echo "$2" | sed 's/^events/session/; s/\.jsonl$/.json/')" \
 		> "$OUT/$SC/$1.stdout" 2> "$OUT/$SC/$1.log" &
 	RA_PID=$!
@@ -562,6 +566,147 @@ sc_mount_suite() {
 	end
 }
 
+# 7. Telling the filesystem (Linux 7.0+: XFS_IOC_VERIFY_MEDIA, FAN_FS_ERROR). What the
+# platform does after a real machine check, the lab does by hand: list the bad sectors in
+# /sys/block/pmem0/badblocks (the pmem driver then refuses DAX faults and reads of them).
+# Poison noticed while nothing is mounted (a notification the kernel dropped) and poison
+# only listed (no notification at all) are journaled; at the mount the agent tells XFS,
+# which reports each owner itself, a file never opened included; a range listed while
+# mounted is found by the rescan and told the same way. A new mapper of a listed page gets
+# the pmem driver's SIGBUS, a mapper of a clean page nothing. Older kernels: XFS cannot be
+# told, and the replayed record says so. Run last: the listed sectors stay listed (the
+# emulated pmem's bus cannot clear poison).
+badblock() { # badblock KEY: list page KEY's sectors (from `where`) as bad
+	eval "po=\$PHYS_$1"
+	sec=$((po / 512))
+	echo "$sec 8" > /sys/block/pmem0/badblocks
+	res "$1_bad_rc" $?
+	res "$1_sector" $sec
+	say "listed sectors $sec+8 (page $1) in /sys/block/pmem0/badblocks"
+}
+
+sc_tell() {
+	begin tell
+	say "Poison the kernel dropped, and poison it was never told of, told to XFS"
+	say "at the mount (XFS_IOC_VERIFY_MEDIA): XFS reports every owner itself."
+	grep -q " /mnt " /proc/mounts && umount /mnt
+	rm -rf /var/lib/notify
+	mkfs_plain
+	mount -t xfs -o dax=always $PMEM /mnt
+	res mount_rc $?
+	for f in t u v w; do
+		dd if=/dev/zero of=/mnt/$f bs=1M count=1 2>/dev/null
+	done
+	sync
+	where t /mnt/t 3 # poisoned and listed while unmounted: a dropped notification
+	where u /mnt/u 2 # only listed while unmounted: no notification, nobody opens it
+	where v /mnt/v 4 # listed while mounted: the rescan finds it
+	where w /mnt/w 1 # never damaged: its mapper lives throughout
+	for k in t u v w; do
+		eval "PHYS_$k=\$(( $(grep "^${k}_physoff=" "$OUT/$SC/result.txt" | cut -d= -f2) ))"
+	done
+	umount /mnt
+
+	say "-- 1. unmounted: poison page 3 of /mnt/t and list it bad; list page 2 of /mnt/u"
+	RA_EXTRA="--badblocks-rescan 2"
+	ragent_start agent events.jsonl
+	RA_EXTRA=
+	inject inject_t "$PFN_t"
+	badblock t
+	badblock u
+	wait_lines "$OUT/$SC/events.jsonl" '"kind":"journaled"' 2
+	journal_list journal_unmounted
+
+	say "-- 2. mount: the agent tells XFS of both ranges"
+	mount -t xfs -o dax=always $PMEM /mnt
+	res mount2_rc $?
+	wait_lines "$OUT/$SC/events.jsonl" '"kind":"replayed"' 2
+	wait_lines "$OUT/$SC/events.jsonl" '"kind":"xfs_reported"' 2
+	victim --tag bystander --page 1 --sleep 30 /mnt/w > /tmp/bystander.out 2>&1 &
+	bpid=$!
+	res bystander_pid $bpid
+
+	say "-- 3. a new mapper of page 3 of /mnt/t: the pmem driver refuses the fault"
+	out=$(victim --tag mapper --page 3 --sleep 2 /mnt/t 2>&1)
+	res mapper_exit $?
+	res mapper_pid "$(field pid "$out")"
+	res mapper_sicode "$(field si_code "$out")"
+	say "$out"
+	dd if=/mnt/u of=/dev/null bs=4096 skip=2 count=1 2> /tmp/dd.err
+	res read_u_rc $?
+	say "reading page 2 of /mnt/u: $(tail -n 1 /tmp/dd.err)"
+
+	say "-- 4. mounted: list page 4 of /mnt/v; the rescan (2 s) journals and tells it"
+	badblock v
+	wait_lines "$OUT/$SC/events.jsonl" '"kind":"replayed"' 3
+	wait_lines "$OUT/$SC/events.jsonl" '"kind":"xfs_reported"' 3
+	wait $bpid
+	res bystander_exit $?
+	say "bystander: $(tr '\n' ' ' < /tmp/bystander.out)"
+
+	say "-- 5. shut the filesystem down (xfs_io shutdown): XFS reports that too"
+	xfs_io -x -c shutdown /mnt > /tmp/shutdown.log 2>&1
+	res shutdown_rc $?
+	sleep 1
+	ragent_stop agent
+	umount /mnt
+	res umount_rc $?
+	journal_list journal_end
+	res badblocks_end "$(tr '\n' ',' < /sys/block/pmem0/badblocks)"
+	emit "$SC" journal_unmounted.txt journal_unmounted.jsonl journal_end.txt journal_end.jsonl
+	end
+}
+
+# 8. Healthmon: XFS (7.0+) has one health monitor per filesystem. Held by another client
+# (benchhelp holdmon stands in for xfs_healer), notify reports who holds it and takes
+# nothing; free, `notify trace --healthmon` holds it and streams XFS's health records for
+# a poisoned page of a mounted file (a media error, its data loss). Older kernels: doctor
+# and the agent say the kernel has none.
+sc_healthmon() {
+	begin healthmon
+	say "XFS's health monitor: reported as held when another client has it; held and"
+	say "streamed by notify trace --healthmon when free."
+	grep -q " /mnt " /proc/mounts && umount /mnt
+	mkfs_plain
+	mount -t xfs -o dax=always $PMEM /mnt
+	res mount_rc $?
+	dd if=/dev/zero of=/mnt/h bs=1M count=1 2>/dev/null
+	sync
+	where h /mnt/h 6
+	benchhelp holdmon /mnt 600 > /tmp/holdmon.out 2>&1 &
+	hpid=$!
+	res holder_pid $hpid
+	sleep 1
+	say "holder: $(cat /tmp/holdmon.out)"
+	if [ -n "$AGENT" ]; then
+		"$AGENT" doctor > "$OUT/$SC/doctor_held.txt" 2>&1
+		res doctor_held_rc $?
+		say "$(grep -i healthmon "$OUT/$SC/doctor_held.txt")"
+		"$AGENT" trace -o json --healthmon --attach "$ATTACH" \
+			--output "$OUT/$SC/events_held.jsonl" > /dev/null 2> "$OUT/$SC/agent_held.log" &
+		apid=$!
+		wait_lines "$OUT/$SC/events_held.jsonl" '"kind":"health"' 1
+		kill -INT $apid
+		wait $apid
+		res agent_held_exit $?
+	fi
+	kill -TERM $hpid
+	wait $hpid
+	res holder_exit $?
+	TRACE_EXTRA=--healthmon
+	agent_start
+	TRACE_EXTRA=
+	inject inject_h "$PFN_h"
+	wait_lines "$OUT/$SC/events.jsonl" '"what":"media_error"' 1
+	xfs_io -x -c shutdown /mnt > /tmp/shutdown.log 2>&1
+	res shutdown_rc $?
+	wait_lines "$OUT/$SC/events.jsonl" '"what":"shutdown"' 1
+	agent_stop
+	umount /mnt
+	emit "$SC" doctor_held.txt events_held.jsonl agent_held.log
+	end
+}
+
 echo "@@NOTIFY-PLAN attach=${AGENT:+$ATTACH} scenarios=$SCENARIOS agent=${AGENT:-missing}"
 SC=boot
 mkdir -p $OUT/boot
@@ -572,7 +717,7 @@ emit boot dmesg.txt devices.txt
 sc_doctor
 for s in $(echo "$SCENARIOS" | tr ',' ' '); do
 	case "$s" in
-	no_holder | mounted | remount | premature | replay | mount_suite) "sc_$s" ;;
+	no_holder | mounted | remount | premature | replay | mount_suite | tell | healthmon) "sc_$s" ;;
 	# Self-test of the harness, never in the defaults: a guest kernel panic mid-run, which
 	# vm-test must report with the panic lines, boot once more, and fail on the second death.
 	selftest_panic)

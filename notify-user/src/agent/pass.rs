@@ -100,10 +100,36 @@ fn never_xfs(disk: &PmemDisk) -> Option<String> {
     None
 }
 
+/// What telling XFS of a record's range came to on the current mount.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Told {
+    No,
+    /// Earlier on this mount (the journal says so).
+    Earlier,
+    /// Just now, with this many failed reads (XFS reported each one's owners).
+    Now { bad: usize },
+}
+
+impl Told {
+    fn yes(self) -> bool {
+        self != Told::No
+    }
+}
+
 /// What to tell an operator about a replayed range.
-fn advice(site: &Site, owners: &[OwnerReport], told: bool, tell: &Tell) -> Vec<String> {
+fn advice(site: &Site, owners: &[OwnerReport], told: Told, tell: &Tell) -> Vec<String> {
     let mut out = Vec::new();
-    if !told && let Tell::Cannot(why) = tell {
+    if told == (Told::Now { bad: 0 }) {
+        // XFS reads through the pmem driver, which refuses only the sectors it lists as bad:
+        // a poisoned page the platform never listed (a software injection, or a machine check
+        // whose range has not reached badblocks yet) reads clean, and XFS records nothing.
+        out.push(format!(
+            "XFS read the range clean: {} does not list it in its bad blocks, so XFS recorded no \
+             loss; if the memory is bad, the platform has not said so yet",
+            site.disk
+        ));
+    }
+    if !told.yes() && let Tell::Cannot(why) = tell {
         out.push(format!(
             "{why}: XFS has not recorded this loss; run `xfs_scrub -x {}` (a media scan) so it \
              does",
@@ -182,13 +208,13 @@ impl Agent {
     }
 
     /// Tells XFS of a record's range on its current mount, once per mount.
-    fn tell_xfs(&mut self, r: &Record, site: &Site, out: &mut Vec<AgentRecord>) -> bool {
+    fn tell_xfs(&mut self, r: &Record, site: &Site, out: &mut Vec<AgentRecord>) -> Told {
         let Tell::Verify = self.tell else {
-            return false;
+            return Told::No;
         };
         let mount = mount_id(&site.mount_point);
         if self.journal.told(r.id, &mount, Via::VerifyMedia) {
-            return true;
+            return Told::Earlier;
         }
         let Ok(range) = geometry::dax_to_fs_range(
             r.damage.dax_offset,
@@ -196,7 +222,7 @@ impl Agent {
             site.part_start,
             site.part_bytes,
         ) else {
-            return false;
+            return Told::No;
         };
         let (start, end) = tell::sectors(range.physical, range.length);
         let (told, rec) = match tell::verify(&site.mount_point, start, end) {
@@ -214,7 +240,7 @@ impl Agent {
                     log::error!("journal: marking {} told: {e}", r.id);
                 }
                 (
-                    true,
+                    Told::Now { bad: v.bad.len() },
                     AgentRecord::XfsTold {
                         id: r.id,
                         disk: r.damage.dax.name.clone(),
@@ -228,7 +254,7 @@ impl Agent {
                 )
             }
             Err(e) => (
-                false,
+                Told::No,
                 AgentRecord::XfsTold {
                     id: r.id,
                     disk: r.damage.dax.name.clone(),
@@ -257,7 +283,7 @@ impl Agent {
             return out;
         };
         let open = self.close_the_unactionable(&d, &mut out);
-        let mut pending: Vec<(u64, Site, u64, u64, bool, bool)> = Vec::new();
+        let mut pending: Vec<(u64, Site, u64, u64, Told, bool)> = Vec::new();
         for r in open {
             let site = match site::find_site(disk, r.damage.dax_offset) {
                 Ok(Some(s)) => s,
@@ -278,7 +304,7 @@ impl Agent {
                     told,
                     redriven,
                 ));
-            } else if told {
+            } else if told.yes() {
                 // Replayed on an earlier mount: XFS hears of it again on this one.
                 let owners = replay::owners_only(&site, r.damage.dax_offset, r.damage.len);
                 self.await_reports(r.id, disk, &site, &owners);
@@ -305,7 +331,7 @@ impl Agent {
             reports.extend(batch.into_iter().zip(replay::replay_batch(&cfg, &items)));
         }
         for ((id, site, _, _, told, _), mut report) in reports {
-            report.xfs_told = told;
+            report.xfs_told = told.yes();
             report.advice = advice(&site, &report.owners, told, &self.tell);
             let metadata: Vec<String> = report
                 .owners
@@ -341,7 +367,7 @@ impl Agent {
                     error,
                 });
             }
-            if told {
+            if told.yes() {
                 self.await_reports(id, disk, &site, &report.owners);
             }
             for dec in &report.decisions {
