@@ -1,13 +1,12 @@
 //! Developer tasks for notify: `cargo xtask setup|build|run|lab|vm-test`.
 
 mod bench;
-mod check;
+mod checks;
+mod host_report;
 mod initramfs;
 mod kernel;
 mod lab;
-mod sessions;
 mod setup;
-mod suite;
 mod test;
 mod util;
 mod vm;
