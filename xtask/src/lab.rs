@@ -12,10 +12,10 @@ use std::{
 use anyhow::Result;
 
 use crate::{
-    check::{self, Evidence, Outcome},
-    initramfs,
+    checks::{self, Evidence, Outcome, steps},
+    host_report, initramfs,
     kernel::{self, Flavor},
-    suite, util, vm,
+    util, vm,
 };
 
 pub const SCENARIOS: &[&str] = &[
@@ -60,7 +60,7 @@ pub fn fixtures_dir() -> PathBuf {
 }
 
 /// The files of a scenario kept as a fixture: these, plus the scenario's extra files
-/// (`check::EXTRA_FILES`).
+/// (`checks::EXTRA_FILES`).
 pub const FIXTURE_FILES: &[&str] = &[
     "result.txt",
     "dmesg.txt",
@@ -187,7 +187,11 @@ fn boot_one(opts: &Opts, kern: &kernel::Kernel, img: &Path, flavour: &str) -> Re
             kern,
             flavour,
             &out,
-            &suite::with_host_report(vm::parse_console(&console), &out, opts.agent.as_deref()),
+            &host_report::with_host_report(
+                vm::parse_console(&console),
+                &out,
+                opts.agent.as_deref(),
+            ),
             None,
         );
     }
@@ -254,7 +258,7 @@ fn boot_one(opts: &Opts, kern: &kernel::Kernel, img: &Path, flavour: &str) -> Re
         println!(" -- booting it once more (a second death fails the run)");
         attempt += 1;
     };
-    let t = suite::with_host_report(
+    let t = host_report::with_host_report(
         vm::parse_console(&boot.console),
         &out,
         opts.agent.as_deref(),
@@ -303,7 +307,7 @@ fn check_transcript(
         scenario: "vm".into(),
         ..Default::default()
     };
-    vm_check.checks.push(check::Check {
+    vm_check.checks.push(checks::Check {
         what: "guest ran to the end and powered off".into(),
         ok: t.done && !boot.timed_out,
         detail: format!(
@@ -316,7 +320,7 @@ fn check_transcript(
         ),
     });
     if !t.trouble.is_empty() {
-        vm_check.checks.push(check::Check {
+        vm_check.checks.push(checks::Check {
             what: "guest kernel reported no panic, oops, BUG or OOM".into(),
             ok: false,
             detail: t.trouble.join("\n"),
@@ -342,17 +346,9 @@ fn check_transcript(
     let mut wanted: Vec<&str> = vec!["doctor"];
     wanted.extend(opts.scenarios.iter().map(String::as_str));
     for sc in wanted {
-        let ev = Evidence {
-            result: t.file(sc, "result.txt").unwrap_or(""),
-            dmesg: t.file(sc, "dmesg.txt").unwrap_or(""),
-            events: t.file(sc, "events.jsonl"),
-            extra: check::EXTRA_FILES
-                .iter()
-                .filter_map(|f| t.file(sc, f).map(|b| (*f, b)))
-                .collect(),
-        };
+        let ev = Evidence::parse(|f| t.file(sc, f));
         // An agent flavour whose guest had no agent is a failure, not a skip.
-        let o = check::check_scenario(sc, &ev, opts.require_agent || flavour != "none");
+        let o = checks::check_scenario(sc, &ev, opts.require_agent || flavour != "none");
         if narrate {
             narrate_scenario(sc, &ev);
         }
@@ -364,7 +360,7 @@ fn check_transcript(
                 .join(sc);
             let _ = fs::remove_dir_all(&to);
             util::mkdirp(&to)?;
-            for f in FIXTURE_FILES.iter().chain(crate::check::EXTRA_FILES) {
+            for f in FIXTURE_FILES.iter().chain(checks::EXTRA_FILES) {
                 if let Some(body) = t.file(sc, f) {
                     fs::write(to.join(f), body)?;
                 }
@@ -401,15 +397,15 @@ fn narrate_scenario(sc: &str, ev: &Evidence) {
             println!("     {l}");
         }
     }
-    if let Some(text) = ev.events {
-        let (evs, _) = check::parse_events(text);
+    if let Some(file) = ev.events("events.jsonl") {
+        let evs = file.by_seq();
         let interesting: Vec<_> = evs
             .iter()
-            .filter(|e| !matches!(e.kind(), "mf_event" | "memory_failure_exit"))
+            .filter(|e| !(steps::Kind::MfEvent.of(e) || steps::Kind::MemoryFailureExit.of(e)))
             .collect();
         println!("   [{sc}] agent saw {} events:", evs.len());
         for e in interesting.iter().take(40) {
-            println!("     {}", e.brief());
+            println!("     {}", steps::brief(e));
         }
     }
 }

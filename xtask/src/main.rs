@@ -2,13 +2,12 @@
 
 mod apt;
 mod bench;
-mod check;
+mod checks;
+mod host_report;
 mod initramfs;
 mod kernel;
 mod lab;
-mod sessions;
 mod setup;
-mod suite;
 mod test;
 mod util;
 mod vm;

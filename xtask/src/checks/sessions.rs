@@ -1,23 +1,26 @@
 //! Every lab scenario records a session: its agent runs with `--session`, the guest sends the
-//! session file back, and the host renders it with `notify report` ([`crate::suite::host_report`]).
+//! session file back, and the host renders it with `notify report` ([`crate::host_report`]).
 //! These checks hold the session and its report to the agent's own event stream: the same
 //! events in the same order, one report line and one SVG marker per notification, with the
 //! verdict the agent gave it, and each device's timeline in kernel order.
 
 use std::collections::BTreeMap;
 
-use serde_json::Value;
+use notify_model::{
+    Item,
+    session::{LoadError, SessionFile},
+};
 
-use crate::check::{Evidence, Outcome, parse_in_order};
+use crate::checks::{evidence::Evidence, outcome::Outcome, results::AgentRun};
 
-/// One agent run of a scenario: its session, report and event files, and the result key of its
-/// exit status (a session is only written by an agent that stopped on SIGINT).
+/// One agent run of a scenario: its session, report and event files, and the name of its run
+/// in result.txt (a session is only written by an agent that stopped on SIGINT).
 pub struct Run {
     pub session: &'static str,
     pub report: &'static str,
     pub svg: &'static str,
     pub events: &'static str,
-    pub exit_key: &'static str,
+    pub agent: &'static str,
 }
 
 /// The agent runs of a scenario that write a session. The replay scenario's first agent is
@@ -28,7 +31,7 @@ pub fn runs(scenario: &str) -> Vec<Run> {
         report: "report.txt",
         svg: "report.svg",
         events: "events.jsonl",
-        exit_key: "agent_exit",
+        agent: "agent",
     };
     match scenario {
         "replay" => vec![
@@ -37,14 +40,14 @@ pub fn runs(scenario: &str) -> Vec<Run> {
                 report: "report_restart.txt",
                 svg: "report_restart.svg",
                 events: "events_restart.jsonl",
-                exit_key: "agent_restart_exit",
+                agent: "agent_restart",
             },
             Run {
                 session: "session_again.json",
                 report: "report_again.txt",
                 svg: "report_again.svg",
                 events: "events_again.jsonl",
-                exit_key: "agent_again_exit",
+                agent: "agent_again",
             },
         ],
         "no_holder" | "mounted" | "remount" | "premature" => vec![first],
@@ -52,67 +55,65 @@ pub fn runs(scenario: &str) -> Vec<Run> {
     }
 }
 
-/// A file of the scenario by name: events.jsonl is its own field of the evidence.
-fn file<'a>(ev: &Evidence<'a>, name: &str) -> Option<&'a str> {
-    if name == "events.jsonl" {
-        ev.events
-    } else {
-        ev.extra.get(name).copied()
-    }
-}
-
-pub fn check(o: &mut Outcome, scenario: &str, r: &BTreeMap<String, String>, ev: &Evidence) {
+pub fn check(o: &mut Outcome, scenario: &str, ev: &Evidence) {
     for run in runs(scenario) {
         // Without a clean stop there is no session; the agent's own checks say why.
-        if r.get(run.exit_key).map(String::as_str) != Some("0") {
+        if !AgentRun::read(&ev.results, run.agent).exited_0() {
             continue;
         }
         check_run(o, &run, ev);
     }
 }
 
+/// The session of `run`, or a failed check saying why there is none.
+fn loaded<'e>(o: &mut Outcome, name: &str, ev: &'e Evidence) -> Option<&'e SessionFile> {
+    match ev.session(name) {
+        None => {
+            o.check(
+                format!("{name} came back (the agent ran with --session)"),
+                false,
+                "no session file",
+            );
+            None
+        }
+        Some(Err(e @ LoadError::Syntax(..))) => {
+            o.check(format!("{name} is one JSON document"), false, e.to_string());
+            None
+        }
+        Some(Err(e)) => {
+            o.check(format!("{name} is a notify session"), false, e.to_string());
+            None
+        }
+        Some(Ok(s)) => {
+            o.check(
+                format!("{name} is a notify session"),
+                true,
+                format!("format {:?}, version {}", s.format, s.version),
+            );
+            Some(s)
+        }
+    }
+}
+
+/// (seq, kind) of the kernel and derived items.
+fn keys<'a>(items: impl Iterator<Item = &'a Item>) -> Vec<(u64, &'static str)> {
+    items
+        .filter_map(|i| Some((i.seq()?, i.kind_name())))
+        .collect()
+}
+
 fn check_run(o: &mut Outcome, run: &Run, ev: &Evidence) {
     let name = run.session;
-    let Some(text) = file(ev, name) else {
-        o.check(
-            format!("{name} came back (the agent ran with --session)"),
-            false,
-            "no session file",
-        );
+    let Some(session) = loaded(o, name, ev) else {
         return;
     };
-    let doc: Value = match serde_json::from_str(text) {
-        Ok(v) => v,
-        Err(e) => {
-            o.check(format!("{name} is one JSON document"), false, e.to_string());
-            return;
-        }
-    };
-    o.check(
-        format!("{name} is a notify session"),
-        doc["format"] == "notify-session" && doc["version"].as_u64().is_some(),
-        format!("format {}, version {}", doc["format"], doc["version"]),
-    );
-    let session: Vec<&Value> = doc["events"]
-        .as_array()
-        .map(|a| a.iter().collect())
-        .unwrap_or_default();
-    let key = |e: &Value| {
-        (
-            e["seq"].as_u64().unwrap_or(u64::MAX),
-            e["kind"].as_str().unwrap_or("").to_string(),
-        )
-    };
-    let kept: Vec<(u64, String)> = session.iter().map(|e| key(e)).collect();
+    let kept = keys(session.events.iter());
     // The agent's own records (journaled, replayed, enforcement) carry no seq and are not
     // session events.
-    let printed: Vec<(u64, String)> = file(ev, run.events)
-        .map(parse_in_order)
-        .unwrap_or_default()
-        .iter()
-        .filter(|e| e.0.contains_key("seq"))
-        .map(|e| (e.seq(), e.kind().to_string()))
-        .collect();
+    let printed = ev
+        .events(run.events)
+        .map(|f| keys(f.items.iter()))
+        .unwrap_or_default();
     let first_diff = kept
         .iter()
         .zip(&printed)
@@ -133,28 +134,29 @@ fn check_run(o: &mut Outcome, run: &Run, ev: &Evidence) {
             printed.get(first_diff)
         ),
     );
+    report(o, run, ev, session, !kept.is_empty());
+}
 
+/// The text report and the SVG of the session: one line and one marker per notification, with
+/// its verdict; every lane in seq order.
+fn report(o: &mut Outcome, run: &Run, ev: &Evidence, session: &SessionFile, has_events: bool) {
     // (seq, VERDICT) of every notification, as the agent concluded it.
     let mut want: Vec<(u64, String)> = session
+        .events
         .iter()
-        .filter(|e| e["kind"] == "notification")
-        .map(|e| {
-            (
-                e["seq"].as_u64().unwrap_or(u64::MAX),
-                e["verdict"].as_str().unwrap_or("?").to_uppercase(),
-            )
-        })
+        .filter_map(Item::notification)
+        .map(|n| (n.at.seq, n.data.verdict.name().to_uppercase()))
         .collect();
     want.sort();
-    let Some(report) = file(ev, run.report) else {
+    let Some(text) = ev.text(run.report) else {
         o.check(
-            format!("notify report rendered {name}"),
+            format!("notify report rendered {}", run.session),
             false,
             format!("no {} (see the lab's stderr)", run.report),
         );
         return;
     };
-    let rows = timeline_rows(report);
+    let rows = timeline_rows(text);
     let mut got: Vec<(u64, String)> = rows
         .iter()
         .flat_map(|(_, rs)| rs)
@@ -185,36 +187,32 @@ fn check_run(o: &mut Outcome, run: &Run, ev: &Evidence) {
         .collect();
     o.check(
         format!("{}: every timeline in kernel (seq) order", run.report),
-        (!rows.is_empty() || kept.is_empty()) && disorder.is_empty(),
-        if rows.is_empty() && !kept.is_empty() {
+        (!rows.is_empty() || !has_events) && disorder.is_empty(),
+        if rows.is_empty() && has_events {
             "no timeline rows".to_string()
         } else {
             disorder.join("; ")
         },
     );
-    match file(ev, run.svg) {
-        Some(svg) => {
-            let mut counts: BTreeMap<String, (usize, usize)> = BTreeMap::new();
-            for (_, v) in &want {
-                counts.entry(v.to_lowercase()).or_default().0 += 1;
-            }
-            let names: Vec<String> = counts.keys().cloned().collect();
-            for v in names {
-                let n = svg
-                    .matches(&format!(r#"class="marker verdict-{v}""#))
-                    .count();
-                counts.entry(v).or_default().1 = n;
-            }
-            o.check(
-                format!("{}: one verdict marker per notification", run.svg),
-                counts.values().all(|(w, g)| w == g),
-                format!("verdict: (session, markers) {counts:?}"),
-            );
-        }
-        None => {
-            o.check(format!("{} rendered", run.svg), false, "no SVG");
-        }
+    let Some(svg) = ev.text(run.svg) else {
+        o.check(format!("{} rendered", run.svg), false, "no SVG");
+        return;
+    };
+    // verdict -> (notifications in the session, markers in the SVG)
+    let mut counts: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+    for n in session.events.iter().filter_map(Item::notification) {
+        counts.entry(n.data.verdict.name()).or_default().0 += 1;
     }
+    for (v, (_, markers)) in counts.iter_mut() {
+        *markers = svg
+            .matches(&format!(r#"class="marker verdict-{v}""#))
+            .count();
+    }
+    o.check(
+        format!("{}: one verdict marker per notification", run.svg),
+        counts.values().all(|(w, g)| w == g),
+        format!("verdict: (session, markers) {counts:?}"),
+    );
 }
 
 /// A row of a text report's timeline: (seq, event kind, what).
@@ -252,17 +250,11 @@ fn timeline_rows(report: &str) -> Vec<(String, Vec<Row>)> {
 mod tests {
     use super::*;
 
-    fn fixture(dir: &str, name: &str) -> String {
-        std::fs::read_to_string(format!(
-            "{}/tests/fixtures/{dir}/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .unwrap()
-    }
-
     #[test]
     fn rows_of_a_recorded_report() {
-        let text = fixture("6.1-fentry/mount_suite", "report.txt");
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/6.1-fentry/mount_suite/report.txt");
+        let text = std::fs::read_to_string(p).unwrap();
         let rows = timeline_rows(&text);
         assert!(
             rows[0].0.starts_with("device 1: 259:0 (pmem0)"),
