@@ -18,7 +18,7 @@
 PMEM=/dev/pmem0
 BASE_PFN=0x40000
 ATTACH=kprobe
-SCENARIOS=no_holder,mounted,remount,premature,replay
+SCENARIOS=no_holder,mounted,remount,premature,replay,healthmon,tell
 DELAY_MS=200
 for kv in $(cat /proc/cmdline); do
 	case "$kv" in
@@ -103,6 +103,7 @@ begin() {
 	dmesg -c > /dev/null
 	echo "@@NOTIFY-SCENARIO-BEGIN $SC"
 	res scenario "$SC"
+	res kernel "$(uname -r)"
 	res attach "${AGENT:+$ATTACH}"
 }
 
@@ -612,6 +613,9 @@ sc_tell() {
 	ragent_start agent events.jsonl
 	RA_EXTRA=
 	inject inject_t "$PFN_t"
+	# The notification first: listed before the agent journals it, the rescan could
+	# claim the range as a bad-block record.
+	wait_lines "$OUT/$SC/events.jsonl" '"kind":"journaled"' 1
 	badblock t
 	badblock u
 	wait_lines "$OUT/$SC/events.jsonl" '"kind":"journaled"' 2

@@ -24,7 +24,10 @@ pub const SCENARIOS: &[&str] = &[
     "remount",
     "premature",
     "replay",
+    "healthmon",
     "mount_suite",
+    // Last: the sectors it lists in pmem0's bad-block list stay listed until the guest ends.
+    "tell",
 ];
 
 /// Scenarios run only when named: `selftest_panic` panics the guest kernel, to check that

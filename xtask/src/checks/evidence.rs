@@ -23,6 +23,11 @@ pub const EXTRA_FILES: &[&str] = &[
     "journal_end.jsonl",
     "journal_killed.txt",
     "journal_end.txt",
+    // tell: the journal before the mount; healthmon: doctor and trace beside another holder.
+    "journal_unmounted.jsonl",
+    "journal_unmounted.txt",
+    "doctor_held.txt",
+    "events_held.jsonl",
     // Every scenario's session (its agent's --session; mount_suite's `notify record`) and its
     // host report (crate::host_report).
     "session.json",

@@ -13,6 +13,7 @@ pub mod outcome;
 pub mod results;
 pub mod steps;
 
+mod healthmon;
 mod mount_suite;
 mod mounted;
 mod no_holder;
@@ -22,6 +23,7 @@ mod replay;
 mod replay_records;
 mod sessions;
 mod suite_fleet;
+mod tell;
 
 pub use evidence::{EXTRA_FILES, Evidence};
 pub use outcome::{Check, Outcome};
@@ -72,12 +74,16 @@ fn agent_scenario(o: &mut Outcome, scenario: &str, ev: &Evidence, require_agent:
     let file = events::agent_events(o, ev, require_agent, scenario == "replay");
     let by_seq: Option<Vec<&Item>> = file.map(|f| f.by_seq());
     let items = by_seq.as_deref();
+    // The newer scenarios read the file in its own order: records follow their cause.
+    let in_order: Option<Vec<&Item>> = file.map(|f| f.in_order());
     match scenario {
         "no_holder" => no_holder::check(o, ev, items),
         "mounted" => mounted::check(o, ev, items),
         "remount" => remount::check(o, ev, items),
         "premature" => premature::check(o, ev, items),
         "replay" => replay::check(o, ev, items.is_some()),
+        "tell" => tell::check(o, ev, in_order.as_deref()),
+        "healthmon" => healthmon::check(o, ev, in_order.as_deref()),
         other => {
             o.check(
                 "known scenario",

@@ -160,6 +160,7 @@ fn status_name(s: Status) -> &'static str {
     match s {
         Status::Pending => "pending",
         Status::Replayed => "replayed",
+        Status::Closed => "closed",
     }
 }
 

@@ -50,7 +50,7 @@ pub fn runs(scenario: &str) -> Vec<Run> {
                 agent: "agent_again",
             },
         ],
-        "no_holder" | "mounted" | "remount" | "premature" => vec![first],
+        "no_holder" | "mounted" | "remount" | "premature" | "tell" | "healthmon" => vec![first],
         _ => Vec::new(),
     }
 }

@@ -75,7 +75,7 @@ impl Kind {
             Item::Record(AgentRecord::Journaled { .. }) => self == Kind::Journaled,
             Item::Record(AgentRecord::Replayed { .. }) => self == Kind::Replayed,
             Item::Record(AgentRecord::Enforcement { .. }) => self == Kind::Enforcement,
-            Item::Record(_) => false,
+            Item::Record(_) | Item::FsError(_) | Item::Health(_) => false,
         }
     }
 }
@@ -101,7 +101,7 @@ pub mod field {
             Item::Kernel(e) => Some(e.pid),
             Item::HolderState(d) => Some(d.at.pid),
             Item::Notification(d) => Some(d.at.pid),
-            Item::Record(_) => None,
+            Item::Record(_) | Item::FsError(_) | Item::Health(_) => None,
         }
     }
 
