@@ -570,19 +570,20 @@ sc_mount_suite() {
 # 7. Telling the filesystem (Linux 7.0+: XFS_IOC_VERIFY_MEDIA, FAN_FS_ERROR). What the
 # platform does after a real machine check, the lab does by hand: list the bad sectors in
 # /sys/block/pmem0/badblocks (the pmem driver then refuses DAX faults and reads of them).
-# Poison noticed while nothing is mounted (a notification the kernel dropped) and poison
-# only listed (no notification at all) are journaled; at the mount the agent tells XFS,
-# which reports each owner itself, a file never opened included; a range listed while
-# mounted is found by the rescan and told the same way. A new mapper of a listed page gets
-# the pmem driver's SIGBUS, a mapper of a clean page nothing. Older kernels: XFS cannot be
-# told, and the replayed record says so. Run last: the listed sectors stay listed (the
-# emulated pmem's bus cannot clear poison).
+# Poison the kernel dropped (nothing mounted; mount not done) and poison only listed (no
+# notification at all) are journaled; at the mount the agent tells XFS, which reports each
+# owner itself, a file never opened included; a range listed while mounted is found by the
+# rescan and told the same way. A new mapper of a listed page gets the pmem driver's SIGBUS,
+# a mapper of a clean page nothing. Older kernels: XFS cannot be told, and the replayed
+# record says so. At the end a write through the driver clears the listed sectors (the e820
+# bus has no clear-error command: the driver treats the write as the repair).
 badblock() { # badblock KEY: list page KEY's sectors (from `where`) as bad
 	eval "po=\$PHYS_$1"
 	sec=$((po / 512))
 	echo "$sec 8" > /sys/block/pmem0/badblocks
 	res "$1_bad_rc" $?
 	res "$1_sector" $sec
+	LISTED="$LISTED $sec"
 	say "listed sectors $sec+8 (page $1) in /sys/block/pmem0/badblocks"
 }
 
@@ -592,46 +593,60 @@ sc_tell() {
 	say "at the mount (XFS_IOC_VERIFY_MEDIA): XFS reports every owner itself."
 	grep -q " /mnt " /proc/mounts && umount /mnt
 	rm -rf /var/lib/notify
-	mkfs_plain
-	mount -t xfs -o dax=always $PMEM /mnt
+	LISTED=
+	mkfs.xfs -f -m rmapbt=1,reflink=1 -l logdev=/dev/ram0,size=64m $PMEM > /tmp/mkfs.log 2>&1
+	res mkfs_rc $?
+	mount -t xfs -o dax=always,logdev=/dev/ram0 $PMEM /mnt
 	res mount_rc $?
-	for f in t u v w; do
+	for f in s t u v w; do
 		dd if=/dev/zero of=/mnt/$f bs=1M count=1 2>/dev/null
 	done
 	sync
-	where t /mnt/t 3 # poisoned and listed while unmounted: a dropped notification
+	where s /mnt/s 3 # poisoned while unmounted (no holder), then listed
+	where t /mnt/t 6 # poisoned while mounting (premature), then listed
 	where u /mnt/u 2 # only listed while unmounted: no notification, nobody opens it
 	where v /mnt/v 4 # listed while mounted: the rescan finds it
 	where w /mnt/w 1 # never damaged: its mapper lives throughout
-	for k in t u v w; do
+	for k in s t u v w; do
 		eval "PHYS_$k=\$(( $(grep "^${k}_physoff=" "$OUT/$SC/result.txt" | cut -d= -f2) ))"
 	done
 	umount /mnt
 
-	say "-- 1. unmounted: poison page 3 of /mnt/t and list it bad; list page 2 of /mnt/u"
+	say "-- 1. unmounted: poison page 3 of /mnt/s and list it; list page 2 of /mnt/u"
 	RA_EXTRA="--badblocks-rescan 2"
 	ragent_start agent events.jsonl
 	RA_EXTRA=
-	inject inject_t "$PFN_t"
+	inject inject_s "$PFN_s"
 	# The notification first: listed before the agent journals it, the rescan could
 	# claim the range as a bad-block record.
 	wait_lines "$OUT/$SC/events.jsonl" '"kind":"journaled"' 1
-	badblock t
+	badblock s
 	badblock u
 	wait_lines "$OUT/$SC/events.jsonl" '"kind":"journaled"' 2
+
+	say "-- 2. mounting with the log behind dm-delay: poison page 6 of /mnt/t and list it"
+	echo "0 $(blockdev --getsz /dev/ram0) delay /dev/ram0 0 $DELAY_MS" | dmsetup create slowlog
+	dmsetup mknodes
+	(mount -t xfs -o dax=always,logdev=/dev/mapper/slowlog $PMEM /mnt; echo $? > /tmp/mount.rc) &
+	mpid=$!
+	sleep 1.5
+	grep -q " /mnt " /proc/mounts && res mounted_before_inject yes
+	inject inject_t "$PFN_t"
+	wait_lines "$OUT/$SC/events.jsonl" '"kind":"journaled"' 3
+	badblock t
+	wait $mpid
+	res mount2_rc "$(cat /tmp/mount.rc)"
 	journal_list journal_unmounted
 
-	say "-- 2. mount: the agent tells XFS of both ranges"
-	mount -t xfs -o dax=always $PMEM /mnt
-	res mount2_rc $?
-	wait_lines "$OUT/$SC/events.jsonl" '"kind":"replayed"' 2
-	wait_lines "$OUT/$SC/events.jsonl" '"kind":"xfs_reported"' 2
+	say "-- 3. mounted: the agent tells XFS of all three ranges"
+	wait_lines "$OUT/$SC/events.jsonl" '"kind":"replayed"' 3
+	wait_lines "$OUT/$SC/events.jsonl" '"kind":"xfs_reported"' 3
 	victim --tag bystander --page 1 --sleep 30 /mnt/w > /tmp/bystander.out 2>&1 &
 	bpid=$!
 	res bystander_pid $bpid
 
-	say "-- 3. a new mapper of page 3 of /mnt/t: the pmem driver refuses the fault"
-	out=$(victim --tag mapper --page 3 --sleep 2 /mnt/t 2>&1)
+	say "-- 4. a new mapper of page 3 of /mnt/s: the pmem driver refuses the fault"
+	out=$(victim --tag mapper --page 3 --sleep 2 /mnt/s 2>&1)
 	res mapper_exit $?
 	res mapper_pid "$(field pid "$out")"
 	res mapper_sicode "$(field si_code "$out")"
@@ -640,23 +655,29 @@ sc_tell() {
 	res read_u_rc $?
 	say "reading page 2 of /mnt/u: $(tail -n 1 /tmp/dd.err)"
 
-	say "-- 4. mounted: list page 4 of /mnt/v; the rescan (2 s) journals and tells it"
+	say "-- 5. mounted: list page 4 of /mnt/v; the rescan (2 s) journals and tells it"
 	badblock v
-	wait_lines "$OUT/$SC/events.jsonl" '"kind":"replayed"' 3
-	wait_lines "$OUT/$SC/events.jsonl" '"kind":"xfs_reported"' 3
+	wait_lines "$OUT/$SC/events.jsonl" '"kind":"replayed"' 4
+	wait_lines "$OUT/$SC/events.jsonl" '"kind":"xfs_reported"' 4
 	wait $bpid
 	res bystander_exit $?
 	say "bystander: $(tr '\n' ' ' < /tmp/bystander.out)"
 
-	say "-- 5. shut the filesystem down (xfs_io shutdown): XFS reports that too"
+	say "-- 6. shut the filesystem down (xfs_io shutdown): XFS reports that too"
 	xfs_io -x -c shutdown /mnt > /tmp/shutdown.log 2>&1
 	res shutdown_rc $?
 	sleep 1
 	ragent_stop agent
 	umount /mnt
 	res umount_rc $?
+	dmsetup remove slowlog
 	journal_list journal_end
+	res badblocks_listed "$(tr '\n' ',' < /sys/block/pmem0/badblocks)"
+	for sec in $LISTED; do
+		dd if=/dev/zero of=$PMEM bs=512 seek="$sec" count=8 oflag=direct conv=notrunc 2>/dev/null
+	done
 	res badblocks_end "$(tr '\n' ',' < /sys/block/pmem0/badblocks)"
+	say "bad blocks after writing the listed sectors: $(cat /sys/block/pmem0/badblocks)"
 	emit "$SC" journal_unmounted.txt journal_unmounted.jsonl journal_end.txt journal_end.jsonl
 	end
 }

@@ -107,7 +107,9 @@ enum Told {
     /// Earlier on this mount (the journal says so).
     Earlier,
     /// Just now, with this many failed reads (XFS reported each one's owners).
-    Now { bad: usize },
+    Now {
+        bad: usize,
+    },
 }
 
 impl Told {
@@ -129,7 +131,9 @@ fn advice(site: &Site, owners: &[OwnerReport], told: Told, tell: &Tell) -> Vec<S
             site.disk
         ));
     }
-    if !told.yes() && let Tell::Cannot(why) = tell {
+    if !told.yes()
+        && let Tell::Cannot(why) = tell
+    {
         out.push(format!(
             "{why}: XFS has not recorded this loss; run `xfs_scrub -x {}` (a media scan) so it \
              does",

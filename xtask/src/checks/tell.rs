@@ -79,18 +79,37 @@ pub fn check(o: &mut Outcome, ev: &Evidence, items: Option<&[&Item]>) {
     for key in ["mount_rc", "mount2_rc", "umount_rc"] {
         o.fact_eq(&format!("{key} is 0"), &r.fact::<i32>(key), 0);
     }
-    for k in ["t", "u", "v"] {
+    for k in ["s", "t", "u", "v"] {
         o.fact_eq(
             &format!("listing page {k}'s sectors in /sys/block/pmem0/badblocks succeeded"),
             &r.fact::<i32>(format!("{k}_bad_rc")),
             0,
         );
     }
-    let inject = Inject::read(r, "inject_t");
+    for (key, what) in [
+        (
+            "inject_s",
+            "corrupt-pfn of s with nothing mounted failed (no holder)",
+        ),
+        (
+            "inject_t",
+            "corrupt-pfn of t while mounting failed (XFS not ready)",
+        ),
+    ] {
+        let inject = Inject::read(r, key);
+        o.check(what, inject.failed(), inject.shown());
+    }
     o.check(
-        "corrupt-pfn of t with nothing mounted failed (no holder)",
-        inject.failed(),
-        inject.shown(),
+        "the slow mount was still under way at the poison",
+        !r.has("mounted_before_inject"),
+        r.fact::<String>("mounted_before_inject").shown(),
+    );
+    let listed: Fact<String> = r.fact("badblocks_listed");
+    let end: Fact<String> = r.fact("badblocks_end");
+    o.check(
+        "pmem0 listed the sectors, and a write through the driver cleared them",
+        listed.value.as_deref().is_some_and(|l| !l.is_empty()) && end.is(&String::new()),
+        format!("{} {}", listed.shown(), end.shown()),
     );
     let Some(told) = xfs_can_be_told(r) else {
         o.check(
@@ -125,11 +144,12 @@ pub fn check(o: &mut Outcome, ev: &Evidence, items: Option<&[&Item]>) {
         0,
     );
     let Some(items) = items else { return };
-    let pages = ["t", "u", "v"].map(|k| FilePage::read(r, k));
-    let (Some(t), Some(u), Some(v)) = (
+    let pages = ["s", "t", "u", "v"].map(|k| FilePage::read(r, k));
+    let (Some(s), Some(t), Some(u), Some(v)) = (
         pages[0].physoff.value,
         pages[1].physoff.value,
         pages[2].physoff.value,
+        pages[3].physoff.value,
     ) else {
         o.check(
             "script reported every file's offset",
@@ -143,16 +163,25 @@ pub fn check(o: &mut Outcome, ev: &Evidence, items: Option<&[&Item]>) {
         return;
     };
     let ids = [
-        ("t (dropped: no holder)", journaled(items, t, Reason::NoHolder)),
-        ("u (only listed, unmounted)", journaled(items, u, Reason::Badblocks)),
-        ("v (listed while mounted)", journaled(items, v, Reason::Badblocks)),
+        (
+            "s (dropped: no holder)",
+            journaled(items, s, Reason::NoHolder),
+        ),
+        (
+            "t (dropped: premature)",
+            journaled(items, t, Reason::Premature),
+        ),
+        (
+            "u (only listed, unmounted)",
+            journaled(items, u, Reason::Badblocks),
+        ),
+        (
+            "v (listed while mounted)",
+            journaled(items, v, Reason::Badblocks),
+        ),
     ];
     for (what, id) in &ids {
-        o.check(
-            format!("journaled {what}"),
-            id.is_some(),
-            format!("{id:?}"),
-        );
+        o.check(format!("journaled {what}"), id.is_some(), format!("{id:?}"));
     }
     let mapper_pid = r.fact::<u32>("mapper_pid").value;
     let sigbus = items.iter().find_map(|i| match &i.kernel()?.data {
@@ -195,7 +224,11 @@ fn replayed(o: &mut Outcome, items: &[&Item], id: u64, what: &str, page: &FilePa
         _ => None,
     });
     let Some(rep) = rep else {
-        o.check(format!("replayed {what}"), false, format!("no replayed {id}"));
+        o.check(
+            format!("replayed {what}"),
+            false,
+            format!("no replayed {id}"),
+        );
         return;
     };
     let ino = page.ino.value;
@@ -229,7 +262,10 @@ fn replayed(o: &mut Outcome, items: &[&Item], id: u64, what: &str, page: &FilePa
     o.check(
         format!("told {what}: XFS's read of its sectors failed"),
         told_rec.as_ref().is_some_and(|(bad, err)| {
-            err.is_none() && bad.iter().any(|&(s, n)| sector.is_some_and(|x| x >= s && x < s + n))
+            err.is_none()
+                && bad
+                    .iter()
+                    .any(|&(s, n)| sector.is_some_and(|x| x >= s && x < s + n))
         }),
         format!("{told_rec:?}, want a failed read at sector {sector:?}"),
     );
@@ -254,7 +290,10 @@ fn replayed(o: &mut Outcome, items: &[&Item], id: u64, what: &str, page: &FilePa
         _ => false,
     });
     o.check(
-        format!("told {what}: fs_error data_lost names the file ({})", page.key),
+        format!(
+            "told {what}: fs_error data_lost names the file ({})",
+            page.key
+        ),
         lost,
         page.ino.shown(),
     );
