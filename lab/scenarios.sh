@@ -18,7 +18,7 @@
 PMEM=/dev/pmem0
 BASE_PFN=0x40000
 ATTACH=kprobe
-SCENARIOS=no_holder,mounted,remount,premature,replay,healthmon,tell
+SCENARIOS=no_holder,mounted,remount,premature,replay,healthmon,ext4,tell,removal
 DELAY_MS=200
 for kv in $(cat /proc/cmdline); do
 	case "$kv" in
@@ -184,6 +184,7 @@ sc_mounted() {
 	say "$out"
 	res victim_exit $rc
 	res victim_pid "$(field pid "$out")"
+	res victim_ino "$(field ino "$out")"
 	res victim_sicode "$(field si_code "$out")"
 	res physoff "$(field physoff "$out")"
 	res pfn "$(field pfn "$out")"
@@ -674,7 +675,11 @@ sc_tell() {
 	journal_list journal_end
 	res badblocks_listed "$(tr '\n' ',' < /sys/block/pmem0/badblocks)"
 	for sec in $LISTED; do
-		dd if=/dev/zero of=$PMEM bs=512 seek="$sec" count=8 oflag=direct conv=notrunc 2>/dev/null
+		dd if=/dev/zero of=$PMEM bs=4096 seek=$((sec / 8)) count=1 oflag=direct conv=notrunc \
+			2> /tmp/dd.err
+		rc=$?
+		res "clear_${sec}_rc" $rc
+		say "dd zeros over sectors $sec+8: rc=$rc $(tr '\n' ' ' < /tmp/dd.err)"
 	done
 	res badblocks_end "$(tr '\n' ',' < /sys/block/pmem0/badblocks)"
 	say "bad blocks after writing the listed sectors: $(cat /sys/block/pmem0/badblocks)"
@@ -732,6 +737,71 @@ sc_healthmon() {
 	end
 }
 
+# 9. ext4 on pmem (-o dax) never registers as the dax holder: a poisoned page of it is a
+# "no holder" notification that no XFS will ever take. The agent journals it (nothing is
+# dropped silently) and closes the record at once, saying why, instead of keeping it pending.
+sc_ext4() {
+	begin ext4
+	say "ext4 -o dax on pmem0: no holder, ever. The record is closed, not kept pending."
+	grep -q " /mnt " /proc/mounts && umount /mnt
+	rm -rf /var/lib/notify
+	mkfs.ext4 -F -q -b 4096 $PMEM > /tmp/mkfs.log 2>&1
+	res mkfs_rc $?
+	mount -t ext4 -o dax $PMEM /mnt
+	res mount_rc $?
+	dd if=/dev/zero of=/mnt/e bs=1M count=1 2>/dev/null
+	sync
+	where e /mnt/e 2
+	ragent_start agent events.jsonl
+	inject inject_e "$PFN_e"
+	wait_lines "$OUT/$SC/events.jsonl" '"kind":"closed"' 1
+	ragent_stop agent
+	journal_list journal_end
+	umount /mnt
+	res umount_rc $?
+	emit "$SC" journal_end.txt journal_end.jsonl
+	end
+}
+
+# 10. Removal: unbinding the namespace while XFS is mounted on it. The kernel tells the
+# holder the device is going away (6.12+: MF_MEM_PRE_REMOVE over the whole device; 6.1: the
+# same range with no flags); XFS shuts down. That is not poison: the agent says so and
+# journals nothing. The namespace is bound again for whatever runs next.
+ND_PMEM=/sys/bus/nd/drivers/nd_pmem
+sc_removal() {
+	begin removal
+	say "Unbind namespace0.0 under a mounted XFS: a removal, never journaled."
+	grep -q " /mnt " /proc/mounts && umount /mnt
+	rm -rf /var/lib/notify
+	mkfs_plain
+	mount -t xfs -o dax=always $PMEM /mnt
+	res mount_rc $?
+	dd if=/dev/zero of=/mnt/r bs=1M count=1 2>/dev/null
+	sync
+	ns=$(basename "$(readlink -f /sys/block/pmem0/device)")
+	res namespace "$ns"
+	ragent_start agent events.jsonl
+	echo "$ns" > $ND_PMEM/unbind
+	res unbind_rc $?
+	[ -e /sys/block/pmem0 ] || res pmem_gone yes
+	wait_lines "$OUT/$SC/events.jsonl" '"kind":"device_removal"' 1
+	umount /mnt
+	res umount_rc $?
+	echo "$ns" > $ND_PMEM/bind
+	res bind_rc $?
+	i=0
+	while [ ! -b $PMEM ] && [ $i -lt 50 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	[ -b $PMEM ] && res pmem_back yes
+	say "after unbind and bind: $(ls /dev/pmem* 2>&1)"
+	ragent_stop agent
+	journal_list journal_end
+	emit "$SC" journal_end.txt journal_end.jsonl
+	end
+}
+
 echo "@@NOTIFY-PLAN attach=${AGENT:+$ATTACH} scenarios=$SCENARIOS agent=${AGENT:-missing}"
 SC=boot
 mkdir -p $OUT/boot
@@ -742,7 +812,7 @@ emit boot dmesg.txt devices.txt
 sc_doctor
 for s in $(echo "$SCENARIOS" | tr ',' ' '); do
 	case "$s" in
-	no_holder | mounted | remount | premature | replay | mount_suite | tell | healthmon) "sc_$s" ;;
+	no_holder | mounted | remount | premature | replay | mount_suite | tell | healthmon | ext4 | removal) "sc_$s" ;;
 	# Self-test of the harness, never in the defaults: a guest kernel panic mid-run, which
 	# vm-test must report with the panic lines, boot once more, and fail on the second death.
 	selftest_panic)

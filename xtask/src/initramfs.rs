@@ -47,7 +47,7 @@ fn module_args(name: &str) -> &'static str {
 }
 
 /// Host programs copied into the guest with their libraries.
-const HOST_TOOLS: &[&str] = &["mkfs.xfs", "xfs_io", "dmsetup"];
+const HOST_TOOLS: &[&str] = &["mkfs.xfs", "xfs_io", "dmsetup", "mkfs.ext4"];
 
 /// Guest-side sources under `lab/`.
 const LAB_SCRIPTS: &[&str] = &[

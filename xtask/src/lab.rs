@@ -25,9 +25,11 @@ pub const SCENARIOS: &[&str] = &[
     "premature",
     "replay",
     "healthmon",
+    "ext4",
     "mount_suite",
-    // Last: the sectors it lists in pmem0's bad-block list stay listed until the guest ends.
     "tell",
+    // Last: it unbinds pmem0's namespace (and binds it again).
+    "removal",
 ];
 
 /// Scenarios run only when named: `selftest_panic` panics the guest kernel, to check that

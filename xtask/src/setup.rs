@@ -11,6 +11,8 @@ use crate::util::{self, run, try_output};
 pub const APT_PACKAGES: &[&str] = &[
     "qemu-system-x86",
     "xfsprogs",
+    // The lab's ext4 scenario: a filesystem on pmem that never registers as dax holder.
+    "e2fsprogs",
     "busybox-static",
     "kmod",
     "cpio",

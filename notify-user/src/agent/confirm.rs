@@ -1,106 +1,149 @@
-//! XFS's confirmation: after being told of a record's range, XFS reports data loss for each file
-//! owner it found (fserror, which the stream reads as FAN_FS_ERROR). The agent waits a moment for
-//! those reports and says which of the owners GETFSMAP names XFS reported, and which it did not.
+//! Telling XFS of a record's range on its current mount (7.0+), and XFS's confirmation: for
+//! each read that fails, XFS reports data loss for the read's file owners (fserror). The agent
+//! reads those reports on a witness of its own right after each failed read (fanotify folds
+//! unread reports into one, so waiting until the end would name only the first file) and says
+//! which owners GETFSMAP names there XFS reported, and which it did not.
 
-use std::{
-    collections::BTreeSet,
-    path::PathBuf,
-    time::{Duration, Instant},
-};
+use std::{collections::BTreeSet, time::Duration};
 
 use notify_model::{
-    Dev,
-    fserror::{FsError, FsErrorKind},
-    record::AgentRecord,
+    journal::{Record, Via},
+    record::{AgentRecord, OwnerReport},
 };
 
-use crate::agent::Agent;
+use crate::{
+    agent::{Agent, Tell, replay, tell},
+    probe::witness::{Seen, Witness},
+    resolve::{geometry, site::Site},
+};
 
-/// How long XFS's reports may take after the ioctl returned (they come from a kworker).
+/// How long XFS's reports of one failed read may take (they come from a kworker).
 pub const CONFIRM_WAIT: Duration = Duration::from_secs(3);
 
-/// A record XFS was told of, waiting for its reports.
-#[derive(Clone, Debug)]
-pub struct Awaiting {
-    id: u64,
-    disk: String,
-    dev: Dev,
-    mount_point: PathBuf,
-    owners: BTreeSet<u64>,
-    reported: BTreeSet<u64>,
-    merged: u32,
-    deadline: Instant,
+/// What telling XFS of a record's range came to on the current mount.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Told {
+    No,
+    /// Earlier on this mount (the journal says so).
+    Earlier,
+    /// Just now, with this many failed reads (XFS reported each one's owners).
+    Now {
+        bad: usize,
+    },
 }
 
-impl Awaiting {
-    pub fn new(
-        id: u64,
-        disk: &str,
-        dev: Dev,
-        mount_point: PathBuf,
-        owners: impl IntoIterator<Item = u64>,
-    ) -> Awaiting {
-        Awaiting {
-            id,
-            disk: disk.to_string(),
-            dev,
-            mount_point,
-            owners: owners.into_iter().collect(),
-            reported: BTreeSet::new(),
-            merged: 0,
-            deadline: Instant::now() + CONFIRM_WAIT,
-        }
+impl Told {
+    pub fn yes(self) -> bool {
+        self != Told::No
     }
+}
 
-    /// Done: every owner reported, or the wait is over.
-    fn done(&self, now: Instant) -> bool {
-        (!self.owners.is_empty() && self.owners.is_subset(&self.reported)) || now >= self.deadline
-    }
+/// The file owners (inodes) whose blocks meet sectors `[sector, sector + sectors)` of the data
+/// device.
+pub fn file_owners_in(owners: &[OwnerReport], sector: u64, sectors: u64) -> BTreeSet<u64> {
+    let (lo, hi) = (sector * 512, (sector + sectors) * 512);
+    owners
+        .iter()
+        .filter(|o| !o.metadata && o.physical < hi && lo < o.physical + o.length)
+        .filter_map(|o| o.ino)
+        .collect()
+}
 
-    fn record(&self) -> AgentRecord {
-        AgentRecord::XfsReported {
-            id: self.id,
-            disk: self.disk.clone(),
-            reported: self.reported.iter().copied().collect(),
-            owners: self.owners.iter().copied().collect(),
-            missing: self.owners.difference(&self.reported).copied().collect(),
-            merged: self.merged,
-        }
+/// The confirmation record: the file owners of the failed reads against what XFS reported.
+pub fn reported(id: u64, disk: &str, owners: &BTreeSet<u64>, seen: &Seen) -> AgentRecord {
+    AgentRecord::XfsReported {
+        id,
+        disk: disk.to_string(),
+        reported: seen.inos.iter().copied().collect(),
+        owners: owners.iter().copied().collect(),
+        missing: owners.difference(&seen.inos).copied().collect(),
+        merged: seen.merged,
     }
 }
 
 impl Agent {
-    /// A report of XFS's: attributed to the record that names its file as an owner.
-    pub(super) fn on_fs_error(&mut self, e: &FsError) {
-        if e.what != FsErrorKind::DataLost {
-            return;
-        }
-        let Some(ino) = e.ino else {
-            return;
+    /// Tells XFS of `r`'s range on `site`'s current mount, once per mount; what XFS reported
+    /// follows as `xfs_reported` when a read failed.
+    pub(super) fn tell_xfs(&mut self, r: &Record, site: &Site, out: &mut Vec<AgentRecord>) -> Told {
+        let Tell::Verify = self.tell else {
+            return Told::No;
         };
-        let mine = self
-            .awaiting
-            .iter_mut()
-            .filter(|a| a.dev == e.dev || a.mount_point == e.mount_point)
-            .find(|a| a.owners.contains(&ino));
-        if let Some(a) = mine {
-            a.reported.insert(ino);
-            a.merged += e.error_count.saturating_sub(1);
+        let mount = super::pass::mount_id(&site.mount_point);
+        if self.journal.told(r.id, &mount, Via::VerifyMedia) {
+            return Told::Earlier;
         }
-    }
-
-    /// The records whose wait is over, as what XFS reported.
-    pub(super) fn confirm_due(&mut self, now: Instant) -> Vec<AgentRecord> {
-        let (done, wait): (Vec<Awaiting>, Vec<Awaiting>) = std::mem::take(&mut self.awaiting)
-            .into_iter()
-            .partition(|a| a.done(now));
-        self.awaiting = wait;
-        done.iter().map(Awaiting::record).collect()
-    }
-
-    /// Whether a confirmation is pending (the agent then needs a timer).
-    pub(super) fn confirming(&self) -> bool {
-        !self.awaiting.is_empty()
+        let Ok(range) = geometry::dax_to_fs_range(
+            r.damage.dax_offset,
+            r.damage.len,
+            site.part_start,
+            site.part_bytes,
+        ) else {
+            return Told::No;
+        };
+        let (start, end) = tell::sectors(range.physical, range.length);
+        let owners = replay::owners_only(site, r.damage.dax_offset, r.damage.len);
+        let witness = Witness::open(&site.mount_point)
+            .inspect_err(|e| log::warn!("fserror witness on {}: {e}", site.mount_point.display()))
+            .ok();
+        let mut seen = Seen::default();
+        let mut wanted = BTreeSet::new();
+        let result = tell::verify(&site.mount_point, start, end, |sector| {
+            let want = file_owners_in(&owners, sector, tell::IO_SECTORS);
+            wanted.extend(want.iter().copied());
+            if let Some(w) = &witness
+                && let Err(e) = w.until(&want, CONFIRM_WAIT, &mut seen)
+            {
+                log::warn!("fserror witness: {e}");
+            }
+        });
+        let disk = r.damage.dax.name.clone();
+        let (told, rec) = match result {
+            Ok(v) => {
+                let note = format!(
+                    "verified sectors {}..{}: {} bad read(s)",
+                    v.start,
+                    v.end,
+                    v.bad.len()
+                );
+                if let Err(e) = self
+                    .journal
+                    .mark_told(r.id, &mount, Via::VerifyMedia, &note)
+                {
+                    log::error!("journal: marking {} told: {e}", r.id);
+                }
+                (
+                    Told::Now { bad: v.bad.len() },
+                    AgentRecord::XfsTold {
+                        id: r.id,
+                        disk: disk.clone(),
+                        mount_point: site.mount_point.clone(),
+                        mount,
+                        start: v.start,
+                        end: v.end,
+                        bad: v.bad,
+                        error: None,
+                    },
+                )
+            }
+            Err(e) => (
+                Told::No,
+                AgentRecord::XfsTold {
+                    id: r.id,
+                    disk: disk.clone(),
+                    mount_point: site.mount_point.clone(),
+                    mount,
+                    start,
+                    end,
+                    bad: vec![],
+                    error: Some(e.to_string()),
+                },
+            ),
+        };
+        out.push(rec);
+        if matches!(told, Told::Now { bad } if bad > 0) && witness.is_some() {
+            out.push(reported(r.id, &disk, &wanted, &seen));
+        }
+        told
     }
 }
 
@@ -108,24 +151,42 @@ impl Agent {
 mod tests {
     use super::*;
 
+    fn owner(ino: Option<u64>, physical: u64, length: u64, metadata: bool) -> OwnerReport {
+        OwnerReport {
+            kind: if metadata { "ag header" } else { "file" }.into(),
+            ino,
+            paths: vec![],
+            ranges: vec![],
+            physical,
+            length,
+            shared: false,
+            metadata,
+        }
+    }
+
     #[test]
-    fn every_owner_reported_ends_the_wait_early() {
-        let mut a = Awaiting::new(1, "pmem0", Dev::new(259, 0), "/mnt".into(), [131, 132]);
-        let now = Instant::now();
-        assert!(!a.done(now));
-        a.reported.insert(131);
-        assert!(!a.done(now));
-        a.reported.insert(132);
-        assert!(a.done(now));
-        match a.record() {
+    fn a_failed_read_wants_the_file_owners_it_meets() {
+        let owners = [
+            owner(Some(131), 4096, 4096, false),
+            owner(Some(132), 8192, 4096, false),
+            owner(None, 4096, 4096, true),
+        ];
+        // Sectors 8..16 are bytes 4096..8192: file 131 only; metadata is never wanted.
+        assert_eq!(file_owners_in(&owners, 8, 8), BTreeSet::from([131]));
+        assert_eq!(file_owners_in(&owners, 12, 8), BTreeSet::from([131, 132]));
+        assert!(file_owners_in(&owners, 100, 8).is_empty());
+        let seen = Seen {
+            inos: BTreeSet::from([131]),
+            merged: 1,
+        };
+        match reported(7, "pmem0", &BTreeSet::from([131, 132]), &seen) {
             AgentRecord::XfsReported {
-                reported, missing, ..
-            } => assert_eq!((reported, missing), (vec![131, 132], vec![])),
+                reported,
+                missing,
+                merged,
+                ..
+            } => assert_eq!((reported, missing, merged), (vec![131], vec![132], 1)),
             other => panic!("{other:?}"),
         }
-        // No owner named (metadata only): only the deadline ends it.
-        let b = Awaiting::new(2, "pmem0", Dev::new(259, 0), "/mnt".into(), []);
-        assert!(!b.done(now));
-        assert!(b.done(b.deadline));
     }
 }

@@ -14,7 +14,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use notify_model::{Dev, EventData, Item, State, Verdict, journal::Recovery, record::AgentRecord};
+use notify_model::{
+    Dev, EventData, Item, State, Verdict,
+    journal::{Reason, Recovery},
+    record::AgentRecord,
+};
 
 use crate::{
     enforce,
@@ -76,7 +80,6 @@ pub struct Agent {
     /// Block devices that became ready, waiting to appear in mountinfo.
     waiting: Vec<(Dev, Instant)>,
     /// Records XFS was told of, waiting for its reports.
-    awaiting: Vec<confirm::Awaiting>,
     rescan: Option<Duration>,
     next_rescan: Option<Instant>,
     redrive: bool,
@@ -106,7 +109,6 @@ impl Agent {
                 cfg: opts.enforce,
                 tell,
                 waiting: Vec::new(),
-                awaiting: Vec::new(),
                 rescan: opts.rescan,
                 next_rescan: opts.rescan.map(|r| Instant::now() + r),
                 redrive: opts.redrive,
@@ -163,13 +165,26 @@ impl Agent {
                 out.push(self.removal(n));
             }
             Item::Notification(n) if n.data.verdict.needs_replay() => {
-                out.push(self.journal_notification(n));
+                let rec = self.journal_notification(n);
+                // A disk in use by something that never registers a holder (ext4,
+                // device-mapper) will not get one: close the record now, not at some pass.
+                let no_holder_on = match &rec {
+                    AgentRecord::Journaled {
+                        disk,
+                        reason: Reason::NoHolder,
+                        ..
+                    } => Some(disk.clone()),
+                    _ => None,
+                };
+                out.push(rec);
+                if let Some(disk) = no_holder_on {
+                    out.extend(self.close_if_never_xfs(&disk));
+                }
             }
             // The ready edge, from the tracker when it saw the registration.
             Item::HolderState(t) if t.data.to == State::Ready => {
                 self.await_mount(t.data.dev);
             }
-            Item::FsError(e) => self.on_fs_error(e),
             _ => {}
         }
         if let Item::Kernel(ev) = item
@@ -194,7 +209,7 @@ impl Agent {
     pub fn next_wakeup(&self) -> Option<Duration> {
         let mut w = None::<Duration>;
         let mut at = |d: Duration| w = Some(w.map_or(d, |x| x.min(d)));
-        if !self.waiting.is_empty() || self.confirming() {
+        if !self.waiting.is_empty() {
             at(MOUNT_POLL);
         }
         if let Some(t) = self.next_rescan {
@@ -238,7 +253,6 @@ impl Agent {
                 }
             }
         }
-        out.extend(self.confirm_due(now));
         out
     }
 }

@@ -4,15 +4,12 @@
 //!    of a disk that holds another filesystem or a device-mapper target (which never register as
 //!    dax holder) are closed with that reason;
 //! 2. XFS itself is told of every record's range, once per mount (7.0+:
-//!    `XFS_IOC_VERIFY_MEDIA`); its data-loss reports come back through the stream and are tied to
-//!    the record ([`crate::agent::confirm`]);
+//!    `XFS_IOC_VERIFY_MEDIA`, a record told on an earlier mount is told again), and its
+//!    data-loss reports are tied to the record ([`crate::agent::confirm`]);
 //! 3. pending records are resolved (GETFSMAP owners, mappers) and acted on by policy, and only
 //!    then marked replayed.
 
-use std::{
-    fs,
-    path::{Path, PathBuf},
-};
+use std::{fs, path::Path};
 
 use notify_model::{
     journal::{Reason, Record, Status, Via},
@@ -20,12 +17,9 @@ use notify_model::{
 };
 
 use crate::{
-    agent::{Agent, Tell, badblocks, confirm::Awaiting, redrive, replay, tell},
+    agent::{Agent, Tell, badblocks, confirm::Told, redrive, replay, tell},
     kernel::{mountinfo, pmem::PmemDisk},
-    resolve::{
-        geometry,
-        site::{self, Site},
-    },
+    resolve::site::{self, Site},
 };
 
 /// `STATX_MNT_ID_UNIQUE` (Linux 6.8+): a mount id never reused in a boot.
@@ -98,24 +92,6 @@ fn never_xfs(disk: &PmemDisk) -> Option<String> {
         ));
     }
     None
-}
-
-/// What telling XFS of a record's range came to on the current mount.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Told {
-    No,
-    /// Earlier on this mount (the journal says so).
-    Earlier,
-    /// Just now, with this many failed reads (XFS reported each one's owners).
-    Now {
-        bad: usize,
-    },
-}
-
-impl Told {
-    fn yes(self) -> bool {
-        self != Told::No
-    }
 }
 
 /// What to tell an operator about a replayed range.
@@ -211,68 +187,18 @@ impl Agent {
         open
     }
 
-    /// Tells XFS of a record's range on its current mount, once per mount.
-    fn tell_xfs(&mut self, r: &Record, site: &Site, out: &mut Vec<AgentRecord>) -> Told {
-        let Tell::Verify = self.tell else {
-            return Told::No;
-        };
-        let mount = mount_id(&site.mount_point);
-        if self.journal.told(r.id, &mount, Via::VerifyMedia) {
-            return Told::Earlier;
+    /// Closes what must never be acted on of `disk` now (after a no-holder drop: a disk held
+    /// by ext4 or device-mapper never gets an XFS holder to replay into).
+    pub(super) fn close_if_never_xfs(&mut self, disk: &str) -> Vec<AgentRecord> {
+        let mut out = Vec::new();
+        if let Some(d) = crate::kernel::pmem::scan()
+            .unwrap_or_default()
+            .into_iter()
+            .find(|x| x.name == disk)
+        {
+            self.close_the_unactionable(&d, &mut out);
         }
-        let Ok(range) = geometry::dax_to_fs_range(
-            r.damage.dax_offset,
-            r.damage.len,
-            site.part_start,
-            site.part_bytes,
-        ) else {
-            return Told::No;
-        };
-        let (start, end) = tell::sectors(range.physical, range.length);
-        let (told, rec) = match tell::verify(&site.mount_point, start, end) {
-            Ok(v) => {
-                let note = format!(
-                    "verified sectors {}..{}: {} bad read(s)",
-                    v.start,
-                    v.end,
-                    v.bad.len()
-                );
-                if let Err(e) = self
-                    .journal
-                    .mark_told(r.id, &mount, Via::VerifyMedia, &note)
-                {
-                    log::error!("journal: marking {} told: {e}", r.id);
-                }
-                (
-                    Told::Now { bad: v.bad.len() },
-                    AgentRecord::XfsTold {
-                        id: r.id,
-                        disk: r.damage.dax.name.clone(),
-                        mount_point: site.mount_point.clone(),
-                        mount,
-                        start: v.start,
-                        end: v.end,
-                        bad: v.bad,
-                        error: None,
-                    },
-                )
-            }
-            Err(e) => (
-                Told::No,
-                AgentRecord::XfsTold {
-                    id: r.id,
-                    disk: r.damage.dax.name.clone(),
-                    mount_point: site.mount_point.clone(),
-                    mount,
-                    start,
-                    end,
-                    bad: vec![],
-                    error: Some(e.to_string()),
-                },
-            ),
-        };
-        out.push(rec);
-        told
+        out
     }
 
     /// The pass over `disk` (see the module docs); returns what it did.
@@ -308,10 +234,6 @@ impl Agent {
                     told,
                     redriven,
                 ));
-            } else if told.yes() {
-                // Replayed on an earlier mount: XFS hears of it again on this one.
-                let owners = replay::owners_only(&site, r.damage.dax_offset, r.damage.len);
-                self.await_reports(r.id, disk, &site, &owners);
             }
         }
         // One walk of /proc for every pending record of the disk.
@@ -370,9 +292,6 @@ impl Agent {
                     dry_run,
                     error,
                 });
-            }
-            if told.yes() {
-                self.await_reports(id, disk, &site, &report.owners);
             }
             for dec in &report.decisions {
                 out.push(AgentRecord::Enforcement {
@@ -470,15 +389,5 @@ impl Agent {
             error,
         });
         ok
-    }
-
-    fn await_reports(&mut self, id: u64, disk: &str, site: &Site, owners: &[OwnerReport]) {
-        self.awaiting.push(Awaiting::new(
-            id,
-            disk,
-            site.dev,
-            PathBuf::from(&site.mount_point),
-            owners.iter().filter(|o| !o.metadata).filter_map(|o| o.ino),
-        ));
     }
 }

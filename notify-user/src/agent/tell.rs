@@ -126,8 +126,14 @@ pub fn verify_with(
 }
 
 /// Verifies sectors `[start, end)` of the XFS mounted at `mount` and has XFS report what it
-/// finds. Needs CAP_SYS_ADMIN.
-pub fn verify(mount: &Path, start: u64, end: u64) -> Result<Verified, TellError> {
+/// finds; `after_bad(sector)` runs after each failed read (XFS is reporting its owners), before
+/// the next read. Needs CAP_SYS_ADMIN.
+pub fn verify(
+    mount: &Path,
+    start: u64,
+    end: u64,
+    mut after_bad: impl FnMut(u64),
+) -> Result<Verified, TellError> {
     let f = File::open(mount).map_err(TellError::Ioctl)?;
     verify_with(start, end, |m| {
         // SAFETY: m is a valid, writable 40-byte struct for the duration of the call.
@@ -139,10 +145,12 @@ pub fn verify(mount: &Path, start: u64, end: u64) -> Result<Verified, TellError>
             )
         };
         if rc < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(())
+            return Err(io::Error::last_os_error());
         }
+        if m.me_start_daddr < m.me_end_daddr {
+            after_bad(m.me_start_daddr);
+        }
+        Ok(())
     })
 }
 

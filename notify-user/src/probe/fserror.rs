@@ -154,6 +154,43 @@ pub struct FsErrors {
     pub overflows: u64,
 }
 
+/// A new fanotify group for error events (non-blocking reads). Needs CAP_SYS_ADMIN.
+pub fn group() -> io::Result<OwnedFd> {
+    let flags = libc::FAN_CLASS_NOTIF | libc::FAN_REPORT_FID | libc::FAN_CLOEXEC;
+    // SAFETY: plain syscall.
+    let fd = unsafe {
+        libc::fanotify_init(
+            flags | libc::FAN_NONBLOCK,
+            (libc::O_RDONLY | libc::O_CLOEXEC) as u32,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a new fd we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Marks the whole filesystem mounted at `mount_point` for FAN_FS_ERROR in `group`.
+pub fn mark(group: &OwnedFd, mount_point: &Path) -> io::Result<()> {
+    let c = CString::new(mount_point.as_os_str().as_bytes())
+        .map_err(|_| io::Error::other("path with a NUL byte"))?;
+    // SAFETY: valid fd and C string.
+    let rc = unsafe {
+        libc::fanotify_mark(
+            group.as_raw_fd(),
+            libc::FAN_MARK_ADD | libc::FAN_MARK_FILESYSTEM,
+            FAN_FS_ERROR,
+            libc::AT_FDCWD,
+            c.as_ptr(),
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// `f_fsid` of the filesystem holding `path`.
 pub fn fsid_of(path: &Path) -> io::Result<[i32; 2]> {
     let c = CString::new(path.as_os_str().as_bytes())
@@ -171,19 +208,7 @@ pub fn fsid_of(path: &Path) -> io::Result<[i32; 2]> {
 impl FsErrors {
     /// A new group, non-blocking, registered with the runtime. Needs CAP_SYS_ADMIN.
     pub fn open() -> io::Result<FsErrors> {
-        let flags = libc::FAN_CLASS_NOTIF | libc::FAN_REPORT_FID | libc::FAN_CLOEXEC;
-        // SAFETY: plain syscall.
-        let fd = unsafe {
-            libc::fanotify_init(
-                flags | libc::FAN_NONBLOCK,
-                (libc::O_RDONLY | libc::O_CLOEXEC) as u32,
-            )
-        };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: a new fd we own.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let fd = group()?;
         // SAFETY: the AsyncFd owns the fd, which stays open while registered.
         let fd = unsafe { AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }?;
         Ok(FsErrors {
@@ -196,21 +221,7 @@ impl FsErrors {
 
     /// Marks the filesystem mounted at `mount_point` (device `dev`). Marking twice is harmless.
     pub fn watch(&mut self, mount_point: &Path, dev: Dev) -> io::Result<()> {
-        let c = CString::new(mount_point.as_os_str().as_bytes())
-            .map_err(|_| io::Error::other("path with a NUL byte"))?;
-        // SAFETY: valid fd and C string.
-        let rc = unsafe {
-            libc::fanotify_mark(
-                self.fd.get_ref().as_raw_fd(),
-                libc::FAN_MARK_ADD | libc::FAN_MARK_FILESYSTEM,
-                FAN_FS_ERROR,
-                libc::AT_FDCWD,
-                c.as_ptr(),
-            )
-        };
-        if rc != 0 {
-            return Err(io::Error::last_os_error());
-        }
+        mark(self.fd.get_ref(), mount_point)?;
         let fsid = fsid_of(mount_point)?;
         self.by_fsid.insert(
             fsid,

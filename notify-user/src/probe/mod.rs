@@ -8,6 +8,7 @@ pub mod hooks;
 pub mod offsets;
 pub mod open;
 pub mod ring;
+pub mod witness;
 
 pub use attach::{AttachMode, Method, Outcome};
 pub use open::Probes;

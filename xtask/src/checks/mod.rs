@@ -13,12 +13,14 @@ pub mod outcome;
 pub mod results;
 pub mod steps;
 
+mod ext4;
 mod healthmon;
 mod mount_suite;
 mod mounted;
 mod no_holder;
 mod premature;
 mod remount;
+mod removal;
 mod replay;
 mod replay_records;
 mod sessions;
@@ -84,6 +86,8 @@ fn agent_scenario(o: &mut Outcome, scenario: &str, ev: &Evidence, require_agent:
         "replay" => replay::check(o, ev, items.is_some()),
         "tell" => tell::check(o, ev, in_order.as_deref()),
         "healthmon" => healthmon::check(o, ev, in_order.as_deref()),
+        "ext4" => ext4::check(o, ev, in_order.as_deref()),
+        "removal" => removal::check(o, ev, in_order.as_deref()),
         other => {
             o.check(
                 "known scenario",

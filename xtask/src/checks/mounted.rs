@@ -3,7 +3,7 @@
 //! survives; memory_failure -> notify_enter(born) -> xfs_notify_exit(0) -> notify_exit(0).
 //! The victim and the born path are shared with `remount`.
 
-use notify_model::{Item, Readiness};
+use notify_model::{DevFrom, Item, Readiness, Verdict, fserror::FsErrorKind};
 
 use crate::checks::{
     events::{BUS_MCEERR_AR, PAGE, pfn_offset},
@@ -46,6 +46,66 @@ pub fn check(o: &mut Outcome, ev: &Evidence, events: Option<&[&Item]>) {
             &ev.results,
             items,
             Vec::new(),
+        );
+        attributed(o, &ev.results, items);
+    }
+}
+
+/// The agent started after the mount, so only the probe's read of the holder's superblock can
+/// name the notification's device; the SIGBUS the kernel sent while handling it is the
+/// victim's; on 7.0+ XFS's own data-loss report for the file follows it.
+fn attributed(o: &mut Outcome, r: &Results, items: &[&Item]) {
+    let off = r.fact::<u64>("physoff").value;
+    let n = items.iter().find_map(|i| match i {
+        Item::Notification(n) if Some(n.data.offset) == off => Some(n),
+        _ => None,
+    });
+    let Some(n) = n else {
+        o.check(
+            "a notification for the page",
+            false,
+            format!("offset {off:?}"),
+        );
+        return;
+    };
+    let d = &n.data;
+    o.check(
+        "the notification names its device, read from the superblock (agent started after mount)",
+        d.verdict == Verdict::Delivered
+            && d.dev.major() != 0
+            && d.dev_from == Some(DevFrom::Superblock),
+        format!(
+            "verdict {:?} dev {} dev_from {:?}",
+            d.verdict, d.dev, d.dev_from
+        ),
+    );
+    let pid = r.fact::<u32>("victim_pid").value;
+    o.check(
+        "the kernel's kill is the victim's: a BUS_MCEERR_AR SIGBUS tied to the notification",
+        d.kills.len() == 1
+            && d.kills
+                .iter()
+                .all(|k| Some(k.target) == pid && k.code == BUS_MCEERR_AR),
+        format!("kills {:?}, victim {pid:?}", d.kills),
+    );
+    let kernel = r.fact::<String>("kernel");
+    let Some(major) = kernel
+        .value
+        .as_deref()
+        .and_then(crate::checks::tell::kernel_major)
+    else {
+        return; // recorded before the script said its kernel
+    };
+    if major >= 7 {
+        let ino = r.fact::<u64>("victim_ino").value;
+        let report = items.iter().find_map(|i| match i {
+            Item::FsError(e) if e.what == FsErrorKind::DataLost && e.ino == ino => Some(e),
+            _ => None,
+        });
+        o.check(
+            "fserror: XFS reported the victim's file lost, tied to the notification",
+            report.is_some_and(|e| e.notification_seq == Some(n.at.seq)),
+            format!("{report:?}, notification seq {}", n.at.seq),
         );
     }
 }

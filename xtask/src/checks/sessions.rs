@@ -50,7 +50,8 @@ pub fn runs(scenario: &str) -> Vec<Run> {
                 agent: "agent_again",
             },
         ],
-        "no_holder" | "mounted" | "remount" | "premature" | "tell" | "healthmon" => vec![first],
+        "no_holder" | "mounted" | "remount" | "premature" | "tell" | "healthmon" | "ext4"
+        | "removal" => vec![first],
         _ => Vec::new(),
     }
 }
