@@ -29,6 +29,9 @@ for kv in $(cat /proc/cmdline); do
 	esac
 done
 AGENT=/bin/notify
+# XFS's own channels (verify-media, fserror, healthmon) are Linux 7.0+: waits for what they
+# report are skipped before that (the checks expect their absence there).
+KMAJ=$(uname -r | cut -d. -f1)
 [ "$ATTACH" = none ] && AGENT=
 [ -n "$AGENT" ] && [ ! -x "$AGENT" ] && AGENT=
 
@@ -116,6 +119,14 @@ end() {
 
 # Write to debugfs' corrupt-pfn; records "<key>_rc" and "<key>_err".
 inject() { # inject KEY PFN
+	# No pfn (FIEMAP failed): never poison pfn 0, which is ordinary RAM.
+	case "$2" in
+	"" | 0x0 | 0)
+		res "$1_rc" skipped
+		say "no pfn for $1: not poisoning"
+		return
+		;;
+	esac
 	err=$(sh -c "echo $2 > /sys/kernel/debug/hwpoison/corrupt-pfn" 2>&1)
 	rc=$?
 	res "$1_rc" $rc
@@ -641,7 +652,7 @@ sc_tell() {
 
 	say "-- 3. mounted: the agent tells XFS of all three ranges"
 	wait_lines "$OUT/$SC/events.jsonl" '"kind":"replayed"' 3
-	wait_lines "$OUT/$SC/events.jsonl" '"kind":"xfs_reported"' 3
+	[ "$KMAJ" -ge 7 ] && wait_lines "$OUT/$SC/events.jsonl" '"kind":"xfs_reported"' 3
 	victim --tag bystander --page 1 --sleep 30 /mnt/w > /tmp/bystander.out 2>&1 &
 	bpid=$!
 	res bystander_pid $bpid
@@ -659,7 +670,7 @@ sc_tell() {
 	say "-- 5. mounted: list page 4 of /mnt/v; the rescan (2 s) journals and tells it"
 	badblock v
 	wait_lines "$OUT/$SC/events.jsonl" '"kind":"replayed"' 4
-	wait_lines "$OUT/$SC/events.jsonl" '"kind":"xfs_reported"' 4
+	[ "$KMAJ" -ge 7 ] && wait_lines "$OUT/$SC/events.jsonl" '"kind":"xfs_reported"' 4
 	wait $bpid
 	res bystander_exit $?
 	say "bystander: $(tr '\n' ' ' < /tmp/bystander.out)"
@@ -715,7 +726,12 @@ sc_healthmon() {
 		"$AGENT" trace -o json --healthmon --attach "$ATTACH" \
 			--output "$OUT/$SC/events_held.jsonl" > /dev/null 2> "$OUT/$SC/agent_held.log" &
 		apid=$!
-		wait_lines "$OUT/$SC/events_held.jsonl" '"kind":"health"' 1
+		if [ "$KMAJ" -ge 7 ]; then
+			wait_lines "$OUT/$SC/events_held.jsonl" '"kind":"health"' 1
+		else
+			wait_lines "$OUT/$SC/agent_held.log" 'attached' 1
+			sleep 1
+		fi
 		kill -INT $apid
 		wait $apid
 		res agent_held_exit $?
@@ -727,10 +743,10 @@ sc_healthmon() {
 	agent_start
 	TRACE_EXTRA=
 	inject inject_h "$PFN_h"
-	wait_lines "$OUT/$SC/events.jsonl" '"what":"media_error"' 1
+	[ "$KMAJ" -ge 7 ] && wait_lines "$OUT/$SC/events.jsonl" '"what":"media_error"' 1
 	xfs_io -x -c shutdown /mnt > /tmp/shutdown.log 2>&1
 	res shutdown_rc $?
-	wait_lines "$OUT/$SC/events.jsonl" '"what":"shutdown"' 1
+	[ "$KMAJ" -ge 7 ] && wait_lines "$OUT/$SC/events.jsonl" '"what":"shutdown"' 1
 	agent_stop
 	umount /mnt
 	emit "$SC" doctor_held.txt events_held.jsonl agent_held.log

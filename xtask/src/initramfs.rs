@@ -35,6 +35,8 @@ pub const WANTED_MODULES: &[&str] = &[
     "brd",
     "dm-mod",
     "dm-delay",
+    // The ext4 scenario (Debian builds ext4 as a module; jbd2 and mbcache come with it).
+    "ext4",
 ];
 
 /// Extra insmod parameters.

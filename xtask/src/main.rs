@@ -112,7 +112,7 @@ struct LabArgs {
     #[arg(long)]
     save_fixtures: bool,
     /// Hard limit per VM, in seconds.
-    #[arg(long, default_value_t = 480)]
+    #[arg(long, default_value_t = 900)]
     timeout: u64,
 }
 

@@ -28,6 +28,7 @@ pub const EXTRA_FILES: &[&str] = &[
     "journal_unmounted.txt",
     "doctor_held.txt",
     "events_held.jsonl",
+    "agent_held.log",
     // Every scenario's session (its agent's --session; mount_suite's `notify record`) and its
     // host report (crate::host_report).
     "session.json",

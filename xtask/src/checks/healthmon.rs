@@ -55,6 +55,12 @@ pub fn check(o: &mut Outcome, ev: &Evidence, items: Option<&[&Item]>) {
         .unwrap_or_default();
     let all: Vec<&Health> = health(items).collect();
     if !seven {
+        let log = ev.text("agent_held.log").unwrap_or("");
+        o.check(
+            "trace --healthmon says the kernel has no health monitor",
+            log.contains("healthmon: not on this kernel"),
+            log.lines().rev().take(3).collect::<Vec<_>>().join(" | "),
+        );
         o.check(
             "no health record before Linux 7.0",
             held.is_empty() && all.is_empty(),
