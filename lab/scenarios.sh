@@ -18,7 +18,7 @@
 PMEM=/dev/pmem0
 BASE_PFN=0x40000
 ATTACH=kprobe
-SCENARIOS=no_holder,mounted,remount,premature,replay,healthmon,ext4,tell,removal
+SCENARIOS=no_holder,mounted,remount,premature,replay,healthmon,ext4,tell,redrive,removal
 DELAY_MS=200
 for kv in $(cat /proc/cmdline); do
 	case "$kv" in
@@ -779,6 +779,67 @@ sc_ext4() {
 	end
 }
 
+# 11. The opt-in kernel re-drive (`notify agent --redrive`): a page dropped while nothing was
+# mounted, listed bad, is written to hard_offline_page once the filesystem is ready, so
+# memory_failure() runs again into XFS, which kills the early-kill process mapping it
+# (BUS_MCEERR_AO). A dropped page the platform never listed is refused, and so is a second
+# re-drive on the same mount.
+sc_redrive() {
+	begin redrive
+	say "notify agent --redrive: XFS's own kill for a dropped page, refused where unsafe."
+	grep -q " /mnt " /proc/mounts && umount /mnt
+	rm -rf /var/lib/notify
+	LISTED=
+	mkfs_plain
+	mount -t xfs -o dax=always $PMEM /mnt
+	res mount_rc $?
+	for f in a b; do
+		dd if=/dev/zero of=/mnt/$f bs=1M count=1 2>/dev/null
+	done
+	sync
+	where a /mnt/a 3 # dropped, listed, mapped by the victim: re-driven
+	where b /mnt/b 2 # dropped, never listed: refused
+	PHYS_a=$(($(grep "^a_physoff=" "$OUT/$SC/result.txt" | cut -d= -f2)))
+	umount /mnt
+	ragent_start agent events.jsonl
+	inject inject_a "$PFN_a"
+	wait_lines "$OUT/$SC/events.jsonl" '"kind":"journaled"' 1
+	inject inject_b "$PFN_b"
+	wait_lines "$OUT/$SC/events.jsonl" '"kind":"journaled"' 2
+	ragent_stop agent
+	say "-- mount with the agent down; the victim maps page 3 of /mnt/a (early kill), then it is listed"
+	mount -t xfs -o dax=always $PMEM /mnt
+	res mount2_rc $?
+	victim --tag victim --early --page 3 --sleep 90 /mnt/a > /tmp/victim.out 2>&1 &
+	vpid=$!
+	res victim_pid $vpid
+	sleep 1
+	badblock a
+	RA_EXTRA=--redrive
+	ragent_start agent_redrive events_redrive.jsonl
+	wait $vpid
+	res victim_exit $?
+	say "victim: $(tr '\n' ' ' < /tmp/victim.out)"
+	res victim_sicode "$(field si_code "$(cat /tmp/victim.out)")"
+	wait_lines "$OUT/$SC/events_redrive.jsonl" '"kind":"redrive_refused"' 1
+	ragent_stop agent_redrive
+	say "-- the agent again, same mount: a second re-drive is refused"
+	ragent_start agent_again events_again.jsonl
+	RA_EXTRA=
+	wait_lines "$OUT/$SC/events_again.jsonl" '"kind":"redrive_refused"' 2
+	ragent_stop agent_again
+	umount /mnt
+	for sec in $LISTED; do
+		dd if=/dev/zero of=$PMEM bs=4096 seek=$((sec / 8)) count=1 oflag=direct conv=notrunc \
+			2> /dev/null
+	done
+	res badblocks_end "$(tr '\n' ',' < /sys/block/pmem0/badblocks)"
+	journal_list journal_end
+	emit "$SC" events_redrive.jsonl agent_redrive.log events_again.jsonl agent_again.log \
+		journal_end.txt journal_end.jsonl
+	end
+}
+
 # 10. Removal: unbinding the namespace while XFS is mounted on it. The kernel tells the
 # holder the device is going away (6.12+: MF_MEM_PRE_REMOVE over the whole device; 6.1: the
 # same range with no flags); XFS shuts down. That is not poison: the agent says so and
@@ -828,7 +889,7 @@ emit boot dmesg.txt devices.txt
 sc_doctor
 for s in $(echo "$SCENARIOS" | tr ',' ' '); do
 	case "$s" in
-	no_holder | mounted | remount | premature | replay | mount_suite | tell | healthmon | ext4 | removal) "sc_$s" ;;
+	no_holder | mounted | remount | premature | replay | mount_suite | tell | healthmon | ext4 | redrive | removal) "sc_$s" ;;
 	# Self-test of the harness, never in the defaults: a guest kernel panic mid-run, which
 	# vm-test must report with the panic lines, boot once more, and fail on the second death.
 	selftest_panic)

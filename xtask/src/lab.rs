@@ -28,6 +28,7 @@ pub const SCENARIOS: &[&str] = &[
     "ext4",
     "mount_suite",
     "tell",
+    "redrive",
     // Last: it unbinds pmem0's namespace (and binds it again).
     "removal",
 ];
@@ -37,7 +38,7 @@ pub const SCENARIOS: &[&str] = &[
 /// attach flavour only, since each costs about a minute of TCG per VM and a second flavour
 /// would repeat the same user-space path (their probe events come from the same hooks the
 /// other scenarios check in every flavour).
-pub const FIRST_FLAVOUR_ONLY: &[&str] = &["healthmon", "ext4", "tell", "removal"];
+pub const FIRST_FLAVOUR_ONLY: &[&str] = &["healthmon", "ext4", "tell", "redrive", "removal"];
 
 /// The scenarios `flavour`'s VM runs.
 fn scenarios_for<'a>(opts: &'a Opts, flavour: &str) -> Vec<&'a str> {

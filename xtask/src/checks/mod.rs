@@ -19,6 +19,7 @@ mod mount_suite;
 mod mounted;
 mod no_holder;
 mod premature;
+mod redrive;
 mod remount;
 mod removal;
 mod replay;
@@ -88,6 +89,7 @@ fn agent_scenario(o: &mut Outcome, scenario: &str, ev: &Evidence, require_agent:
         "healthmon" => healthmon::check(o, ev, in_order.as_deref()),
         "ext4" => ext4::check(o, ev, in_order.as_deref()),
         "removal" => removal::check(o, ev, in_order.as_deref()),
+        "redrive" => redrive::check(o, ev, in_order.as_deref()),
         other => {
             o.check(
                 "known scenario",

@@ -51,7 +51,7 @@ pub fn runs(scenario: &str) -> Vec<Run> {
             },
         ],
         "no_holder" | "mounted" | "remount" | "premature" | "tell" | "healthmon" | "ext4"
-        | "removal" => vec![first],
+        | "removal" | "redrive" => vec![first],
         _ => Vec::new(),
     }
 }
