@@ -857,9 +857,32 @@ sc_removal() {
 	sync
 	ns=$(basename "$(readlink -f /sys/block/pmem0/device)")
 	res namespace "$ns"
+	RA_EXTRA="--badblocks-rescan 2"
 	ragent_start agent events.jsonl
-	echo "$ns" > $ND_PMEM/unbind
-	res unbind_rc $?
+	RA_EXTRA=
+	# In the background with a watchdog: if the kernel never finishes the unbind, the
+	# blocked tasks' stacks go to dmesg (sysrq w) and the scenario says so.
+	(echo "$ns" > $ND_PMEM/unbind; echo $? > /tmp/unbind.rc) &
+	upid=$!
+	i=0
+	while kill -0 $upid 2>/dev/null && [ $i -lt 600 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	if kill -0 $upid 2>/dev/null; then
+		res unbind_hung yes
+		say "the unbind has not returned after 60 s (the kernel's own hang; pmem0 stays"
+		say "half-removed and the power-off may hang on its device lock); blocked tasks:"
+		echo 1 > /proc/sys/kernel/sysrq
+		echo w > /proc/sysrq-trigger
+		sleep 1
+		# The agent may be stuck in the kernel too: no wait for it (kill -9 is all it gets).
+		[ -n "$RA_PID" ] && kill -KILL $RA_PID
+		RA_PID=
+		end
+		return
+	fi
+	res unbind_rc "$(cat /tmp/unbind.rc)"
 	[ -e /sys/block/pmem0 ] || res pmem_gone yes
 	wait_lines "$OUT/$SC/events.jsonl" '"kind":"device_removal"' 1
 	umount /mnt

@@ -19,6 +19,8 @@ use anyhow::{Context as _, Result};
 pub struct Boot {
     pub console: String,
     pub timed_out: bool,
+    /// The guest finished but did not power off within [`POWEROFF_GRACE`]: qemu was stopped.
+    pub killed_after_done: bool,
     pub elapsed: Duration,
     pub exit: Option<i32>,
 }
@@ -111,7 +113,16 @@ pub fn boot(
     let mut log = fs::File::create(console_log)?;
     let mut console = String::new();
     let mut timed_out = false;
+    // After @@NOTIFY-DONE everything has come back; a guest whose power-off then hangs (a
+    // kernel task that never finished holds a device lock `device_shutdown` needs) is stopped.
+    let mut done_at: Option<Instant> = None;
+    let mut killed_after_done = false;
     loop {
+        if done_at.is_some_and(|d| d.elapsed() >= POWEROFF_GRACE) {
+            killed_after_done = true;
+            let _ = child.kill();
+            break;
+        }
         let left = timeout.saturating_sub(t0.elapsed());
         if left.is_zero() {
             timed_out = true;
@@ -120,6 +131,9 @@ pub fn boot(
         }
         match rx.recv_timeout(left.min(Duration::from_millis(500))) {
             Ok(line) => {
+                if line.starts_with("@@NOTIFY-DONE") {
+                    done_at.get_or_insert_with(Instant::now);
+                }
                 writeln!(log, "{line}")?;
                 live(&line);
                 console.push_str(&line);
@@ -139,10 +153,14 @@ pub fn boot(
     Ok(Boot {
         console,
         timed_out,
+        killed_after_done,
         elapsed: t0.elapsed(),
         exit: status.code(),
     })
 }
+
+/// How long a guest that sent `@@NOTIFY-DONE` may take to power off.
+pub const POWEROFF_GRACE: Duration = Duration::from_secs(30);
 
 /// The guest's transcript, demultiplexed from the console.
 #[derive(Debug, Default, PartialEq)]

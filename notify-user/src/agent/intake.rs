@@ -56,14 +56,16 @@ fn identify(disks: &[PmemDisk], n: &Notification) -> Option<(PmemDisk, Identifie
 }
 
 impl Agent {
-    /// A device going away: said, never journaled.
-    pub(super) fn removal(&self, item: &Derived<Notification>) -> AgentRecord {
+    /// A device going away: said, never journaled. The disk may be gone from sysfs already
+    /// (the unbind goes on while the event travels): the disks seen earlier name it.
+    pub(super) fn removal(&mut self, item: &Derived<Notification>) -> AgentRecord {
         let n = &item.data;
+        self.scan_disks();
         AgentRecord::DeviceRemoval {
             dax_offset: n.offset,
             len: n.len,
             mf_flags: n.mf_flags,
-            disk: identify(&pmem::scan().unwrap_or_default(), n).map(|(d, _)| d.name),
+            disk: identify(&self.seen_disks, n).map(|(d, _)| d.name),
         }
     }
 
@@ -75,7 +77,7 @@ impl Agent {
             _ if n.state == Some(State::Failed) => Reason::MountFailed,
             _ => Reason::Premature,
         };
-        let disks = pmem::scan().unwrap_or_default();
+        let disks = self.scan_disks();
         let Some((disk, how)) = identify(&disks, n) else {
             return AgentRecord::Unidentified {
                 dax_offset: n.offset,

@@ -22,7 +22,11 @@ use notify_model::{
 
 use crate::{
     enforce,
-    kernel::{channels::Channels, mountinfo, pmem},
+    kernel::{
+        channels::Channels,
+        mountinfo,
+        pmem::{self, PmemDisk},
+    },
     stream::Listener,
 };
 
@@ -79,14 +83,52 @@ pub struct Agent {
     tell: Tell,
     /// Block devices that became ready, waiting to appear in mountinfo.
     waiting: Vec<(Dev, Instant)>,
-    /// Records XFS was told of, waiting for its reports.
     rescan: Option<Duration>,
     next_rescan: Option<Instant>,
     redrive: bool,
     metadata_shutdown: bool,
+    /// Every pmem disk seen in this run, by name (the last scan's facts): a notification that
+    /// its device is going away arrives when the disk may already be gone from sysfs.
+    seen_disks: Vec<PmemDisk>,
+    /// A scan of pmem sysfs that did not answer in time, still running.
+    stuck_scan: Option<std::thread::JoinHandle<()>>,
 }
 
+/// How long a scan of pmem sysfs may take before the agent goes on without it. A namespace
+/// being unbound holds its device lock, and reading its `mode` waits for it (seen on 7.3: an
+/// unbind under a mounted XFS that had not returned after 60 s left every reader of the
+/// namespace's attributes asleep in `mode_show`): the agent must not stop with it.
+const SCAN_WAIT: Duration = Duration::from_secs(2);
+
 impl Agent {
+    /// Scans the pmem disks now and remembers them; when sysfs does not answer within
+    /// [`SCAN_WAIT`] (or an earlier scan is still stuck), the disks seen before.
+    pub(super) fn scan_disks(&mut self) -> Vec<PmemDisk> {
+        if self.stuck_scan.as_ref().is_some_and(|h| !h.is_finished()) {
+            return self.seen_disks.clone();
+        }
+        self.stuck_scan = None;
+        let (tx, rx) = std::sync::mpsc::channel();
+        let h = std::thread::spawn(move || {
+            let _ = tx.send(pmem::scan().unwrap_or_default());
+        });
+        let Ok(now) = rx.recv_timeout(SCAN_WAIT) else {
+            log::warn!(
+                "pmem sysfs did not answer within {SCAN_WAIT:?} (a namespace being removed holds \
+                 its lock): going on with the disks seen before"
+            );
+            self.stuck_scan = Some(h);
+            return self.seen_disks.clone();
+        };
+        for d in &now {
+            match self.seen_disks.iter_mut().find(|s| s.name == d.name) {
+                Some(s) => *s = d.clone(),
+                None => self.seen_disks.push(d.clone()),
+            }
+        }
+        now
+    }
+
     pub fn open(opts: AgentOptions) -> anyhow::Result<(Agent, Recovery)> {
         if let Some(dir) = opts.journal.parent() {
             std::fs::create_dir_all(dir).map_err(|e| {
@@ -113,6 +155,8 @@ impl Agent {
                 next_rescan: opts.rescan.map(|r| Instant::now() + r),
                 redrive: opts.redrive,
                 metadata_shutdown: opts.metadata_shutdown,
+                seen_disks: Vec::new(),
+                stuck_scan: None,
             },
             recovery,
         ))
@@ -224,7 +268,7 @@ impl Agent {
     pub fn poll(&mut self, now: Instant) -> Vec<AgentRecord> {
         let mut out = Vec::new();
         let waiting = std::mem::take(&mut self.waiting);
-        let disks = pmem::scan().unwrap_or_default();
+        let disks = self.scan_disks();
         for (dev, deadline) in waiting {
             let mounts = mountinfo::read().unwrap_or_default();
             if mounts.iter().any(|m| m.dev == dev) {
@@ -259,6 +303,7 @@ impl Agent {
 
 impl Listener for Agent {
     fn on_start(&mut self, emit: &mut Vec<Item>) -> anyhow::Result<()> {
+        self.scan_disks();
         if let Some(recovery) = self.recovery.take()
             && !recovery.is_clean()
         {

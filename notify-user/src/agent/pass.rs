@@ -191,11 +191,7 @@ impl Agent {
     /// by ext4 or device-mapper never gets an XFS holder to replay into).
     pub(super) fn close_if_never_xfs(&mut self, disk: &str) -> Vec<AgentRecord> {
         let mut out = Vec::new();
-        if let Some(d) = crate::kernel::pmem::scan()
-            .unwrap_or_default()
-            .into_iter()
-            .find(|x| x.name == disk)
-        {
+        if let Some(d) = self.scan_disks().into_iter().find(|x| x.name == disk) {
             self.close_the_unactionable(&d, &mut out);
         }
         out
@@ -204,11 +200,7 @@ impl Agent {
     /// The pass over `disk` (see the module docs); returns what it did.
     pub(super) fn replay_disk(&mut self, disk: &str) -> Vec<AgentRecord> {
         let mut out = Vec::new();
-        let Some(d) = crate::kernel::pmem::scan()
-            .unwrap_or_default()
-            .into_iter()
-            .find(|x| x.name == disk)
-        else {
+        let Some(d) = self.scan_disks().into_iter().find(|x| x.name == disk) else {
             // Not here (yet): its records wait.
             return out;
         };

@@ -29,6 +29,8 @@ pub const EXTRA_FILES: &[&str] = &[
     "doctor_held.txt",
     "events_held.jsonl",
     "agent_held.log",
+    // removal: what the agent said when the kernel never finished the unbind.
+    "agent.log",
     // redrive: the agent with --redrive, and again on the same mount.
     "events_redrive.jsonl",
     // Every scenario's session (its agent's --session; mount_suite's `notify record`) and its

@@ -3,13 +3,20 @@
 //! not poison: the notification's verdict is `removal`, the agent says `device_removal` and
 //! journals nothing. Binding the namespace again brings pmem0 back.
 
-use notify_model::{AgentRecord, Item, Verdict};
+use notify_model::{AgentRecord, EventData, Item, Verdict};
 
 use crate::checks::{evidence::Evidence, outcome::Outcome, replay_records::check_journal};
+
+/// MF_MEM_PRE_REMOVE.
+const MF_MEM_PRE_REMOVE: u32 = 0x80;
 
 pub fn check(o: &mut Outcome, ev: &Evidence, items: Option<&[&Item]>) {
     let r = &ev.results;
     o.fact_eq("mount succeeded", &r.fact::<i32>("mount_rc"), 0);
+    if r.has("unbind_hung") {
+        hung(o, ev, items);
+        return;
+    }
     o.fact_eq(
         "unbinding the namespace succeeded",
         &r.fact::<i32>("unbind_rc"),
@@ -53,4 +60,42 @@ pub fn check(o: &mut Outcome, ev: &Evidence, items: Option<&[&Item]>) {
         format!("{journaled} journaled"),
     );
     check_journal(o, r, ev, "journal_end", &[]);
+}
+
+/// The kernel never finished the unbind (seen on 7.3.4 under TCG: XFS said "Device is about to
+/// be removed!" and the unbind did not return in 60 s, agent or not; it holds the namespace's
+/// device lock, so every reader of its sysfs attributes sleeps). What notify must still do:
+/// see the notice reach the holder, journal nothing, and not stop with the kernel.
+fn hung(o: &mut Outcome, ev: &Evidence, items: Option<&[&Item]>) {
+    o.dmesg(&ev.dmesg, "Device is about to be removed!", true);
+    let Some(items) = items else { return };
+    let notice = items.iter().find_map(|i| match &i.kernel()?.data {
+        EventData::NotifyEnter {
+            offset,
+            len,
+            mf_flags,
+            ..
+        } if *mf_flags & MF_MEM_PRE_REMOVE != 0 => Some((*offset, *len)),
+        _ => None,
+    });
+    o.check(
+        "the probe saw MF_MEM_PRE_REMOVE over the whole device reach the holder",
+        notice == Some((0, u64::MAX)),
+        format!("{notice:?}"),
+    );
+    let journaled = items
+        .iter()
+        .filter(|i| matches!(i, Item::Record(AgentRecord::Journaled { .. })))
+        .count();
+    o.check(
+        "nothing was journaled",
+        journaled == 0,
+        format!("{journaled} journaled"),
+    );
+    let log = ev.text("agent.log").unwrap_or("");
+    o.check(
+        "the agent went on without the namespace's sysfs (it did not sleep with the unbind)",
+        log.contains("pmem sysfs did not answer"),
+        log.lines().rev().take(3).collect::<Vec<_>>().join(" | "),
+    );
 }

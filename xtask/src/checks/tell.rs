@@ -253,7 +253,7 @@ fn replayed(o: &mut Outcome, items: &[&Item], id: u64, what: &str, page: &FilePa
         ino.is_some() && owners.contains(&ino),
         format!("owners {owners:?}, want {}", page.ino.shown()),
     );
-    let cannot = rep.advice.iter().any(|a| a.contains("cannot be told"));
+    let cannot = rep.advice.iter().any(|a| a.contains("could not be told"));
     if !told {
         o.check(
             format!("replayed {what}: says XFS could not be told on this kernel"),
