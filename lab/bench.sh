@@ -176,8 +176,12 @@ bench_storm() {
 #           every page in turn: t0 just before the first write, end = the last mapper's SIGBUS.
 #   replay: the same on fresh files, but poisoned while unmounted with the enforcing agent
 #           running (journaled no_holder); the agent is stopped, the fs mounted, N mappers map
-#           the pages, then t0 = exec of `notify journal replay --policy sigbus`, end = the last
+#           the pages, their sectors are listed in pmem0's bad blocks (what the platform does
+#           after a machine check; on 7.x XFS's verify-media then fails there and reports),
+#           then t0 = exec of `notify journal replay --policy sigbus`, end = the last
 #           mapper's SIGBUS (sent by notify through a pidfd).
+#   Both: XFS's own data-loss reports (FAN_FS_ERROR, 7.0+) counted from t0, and when the last
+#   arrived: the kernel's at its own notification, notify's after telling XFS.
 bench_contain() {
 	D=bench-contain
 	mkdir -p "$OUT/$D"
@@ -228,7 +232,7 @@ bench_contain() {
 					echo "@@NOTIFY-SAY [$D] agent up after $i, $inj, journaled $jn"
 					agent_down
 					mount -t xfs -o dax=always $PMEM /mnt || echo "@@NOTIFY-WARN contain: mount failed"
-					out=$(benchhelp contain "$dir" "$n" replay -- "$AGENT" journal --journal $J replay \
+					out=$(benchhelp contain "$dir" "$n" replay --list-bad -- "$AGENT" journal --journal $J replay \
 						--policy sigbus 2> "$OUT/$D/replay-$tag.log")
 					sig=$(grep '"kind":"enforcement"' "$OUT/$D/replay-$tag.log" | grep -c '"action":"signalled"')
 					rep=$(grep -c '"kind":"replayed"' "$OUT/$D/replay-$tag.log")
@@ -244,6 +248,10 @@ bench_contain() {
 	done
 	echo 0 > /proc/sys/vm/memory_failure_early_kill
 	umount /mnt 2>/dev/null
+	# The listed sectors stay listed until written through the driver.
+	while read -r sec cnt; do
+		dd if=/dev/zero of=$PMEM bs=512 seek="$sec" count="$cnt" oflag=direct conv=notrunc 2> /dev/null
+	done < /sys/block/pmem0/badblocks
 	tail -n 20 "$OUT/$D/contain.err" > "$OUT/$D/contain-err-tail.txt" 2>/dev/null
 	emit "$D" rounds.txt replay-summary.txt contain-err-tail.txt replay-0-1.log
 	echo "@@NOTIFY-SCENARIO-END $D"

@@ -22,7 +22,7 @@
 //   benchhelp inject PFNFILE
 //       Write every pfn of PFNFILE to /sys/kernel/debug/hwpoison/corrupt-pfn; prints
 //       "injected=N ok=K errno_E=C ...".
-//   benchhelp contain DIR N kernel|replay [BASE_PFN] [-- CMD ARGS...]
+//   benchhelp contain DIR N kernel|replay [BASE_PFN] [--list-bad] [-- CMD ARGS...]
 //       Containment latency. Forks N mappers: each maps page 0 of DIR/fI MAP_SHARED, touches it,
 //       asks for early kill (PR_MCE_KILL_EARLY) and waits; its SIGBUS handler records
 //       CLOCK_MONOTONIC (and si_code) in a shared page and exits. Once all are mapped, t0 = now,
@@ -30,6 +30,11 @@
 //       "replay": run CMD (notify journal replay). Waits for every mapper ($CONTAIN_TIMEOUT, default 30 s, at most, then
 //       SIGKILLs the rest) and prints "n=N mode=M sigbus=S last_ns=L first_ns=F cmd_ns=C
 //       codes=..." with times relative to t0 (codes: si_code:count, -1 = other).
+//       --list-bad: once all are mapped (a listed page can no longer be mapped), list every
+//       page's sectors in /sys/block/pmem0/badblocks, as the platform does after a machine
+//       check. A fanotify group marked on DIR's filesystem counts XFS's own data-loss reports
+//       (FAN_FS_ERROR, EIO; Linux 7.0+) from t0: "xfs_reports=R xfs_last_ns=T", T when the
+//       last of them arrived.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -39,11 +44,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/fanotify.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <linux/fiemap.h>
 #include <linux/fs.h>
@@ -295,6 +302,60 @@ static void on_alarm(int sig) {
 	alarmed = 1;
 }
 
+// XFS's own reports (7.0+): FAN_FS_ERROR events with EIO ("data lost"), counted with the
+// reports fanotify folded into them. A child reads them as they come and notes when the n-th
+// arrived, in shared memory.
+struct xfs_watch {
+	volatile long long last_ns;
+	volatile int reports;
+	volatile int up;
+};
+
+static void watch_reports(const char *dir, struct xfs_watch *w, int n, int ready_fd) {
+	int fd = fanotify_init(FAN_CLASS_NOTIF | 0x00000200 /* FAN_REPORT_FID */, O_RDONLY);
+	if (fd >= 0 && fanotify_mark(fd, FAN_MARK_ADD | 0x00000100 /* FAN_MARK_FILESYSTEM */,
+				     0x00008000ULL /* FAN_FS_ERROR */, AT_FDCWD, dir) == 0)
+		w->up = 1;
+	if (write(ready_fd, "w", 1) != 1 || !w->up)
+		_exit(0);
+	char buf[8192];
+	while (w->reports < n) {
+		ssize_t len = read(fd, buf, sizeof(buf));
+		if (len <= 0)
+			_exit(0);
+		long long t = now_ns();
+		for (ssize_t pos = 0; pos + 24 <= len;) {
+			uint32_t ev_len, ml;
+			memcpy(&ev_len, buf + pos, 4);
+			uint16_t mlen;
+			memcpy(&mlen, buf + pos + 6, 2);
+			ml = mlen;
+			if (ev_len < 24 || pos + (ssize_t)ev_len > len)
+				break;
+			for (uint32_t i = ml; i + 4 <= ev_len;) {
+				uint8_t type = (uint8_t)buf[pos + i];
+				uint16_t il;
+				memcpy(&il, buf + pos + i + 2, 2);
+				if (il < 4 || i + il > ev_len)
+					break;
+				if (type == 5 /* FAN_EVENT_INFO_TYPE_ERROR */ && il >= 12) {
+					int32_t err;
+					uint32_t count;
+					memcpy(&err, buf + pos + i + 4, 4);
+					memcpy(&count, buf + pos + i + 8, 4);
+					if (err == EIO) {
+						w->reports += (int)count;
+						w->last_ns = t;
+					}
+				}
+				i += il;
+			}
+			pos += ev_len;
+		}
+	}
+	_exit(0);
+}
+
 static int cmd_contain(int argc, char **argv) {
 	if (argc < 5)
 		return 2;
@@ -304,12 +365,16 @@ static int cmd_contain(int argc, char **argv) {
 	unsigned long base = 0x40000;
 	unsigned timeout_s = getenv("CONTAIN_TIMEOUT") ? (unsigned)atoi(getenv("CONTAIN_TIMEOUT")) : 30;
 	char **cmd = NULL;
+	int list_bad = 0;
 	for (int i = 5; i < argc; i++) {
 		if (!strcmp(argv[i], "--")) {
 			cmd = &argv[i + 1];
 			break;
 		}
-		base = strtoul(argv[i], NULL, 0);
+		if (!strcmp(argv[i], "--list-bad"))
+			list_bad = 1;
+		else
+			base = strtoul(argv[i], NULL, 0);
 	}
 	if (replay && (!cmd || !cmd[0])) {
 		fprintf(stderr, "contain replay needs -- CMD\n");
@@ -317,7 +382,7 @@ static int cmd_contain(int argc, char **argv) {
 	}
 	long *pfns = calloc((size_t)n, sizeof(long));
 	pid_t *pids = calloc((size_t)n, sizeof(pid_t));
-	if (!replay)
+	if (!replay || list_bad)
 		for (int i = 0; i < n; i++)
 			if ((pfns[i] = pfn_of(dir, i, base)) < 0)
 				return 1;
@@ -374,6 +439,36 @@ static int cmd_contain(int argc, char **argv) {
 		}
 		got++;
 	}
+	// What the platform does after a machine check: list the pages' sectors as bad, after the
+	// mappers mapped them (a listed page can no longer be mapped: the driver refuses the fault).
+	int listed = 0;
+	if (list_bad) {
+		for (int i = 0; i < n; i++) {
+			FILE *bb = fopen("/sys/block/pmem0/badblocks", "w");
+			if (!bb)
+				break;
+			if (fprintf(bb, "%ld 8\n", (pfns[i] - (long)base) * 8) > 0 && fclose(bb) == 0)
+				listed++;
+		}
+	}
+	struct xfs_watch *xw =
+	    mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (xw == MAP_FAILED)
+		return 1;
+	int wready[2];
+	if (pipe(wready) < 0)
+		return 1;
+	pid_t wpid = fork();
+	if (wpid == 0) {
+		close(wready[0]);
+		watch_reports(dir, xw, n, wready[1]);
+	}
+	close(wready[1]);
+	{
+		char c;
+		if (read(wready[0], &c, 1) != 1)
+			fprintf(stderr, "contain: the report watcher died\n");
+	}
 	struct sigaction al;
 	memset(&al, 0, sizeof(al));
 	al.sa_handler = on_alarm; // no SA_RESTART: the alarm must interrupt waitpid
@@ -408,11 +503,25 @@ static int cmd_contain(int argc, char **argv) {
 				continue;
 			break;
 		}
+		if (w == wpid) { // the watcher saw every report: not one of those waited for
+			wpid = -1;
+			continue;
+		}
 		if (w == cpid) {
 			cmd_ns = now_ns() - t0;
 			cmd_status = st;
 		}
 		left--;
+	}
+	// XFS's reports may trail the last SIGBUS (a kworker sends them): up to 5 s more, on
+	// kernels whose XFS reports at all (7.0+).
+	struct utsname un;
+	int seven = uname(&un) == 0 && atoi(un.release) >= 7;
+	for (int i = 0; seven && xw->up && xw->reports < n && i < 500 && !alarmed; i++)
+		usleep(10000);
+	if (wpid > 0) {
+		kill(wpid, SIGKILL);
+		waitpid(wpid, NULL, 0);
 	}
 	if (alarmed) {
 		for (int i = 0; i < n; i++)
@@ -439,6 +548,8 @@ static int cmd_contain(int argc, char **argv) {
 	}
 	printf("n=%d mode=%s sigbus=%d first_ns=%lld last_ns=%lld cmd_ns=%lld timed_out=%d", n,
 	       replay ? "replay" : "kernel", got, first, last, cmd_ns, (int)alarmed);
+	printf(" listed=%d xfs_watch=%d xfs_reports=%d xfs_last_ns=%lld", listed, xw->up,
+	       xw->reports, xw->reports ? xw->last_ns - t0 : -1LL);
 	if (!replay)
 		printf(" injected_ok=%d injected_err=%d", inj_ok, inj_err);
 	else
@@ -501,6 +612,7 @@ int main(int argc, char **argv) {
 	if (argc > 1 && strcmp(argv[1], "contain") == 0)
 		return cmd_contain(argc, argv);
 	fprintf(stderr, "usage: benchhelp mount DEV DIR N [recover] | storm FILE NPAGES | mkfiles DIR N |"
-			" pfns DIR N | inject PFNFILE | contain DIR N kernel|replay [-- CMD]\n");
+			" pfns DIR N | inject PFNFILE | contain DIR N kernel|replay [--list-bad] [-- CMD] |"
+			" holdmon DIR SECS\n");
 	return 2;
 }

@@ -418,7 +418,7 @@ fn mappers(o: &BenchOpts) -> Result<()> {
 fn vm_bench(o: &BenchOpts, which: &str) -> Result<()> {
     let flavors = kernel::Flavor::parse(&o.kernel)?;
     let [k] = flavors.as_slice() else {
-        bail!("pick one kernel for a VM benchmark (--kernel 6.1 or 6.12)");
+        bail!("pick one kernel for a VM benchmark (--kernel 6.1, 6.12, 7.2, 7.3 or newest)");
     };
     let mach = machine();
     // The release agent: what a fleet runs, and the user-space side of the cost.

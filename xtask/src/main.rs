@@ -63,7 +63,7 @@ enum Cmd {
         /// pipeline: skip criterion's statistics, only the alternated figures.
         #[arg(long)]
         quick: bool,
-        /// VM benchmarks: 6.1 or 6.12.
+        /// VM benchmarks: one kernel line (6.1, 6.12, 7.2, 7.3 or newest).
         #[arg(long, default_value = "6.12")]
         kernel: String,
         #[arg(long, default_value = "kprobe")]

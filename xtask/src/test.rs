@@ -3,7 +3,8 @@
 //! 1. setup (Debian packages, nightly rust-src, bpf-linker; idempotent);
 //! 2. the workspace's tests: unit tests, and host tests that use a real XFS on loop devices,
 //!    real processes and signals, and the real BPF object on the host kernel (root);
-//! 3. the VM lab's scenarios as assertions on both kernels and both attach flavours.
+//! 3. the VM lab's scenarios as assertions on Debian's 6.1, 6.12 and newest kernel lines, kprobe
+//!    and fentry (the agent-side scenarios in the first flavour only).
 
 use std::process::Command;
 
