@@ -206,7 +206,19 @@ impl Agent {
         };
         let open = self.close_the_unactionable(&d, &mut out);
         let mut pending: Vec<(u64, Site, u64, u64, Told, bool)> = Vec::new();
+        let bad = badblocks::read(&d.name).unwrap_or_default();
         for r in open {
+            // A record replayed on an earlier mount is told again on this one (XFS keeps what
+            // it was told in memory only) while the driver still lists its range bad; one no
+            // longer listed (or never: XFS read it clean) has nothing left to tell, and every
+            // pass that opens a mount can make an umount at that moment fail with EBUSY.
+            let range = badblocks::ByteRange {
+                start: r.damage.dax_offset,
+                len: r.damage.len,
+            };
+            if r.state == Status::Replayed && !bad.iter().any(|b| b.overlaps(&range)) {
+                continue;
+            }
             let site = match site::find_site(disk, r.damage.dax_offset) {
                 Ok(Some(s)) => s,
                 Ok(None) => continue,

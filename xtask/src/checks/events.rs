@@ -24,13 +24,24 @@ pub fn pfn_offset(pfn: u64) -> Option<u64> {
     pfn.checked_sub(PMEM_BASE_PFN)?.checked_mul(PAGE)
 }
 
+/// How the scenario's first agent run ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum End {
+    /// SIGINT, exit 0.
+    Sigint,
+    /// kill -9 on purpose (the replay scenario's first agent): 137.
+    Killed,
+    /// kill -9 without waiting: the kernel may hold it (the removal scenario, when the
+    /// kernel never finished the unbind); no exit status to check.
+    Abandoned,
+}
+
 /// The scenario's agent events by seq, if its agent ran; records the agent's own health checks.
-/// `killed`: the run ends with kill -9 on purpose (the replay scenario's first agent).
 pub fn agent_events<'e>(
     o: &mut Outcome,
     ev: &'e Evidence,
     require_agent: bool,
-    killed: bool,
+    end: End,
 ) -> Option<&'e JsonLines<Item>> {
     let agent = AgentRun::read(&ev.results, "agent");
     match &agent.state.value {
@@ -57,10 +68,16 @@ pub fn agent_events<'e>(
             return None;
         }
     }
-    if killed {
-        o.fact_eq("agent died of kill -9 (137)", &agent.exit, 137);
-    } else {
-        o.fact_eq("agent exited 0 on SIGINT", &agent.exit, 0);
+    match end {
+        End::Killed => {
+            o.fact_eq("agent died of kill -9 (137)", &agent.exit, 137);
+        }
+        End::Sigint => {
+            o.fact_eq("agent exited 0 on SIGINT", &agent.exit, 0);
+        }
+        End::Abandoned => o
+            .skipped
+            .push("the agent was killed without a wait (the kernel's hung unbind)".into()),
     }
     let Some(file) = ev.events("events.jsonl") else {
         o.check("events.jsonl came back", false, "no events.jsonl");

@@ -73,8 +73,14 @@ fn doctor(o: &mut Outcome, ev: &Evidence, require_agent: bool) {
 /// A scenario whose agent prints events.jsonl: the agent's own checks, the scenario's, then
 /// its sessions.
 fn agent_scenario(o: &mut Outcome, scenario: &str, ev: &Evidence, require_agent: bool) {
-    // The replay scenario kills its first agent with SIGKILL on purpose.
-    let file = events::agent_events(o, ev, require_agent, scenario == "replay");
+    // The replay scenario kills its first agent with SIGKILL on purpose; the removal scenario
+    // abandons it when the kernel never finishes the unbind.
+    let end = match scenario {
+        "replay" => events::End::Killed,
+        "removal" if ev.results.has("unbind_hung") => events::End::Abandoned,
+        _ => events::End::Sigint,
+    };
+    let file = events::agent_events(o, ev, require_agent, end);
     let by_seq: Option<Vec<&Item>> = file.map(|f| f.by_seq());
     let items = by_seq.as_deref();
     // The newer scenarios read the file in its own order: records follow their cause.
