@@ -104,11 +104,9 @@ pub fn verify_with(
             }
             Err(e) => return Err(TellError::Ioctl(e)),
         }
-        // The kernel may clamp the range to the filesystem.
+        // The kernel may clamp the end to the filesystem. (`me_start_daddr` is where it
+        // stopped, not a clamped start: a clean first read moves it to the end.)
         v.end = v.end.min(m.me_end_daddr);
-        if cur == start {
-            v.start = v.start.max(m.me_start_daddr.min(v.end));
-        }
         if m.me_start_daddr >= v.end {
             break;
         }
@@ -220,9 +218,12 @@ mod tests {
         assert_eq!(v.bad, [(800, 8), (824, 8)]);
         assert_eq!(v.ioerror, Some(5));
         assert_eq!((v.start, v.end), (800, 832));
-        // Clean: nothing bad.
+        // Clean: nothing bad, and the range is the one asked for.
         let v = verify_with(0, 64, kernel(&[], 1 << 20)).unwrap();
         assert!(v.bad.is_empty());
+        assert_eq!((v.start, v.end), (0, 64));
+        let v = verify_with(24968, 24976, kernel(&[], 1 << 20)).unwrap();
+        assert_eq!((v.start, v.end), (24968, 24976));
         // Past the filesystem's end: clamped, and a bad sector at the very end.
         let v = verify_with(1000, 2000, kernel(&[1023], 1024)).unwrap();
         assert_eq!((v.end, v.bad.as_slice()), (1024, &[(1016, 8)][..]));

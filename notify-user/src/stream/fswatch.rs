@@ -24,6 +24,11 @@ use crate::{
 const MOUNT_WAIT: Duration = Duration::from_secs(10);
 /// How long after a delivered notification XFS's report of it may come.
 const TIE_WINDOW_NS: u64 = 5_000_000_000;
+/// How long a report is held before it is tied and handed on: XFS's report of a notification
+/// can be read from fanotify before the notification's own records are read from the ring
+/// buffer (seen on 7.3: the report read 39 ms after the notification's kernel time, ahead of
+/// it), and the tie needs the notification first.
+pub const REPORT_HOLD: Duration = Duration::from_millis(200);
 
 pub struct FsWatch {
     pub errors: FsErrors,
@@ -41,7 +46,7 @@ pub struct FsWatch {
     /// The last delivered notification per block device: (seq, ktime).
     delivered: HashMap<Dev, (u64, u64)>,
     /// Reports read, waiting to be handed to the listeners.
-    read: Vec<FsError>,
+    read: Vec<(FsError, Instant)>,
 }
 
 impl FsWatch {
@@ -195,9 +200,18 @@ impl FsWatch {
         }
     }
 
-    /// When the next poll is due, if a mount is awaited.
+    /// When the next poll is due (a mount awaited), or a held report is to be handed on.
     pub fn next_wakeup(&self) -> Option<Duration> {
-        (!self.pending.is_empty()).then_some(Duration::from_millis(20))
+        let poll = (!self.pending.is_empty()).then_some(Duration::from_millis(20));
+        let held = self
+            .read
+            .iter()
+            .map(|(_, at)| (*at + REPORT_HOLD).saturating_duration_since(Instant::now()))
+            .min();
+        match (poll, held) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Waits for reports and keeps them for [`FsWatch::take`]. Cancel-safe.
@@ -209,7 +223,10 @@ impl FsWatch {
             }
         };
         tokio::select! {
-            evs = self.errors.read() => self.read.extend(evs?),
+            evs = self.errors.read() => {
+                let now = Instant::now();
+                self.read.extend(evs?.into_iter().map(|e| (e, now)));
+            }
             Some(h) = health => self.health_read.push(h),
         }
         Ok(())
@@ -220,9 +237,14 @@ impl FsWatch {
         std::mem::take(&mut self.health_read)
     }
 
-    /// The reports read so far, each tied to the notification it follows.
-    pub fn take(&mut self) -> Vec<FsError> {
-        let mut out = std::mem::take(&mut self.read);
+    /// The reports held for [`REPORT_HOLD`] by `now` (every one with `all`), each tied to the
+    /// notification it follows, in the order read.
+    pub fn take(&mut self, now: Instant, all: bool) -> Vec<FsError> {
+        let (due, held): (Vec<_>, Vec<_>) = std::mem::take(&mut self.read)
+            .into_iter()
+            .partition(|(_, at)| all || now.saturating_duration_since(*at) >= REPORT_HOLD);
+        self.read = held;
+        let mut out: Vec<FsError> = due.into_iter().map(|(e, _)| e).collect();
         for e in &mut out {
             e.notification_seq = self
                 .delivered

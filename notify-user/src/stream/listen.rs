@@ -130,7 +130,7 @@ impl<'a> Stream<'a> {
 
     /// Kernel items first (the report watcher learns from them), then the XFS reports read
     /// since the last step.
-    fn dispatch_with_reports(&mut self, items: Vec<Item>) -> anyhow::Result<()> {
+    fn dispatch_with_reports(&mut self, items: Vec<Item>, last: bool) -> anyhow::Result<()> {
         if let Some(w) = self.fswatch.as_mut() {
             for i in &items {
                 w.on_item(i);
@@ -139,7 +139,11 @@ impl<'a> Stream<'a> {
         self.dispatch(items)?;
         if let Some(w) = self.fswatch.as_mut() {
             w.poll(Instant::now());
-            let mut reports: Vec<Item> = w.take().into_iter().map(Item::FsError).collect();
+            let mut reports: Vec<Item> = w
+                .take(Instant::now(), last)
+                .into_iter()
+                .map(Item::FsError)
+                .collect();
             reports.extend(w.take_health().into_iter().map(Item::Health));
             self.dispatch(reports)?;
         }
@@ -192,7 +196,7 @@ impl<'a> Stream<'a> {
     /// the batch.
     pub fn step(&mut self) -> anyhow::Result<()> {
         let items = self.pipe.ready(Instant::now(), false);
-        self.dispatch_with_reports(items)?;
+        self.dispatch_with_reports(items, false)?;
         let mut emitted = Vec::new();
         let now = Instant::now();
         for l in self.listeners.iter_mut() {
@@ -221,7 +225,7 @@ impl<'a> Stream<'a> {
     pub fn finish(mut self) -> anyhow::Result<Totals> {
         self.ring.drain_into(&mut self.pipe);
         let items = self.pipe.ready(Instant::now(), true);
-        self.dispatch_with_reports(items)?;
+        self.dispatch_with_reports(items, true)?;
         self.batch_end()?;
         self.pipe.totals.lost_kernel = self.ring.lost_in_kernel();
         let totals = self.pipe.totals.clone();
