@@ -640,6 +640,31 @@ print fmt: \"0x%lx\", REC->ret
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// The memory-failure tracepoint is found in either group: `ras` (every packaged kernel
+    /// so far) or `memory_failure` (where a 2025 patch moves it), and `ras` first when both.
+    #[test]
+    fn the_memory_failure_tracepoint_is_found_in_either_group() {
+        let root = std::env::temp_dir().join(format!("notify-tracefs-mf-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let t = Tracefs::at(&root);
+        let cands = [
+            ("ras", "memory_failure_event"),
+            ("memory_failure", "memory_failure_event"),
+        ];
+        assert_eq!(t.first_tracepoint(&cands), None);
+        std::fs::create_dir_all(root.join("events/memory_failure/memory_failure_event")).unwrap();
+        assert_eq!(
+            t.first_tracepoint(&cands),
+            Some(("memory_failure", "memory_failure_event"))
+        );
+        std::fs::create_dir_all(root.join("events/ras/memory_failure_event")).unwrap();
+        assert_eq!(
+            t.first_tracepoint(&cands),
+            Some(("ras", "memory_failure_event"))
+        );
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
     #[test]
     fn event_names_cannot_escape() {
         let t = Tracefs::at("/sys/kernel/tracing");
