@@ -395,3 +395,95 @@ impl Agent {
         ok
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use notify_model::{
+        dev::Dev,
+        journal::{Damage, DaxDevice, Reason, Status},
+    };
+
+    use super::*;
+    use crate::{
+        agent::AgentOptions,
+        kernel::{channels::Channels, kallsyms::Kallsyms, pmem::Namespace},
+    };
+
+    fn namespace(uuid: &str) -> Namespace {
+        Namespace {
+            name: "namespace9.0".into(),
+            region: Some("region9".into()),
+            uuid: Some(uuid.into()),
+            provider: Some("ACPI.NFIT".into()),
+            mode: Some("fsdax".into()),
+            resource: Some(0x1_0000_0000),
+            size: Some(1 << 30),
+        }
+    }
+
+    fn damage(ns: Option<&Namespace>) -> Damage {
+        Damage {
+            // A disk no test machine has: nothing mounted on it, no sysfs holders.
+            dax: DaxDevice {
+                name: "pmem-notify-test".into(),
+                major: 259,
+                minor: 99,
+            },
+            dax_offset: 0x20_0000,
+            len: 4096,
+            mf_flags: 0,
+            kernel_seq: 1,
+            ktime_ns: 1,
+            wall_ns: 1,
+            reason: Reason::NoHolder,
+            namespace: ns.map(|n| n.identity()),
+        }
+    }
+
+    #[test]
+    fn a_record_of_another_namespace_is_closed_stale_and_never_acted_on() {
+        let dir = std::env::temp_dir().join(format!("notify-stale-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (mut agent, _) = Agent::open(AgentOptions {
+            journal: dir.join("journal"),
+            enforce: Default::default(),
+            channels: Channels::detect(&Kallsyms::parse("")),
+            rescan: None,
+            redrive: false,
+            metadata_shutdown: false,
+        })
+        .unwrap();
+        let (was, is) = (namespace("aaaa-old"), namespace("bbbb-new"));
+        let stale = agent.journal.append(damage(Some(&was))).unwrap();
+        let same = agent.journal.append(damage(Some(&is))).unwrap();
+        let unknown = agent.journal.append(damage(None)).unwrap();
+        let disk = PmemDisk {
+            name: "pmem-notify-test".into(),
+            dev: Dev(259 << 20 | 99),
+            phys_start: Some(0x1_0000_0000),
+            size: 1 << 30,
+            namespace: Some(is),
+        };
+        let mut out = Vec::new();
+        let open: Vec<u64> = agent
+            .close_the_unactionable(&disk, &mut out)
+            .iter()
+            .map(|r| r.id)
+            .collect();
+        // The same namespace, and a record journaled before identities were kept, stay open.
+        assert_eq!(open, vec![same, unknown]);
+        assert_eq!(agent.journal.get(stale).unwrap().state, Status::Closed);
+        match &out[..] {
+            [AgentRecord::Closed { id, why, .. }] => {
+                assert_eq!(*id, stale);
+                assert!(why.starts_with("stale:"), "{why}");
+                assert!(
+                    why.contains("aaaa-old") && why.contains("bbbb-new"),
+                    "{why}"
+                );
+            }
+            other => panic!("want one closed record, got {other:?}"),
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -7,8 +7,9 @@
 use notify_model::{
     Item, Phase, Readiness,
     decision::{Act, Policy},
+    fserror::FsErrorKind,
     journal::{Reason, Status},
-    record::IdentifiedBy,
+    record::{AgentRecord, IdentifiedBy},
 };
 
 use crate::checks::{
@@ -524,6 +525,25 @@ fn reflink_and_header(o: &mut Outcome, ev: &Evidence, f: &Files, ids: Ids, run2:
         "6. replay of the AG 0 header reports metadata owners only, no error",
         meta_only,
         owners_brief(rm),
+    );
+    // Metadata damage is never a surprise shutdown: by default the record carries the repair
+    // advice and the filesystem stays up (no shutdown of ours, none reported by XFS).
+    let advised = replayed(rm).is_some_and(|(_, r)| {
+        r.advice
+            .iter()
+            .any(|a| a.contains("metadata is damaged") && a.contains("xfs_repair"))
+    });
+    let shut = run2.iter().any(|i| {
+        matches!(i, Item::Record(AgentRecord::MetadataShutdown { .. }))
+            || matches!(i, Item::FsError(e) if e.what == FsErrorKind::Shutdown)
+    });
+    o.check(
+        "6. the AG 0 header's record advises unmount and xfs_repair; the filesystem stays up",
+        advised && !shut,
+        format!(
+            "advice: {:?}; a shutdown in the stream: {shut}",
+            replayed(rm).map(|(_, r)| &r.advice)
+        ),
     );
     let no_decisions = |i: &Item| replayed(i).is_some_and(|(_, r)| r.decisions.is_empty());
     let enf2 = enforcements(run2);
