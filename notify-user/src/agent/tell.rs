@@ -2,7 +2,8 @@
 //! range of the data device through the block layer (the pmem driver refuses the sectors listed
 //! in its badblocks), and for every failed read XFS walks its reverse map — loading inodes that
 //! are not in memory — and reports data loss for each file owner through fserror (FAN_FS_ERROR),
-//! marks the inode metadata it finds sick, and kills nothing.
+//! marks a damaged inode's block map or xattrs sick (AG metadata it skips: 7.3 reports only
+//! inode owners), and kills nothing.
 //!
 //! The ioctl stops at the first failed read and returns 0 with `me_start_daddr` at the start of
 //! that read (7.3 fs/xfs/xfs_verify_media.c); a read is at least a page. So the range is walked
