@@ -7,7 +7,7 @@ use std::{fs, path::PathBuf, process::Command};
 use anyhow::{Context as _, Result};
 
 use crate::{
-    kernel::{Flavor, cache_dir},
+    kernel_line::Flavor,
     util::{self, natural_cmp, output, run},
 };
 
@@ -19,7 +19,7 @@ pub struct PrivateApt {
 
 impl PrivateApt {
     pub fn new(flavor: Flavor) -> Result<Self> {
-        let dir = cache_dir().join("apt").join(flavor.label());
+        let dir = util::lab_cache_dir().join("apt").join(flavor.label());
         util::mkdirp(&dir.join("lists/partial"))?;
         util::mkdirp(&dir.join("cache/archives/partial"))?;
         let (main, security) = system_mirrors()?;
@@ -85,7 +85,7 @@ impl PrivateApt {
 
     /// `apt-get download NAME[=VERSION]` into the shared .deb cache.
     pub fn download(&self, spec: &str) -> Result<PathBuf> {
-        let debs = cache_dir().join("debs");
+        let debs = util::lab_cache_dir().join("debs");
         util::mkdirp(&debs)?;
         run(self
             .cmd("apt-get")

@@ -25,7 +25,7 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 
-use crate::{initramfs, kernel, util, vm};
+use crate::{initramfs, kernel, kernel_line, util, vm};
 
 #[path = "bench_contain.rs"]
 mod contain;
@@ -416,7 +416,7 @@ fn mappers(o: &BenchOpts) -> Result<()> {
 // ---------------------------------------------------------------------------------------------
 
 fn vm_bench(o: &BenchOpts, which: &str) -> Result<()> {
-    let flavors = kernel::Flavor::parse(&o.kernel)?;
+    let flavors = kernel_line::Flavor::parse(&o.kernel)?;
     let [k] = flavors.as_slice() else {
         bail!("pick one kernel for a VM benchmark (--kernel 6.1, 6.12, 7.2, 7.3 or newest)");
     };

@@ -3,6 +3,7 @@
 use super::*;
 use crate::{
     apt::{newest_of, parse_mirrors, sources_list},
+    kernel_line::{BOOKWORM_SUITES, KNOWN, NEWEST},
     util::natural_cmp,
 };
 

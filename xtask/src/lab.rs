@@ -13,8 +13,8 @@ use anyhow::Result;
 
 use crate::{
     checks::{self, Evidence, Outcome, steps},
-    host_report, initramfs,
-    kernel::{self, Flavor},
+    host_report, initramfs, kernel,
+    kernel_line::Flavor,
     util, vm,
 };
 

@@ -6,6 +6,7 @@ mod checks;
 mod host_report;
 mod initramfs;
 mod kernel;
+mod kernel_line;
 mod lab;
 mod setup;
 mod test;
@@ -142,7 +143,7 @@ impl LabArgs {
             }
         }
         Ok(lab::Opts {
-            kernels: kernel::Flavor::parse(&self.kernel)?,
+            kernels: kernel_line::Flavor::parse(&self.kernel)?,
             attach,
             release: self.release,
             agent: self.agent,

@@ -74,41 +74,7 @@ fn journaled(items: &[&Item], off: u64, reason: Reason) -> Option<u64> {
 
 pub fn check(o: &mut Outcome, ev: &Evidence, items: Option<&[&Item]>) {
     let r = &ev.results;
-    for key in ["mount_rc", "mount2_rc", "umount_rc"] {
-        o.fact_eq(&format!("{key} is 0"), &r.fact::<i32>(key), 0);
-    }
-    for k in ["s", "t", "u", "v"] {
-        o.fact_eq(
-            &format!("listing page {k}'s sectors in /sys/block/pmem0/badblocks succeeded"),
-            &r.fact::<i32>(format!("{k}_bad_rc")),
-            0,
-        );
-    }
-    for (key, what) in [
-        (
-            "inject_s",
-            "corrupt-pfn of s with nothing mounted failed (no holder)",
-        ),
-        (
-            "inject_t",
-            "corrupt-pfn of t while mounting failed (XFS not ready)",
-        ),
-    ] {
-        let inject = Inject::read(r, key);
-        o.check(what, inject.failed(), inject.shown());
-    }
-    o.check(
-        "the slow mount was still under way at the poison",
-        !r.has("mounted_before_inject"),
-        r.fact::<String>("mounted_before_inject").shown(),
-    );
-    let listed: Fact<String> = r.fact("badblocks_listed");
-    let end: Fact<String> = r.fact("badblocks_end");
-    o.check(
-        "pmem0 listed the sectors, and a write through the driver cleared them",
-        listed.value.as_deref().is_some_and(|l| !l.is_empty()) && end.is(&String::new()),
-        format!("{} {}", listed.shown(), end.shown()),
-    );
+    script(o, r);
     let Some(told) = xfs_can_be_told(r) else {
         o.check(
             "the script said which kernel ran",
@@ -196,32 +162,7 @@ pub fn check(o: &mut Outcome, ev: &Evidence, items: Option<&[&Item]>) {
         replayed(o, items, *id, what, page, told);
     }
     if told {
-        // The stream's own group: fanotify folds a burst's unread reports into one event
-        // (error_count), so a file is either named or counted there.
-        let inos: Vec<u64> = pages.iter().filter_map(|p| p.ino.value).collect();
-        let (mut named, mut folded) = (0usize, 0u32);
-        for i in items {
-            if let Item::FsError(e) = i
-                && e.what == FsErrorKind::DataLost
-            {
-                named += usize::from(e.ino.is_some_and(|x| inos.contains(&x)));
-                folded += e.error_count.saturating_sub(1);
-            }
-        }
-        o.check(
-            "the stream's fs_error data_lost reports name or count every damaged file",
-            named + folded as usize >= inos.len() && named > 0,
-            format!("{named} named, {folded} folded, {} files", inos.len()),
-        );
-        let shut = items.iter().any(|i| match i {
-            Item::FsError(e) => e.what == FsErrorKind::Shutdown,
-            _ => false,
-        });
-        o.check(
-            "XFS reported its shutdown (fs_error shutdown)",
-            shut,
-            r.fact::<i32>("shutdown_rc").shown(),
-        );
+        xfs_reports(o, r, items, &pages);
     }
     let want: Vec<(u64, Status)> = ids
         .iter()
@@ -299,5 +240,74 @@ fn replayed(o: &mut Outcome, items: &[&Item], id: u64, what: &str, page: &FilePa
             .as_ref()
             .is_some_and(|(rep, miss)| ino.is_some_and(|x| rep.contains(&x)) && miss.is_empty()),
         format!("{reported:?}, want {}", page.ino.shown()),
+    );
+}
+
+/// What the guest script itself did: mounts, listings, drops, the driver's clearing.
+fn script(o: &mut Outcome, r: &Results) {
+    for key in ["mount_rc", "mount2_rc", "umount_rc"] {
+        o.fact_eq(&format!("{key} is 0"), &r.fact::<i32>(key), 0);
+    }
+    for k in ["s", "t", "u", "v"] {
+        o.fact_eq(
+            &format!("listing page {k}'s sectors in /sys/block/pmem0/badblocks succeeded"),
+            &r.fact::<i32>(format!("{k}_bad_rc")),
+            0,
+        );
+    }
+    for (key, what) in [
+        (
+            "inject_s",
+            "corrupt-pfn of s with nothing mounted failed (no holder)",
+        ),
+        (
+            "inject_t",
+            "corrupt-pfn of t while mounting failed (XFS not ready)",
+        ),
+    ] {
+        let inject = Inject::read(r, key);
+        o.check(what, inject.failed(), inject.shown());
+    }
+    o.check(
+        "the slow mount was still under way at the poison",
+        !r.has("mounted_before_inject"),
+        r.fact::<String>("mounted_before_inject").shown(),
+    );
+    let listed: Fact<String> = r.fact("badblocks_listed");
+    let end: Fact<String> = r.fact("badblocks_end");
+    o.check(
+        "pmem0 listed the sectors, and a write through the driver cleared them",
+        listed.value.as_deref().is_some_and(|l| !l.is_empty()) && end.is(&String::new()),
+        format!("{} {}", listed.shown(), end.shown()),
+    );
+}
+
+/// XFS's own reports in the stream (7.0+): every damaged file named or counted, the shutdown.
+fn xfs_reports(o: &mut Outcome, r: &Results, items: &[&Item], pages: &[FilePage]) {
+    // The stream's own group: fanotify folds a burst's unread reports into one event
+    // (error_count), so a file is either named or counted there.
+    let inos: Vec<u64> = pages.iter().filter_map(|p| p.ino.value).collect();
+    let (mut named, mut folded) = (0usize, 0u32);
+    for i in items {
+        if let Item::FsError(e) = i
+            && e.what == FsErrorKind::DataLost
+        {
+            named += usize::from(e.ino.is_some_and(|x| inos.contains(&x)));
+            folded += e.error_count.saturating_sub(1);
+        }
+    }
+    o.check(
+        "the stream's fs_error data_lost reports name or count every damaged file",
+        named + folded as usize >= inos.len() && named > 0,
+        format!("{named} named, {folded} folded, {} files", inos.len()),
+    );
+    let shut = items.iter().any(|i| match i {
+        Item::FsError(e) => e.what == FsErrorKind::Shutdown,
+        _ => false,
+    });
+    o.check(
+        "XFS reported its shutdown (fs_error shutdown)",
+        shut,
+        r.fact::<i32>("shutdown_rc").shown(),
     );
 }
