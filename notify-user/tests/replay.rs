@@ -269,3 +269,21 @@ fn a_batch_acts_per_notification_after_one_scan() {
     }
     assert!(on_c.alive(), "the mapper of an undamaged file must survive");
 }
+
+/// Whether a real XFS takes `XFS_IOC_VERIFY_MEDIA`, asked with an empty range (how a replay
+/// finds out without the kernel's symbols): XFS 7.0 and later answer, older ones say ENOTTY.
+#[test]
+#[ignore = "needs root (BPF, loop devices, mount): run as root with --include-ignored"]
+fn verify_media_is_asked_of_a_real_xfs_and_matches_the_kernel_release() {
+    common::require_root("verify_media_is_asked_of_a_real_xfs_and_matches_the_kernel_release");
+    let x = Xfs::new("rmapbt=1");
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    let major: u32 = release.split('.').next().unwrap().trim().parse().unwrap();
+    match notify::agent::tell::answers(&x.mnt) {
+        Ok(()) => assert!(major >= 7, "XFS of {release} answered verify-media"),
+        Err(notify::agent::tell::TellError::NotOnThisKernel) => {
+            assert!(major < 7, "XFS of {release} said ENOTTY")
+        }
+        Err(e) => panic!("verify-media on {}: {e}", x.mnt.display()),
+    }
+}

@@ -153,6 +153,34 @@ pub fn verify(
     })
 }
 
+/// Whether the XFS mounted at `mount` takes `XFS_IOC_VERIFY_MEDIA`: asked with an empty range
+/// (7.3 returns 0 before any I/O when the start reaches the end; a kernel without it says
+/// ENOTTY). Asks the kernel itself, without reading its symbols.
+pub fn answers(mount: &Path) -> Result<(), TellError> {
+    let f = File::open(mount).map_err(TellError::Ioctl)?;
+    let mut m = VerifyMedia {
+        me_dev: XFS_DEV_DATA,
+        ..VerifyMedia::default()
+    };
+    // SAFETY: m is a valid, writable 40-byte struct for the duration of the call.
+    let rc = unsafe {
+        libc::ioctl(
+            f.as_raw_fd(),
+            XFS_IOC_VERIFY_MEDIA as libc::c_ulong,
+            &mut m as *mut VerifyMedia,
+        )
+    };
+    if rc == 0 {
+        return Ok(());
+    }
+    let e = io::Error::last_os_error();
+    Err(if e.raw_os_error() == Some(libc::ENOTTY) {
+        TellError::NotOnThisKernel
+    } else {
+        TellError::Ioctl(e)
+    })
+}
+
 /// `_IOR('X', 125, __u32)`: shut the filesystem down.
 pub const XFS_IOC_GOINGDOWN: u64 = (2 << 30) | (4 << 16) | ((b'X' as u64) << 8) | 125;
 /// Shut down without flushing the log: what XFS does itself for on-disk corruption.

@@ -7,10 +7,16 @@ use clap::Subcommand;
 use notify_model::Item;
 
 use crate::{
-    agent::{Agent, AgentOptions, journal},
+    agent::{
+        Agent, AgentOptions, journal,
+        tell::{self, TellError},
+    },
     cmd::common::{DEFAULT_JOURNAL, EnforceArgs},
     export::sink::{Format, Sink},
-    kernel::{channels::Channels, kallsyms::Kallsyms},
+    kernel::{
+        channels::{Channel, Channels},
+        mountinfo,
+    },
 };
 
 #[derive(clap::Args, Debug)]
@@ -94,11 +100,10 @@ pub fn run(a: JournalArgs) -> anyhow::Result<ExitCode> {
             }
         }
         JournalCmd::Replay { enforce } => {
-            let ksyms = Kallsyms::load()?;
             let (mut agent, _) = Agent::open(AgentOptions {
                 journal: path,
                 enforce: enforce.config(),
-                channels: Channels::detect(&ksyms),
+                channels: Channels::without_symbols(verify_media()),
                 rescan: None,
                 redrive: false,
                 metadata_shutdown: false,
@@ -125,4 +130,27 @@ pub fn run(a: JournalArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Whether this kernel's XFS takes verify-media, asked of the first XFS mounted (one XFS module
+/// serves them all). A replay acts only on mounted filesystems: with none, nothing is told.
+fn verify_media() -> Channel {
+    let mounts = mountinfo::read().unwrap_or_default();
+    let Some(m) = mounts.iter().find(|m| m.fstype == "xfs") else {
+        return Channel::of(None, "no XFS mounted: nothing to tell");
+    };
+    match tell::answers(&m.mount_point) {
+        Ok(()) => Channel::of(
+            Some(true),
+            format!(
+                "XFS media verification: XFS_IOC_VERIFY_MEDIA answered on {}",
+                m.mount_point.display()
+            ),
+        ),
+        Err(TellError::NotOnThisKernel) => Channel::of(
+            Some(false),
+            "not on this kernel: XFS has no XFS_IOC_VERIFY_MEDIA (ENOTTY; XFS 7.0 or later has it)",
+        ),
+        Err(e) => Channel::of(None, format!("{e} (asked on {})", m.mount_point.display())),
+    }
 }

@@ -26,7 +26,7 @@ pub struct Channel {
 }
 
 impl Channel {
-    fn of(present: Option<bool>, reason: impl Into<String>) -> Channel {
+    pub fn of(present: Option<bool>, reason: impl Into<String>) -> Channel {
         Channel {
             present,
             reason: reason.into(),
@@ -77,7 +77,36 @@ fn xfs_symbol(ksyms: &Kallsyms, name: &str, what: &str) -> Channel {
     }
 }
 
+/// The re-drive interface: a sysfs file, there or not.
+fn hard_offline_page() -> Channel {
+    if Path::new(HARD_OFFLINE_PAGE).exists() {
+        Channel::of(
+            Some(true),
+            format!("{HARD_OFFLINE_PAGE} exists (a testing interface: opt-in only)"),
+        )
+    } else {
+        Channel::of(
+            Some(false),
+            format!("no {HARD_OFFLINE_PAGE} (CONFIG_MEMORY_HOTPLUG and MEMORY_FAILURE)"),
+        )
+    }
+}
+
 impl Channels {
+    /// The channels a one-shot replay needs, without the kernel's symbols (reading and parsing
+    /// /proc/kallsyms is most of a replay's start-up): whether XFS takes verify-media, as its
+    /// caller asked a mounted XFS (`agent::tell::answers`); the others are not looked up.
+    pub fn without_symbols(verify_media: Channel) -> Channels {
+        let unasked = || Channel::of(None, "not looked up (no kernel symbols read)");
+        Channels {
+            fserror: unasked(),
+            healthmon: unasked(),
+            verify_media,
+            hard_offline_page: hard_offline_page(),
+            monitors: Vec::new(),
+        }
+    }
+
     pub fn detect(ksyms: &Kallsyms) -> Channels {
         let fserror = if ksyms.contains("fserror_report") {
             Channel::of(
@@ -92,17 +121,7 @@ impl Channels {
                  FAN_FS_ERROR",
             )
         };
-        let hard_offline_page = if Path::new(HARD_OFFLINE_PAGE).exists() {
-            Channel::of(
-                Some(true),
-                format!("{HARD_OFFLINE_PAGE} exists (a testing interface: opt-in only)"),
-            )
-        } else {
-            Channel::of(
-                Some(false),
-                format!("no {HARD_OFFLINE_PAGE} (CONFIG_MEMORY_HOTPLUG and MEMORY_FAILURE)"),
-            )
-        };
+        let hard_offline_page = hard_offline_page();
         Channels {
             fserror,
             healthmon: xfs_symbol(ksyms, "xfs_ioc_health_monitor", "XFS health monitor"),
