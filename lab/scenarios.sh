@@ -71,6 +71,13 @@ agent_start() {
 	if kill -0 $AGENT_PID 2>/dev/null; then
 		res agent running
 		res agent_start_ds $i
+		# "attached" is the probes' report; XFS's own channels are set up after it (the
+		# fserror marks, and the health monitors of --healthmon), and a poison in between
+		# reaches no listener. Their lines come on every kernel (or say why not).
+		wait_lines "$OUT/$SC/agent.log" 'notify: fserror:' 1
+		case "$TRACE_EXTRA" in
+		*--healthmon*) wait_lines "$OUT/$SC/agent.log" 'notify: healthmon:' 1 ;;
+		esac
 		say "agent up after $((i / 10)).$((i % 10)) s ($ATTACH)"
 	else
 		wait $AGENT_PID
