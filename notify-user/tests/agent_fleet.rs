@@ -28,7 +28,13 @@ use std::{
 };
 
 use common::{TempDir, Xfs};
-use notify::{agent::journal, export::rotate};
+use notify::{
+    agent::journal,
+    export::{
+        rotate,
+        sink::{Format, Sink},
+    },
+};
 use notify_model::{
     Derived, Dev, EventData, Header, Item, MountStep, Notification, Readiness, State, TraceEvent,
     Transition, Verdict,
@@ -361,10 +367,42 @@ fn every_action() -> Vec<Action> {
     ]
 }
 
-#[test]
-fn every_kind_in_the_code_is_documented() {
-    let schema = schema::parse(schema::EVENTS_MD);
-    let mut seen = BTreeSet::new();
+/// A writer the test can read back: what a `Sink` wrote.
+#[derive(Clone, Default)]
+struct Shared(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Shared {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The JSON line the agent's sink writes for one item (wall time and host name included).
+fn sink_line(item: &Item) -> String {
+    let buf = Shared::default();
+    let mut sink = Sink::new(Format::Json, Box::new(buf.clone()));
+    sink.write(item).unwrap();
+    sink.flush().unwrap();
+    let bytes = buf.0.lock().unwrap().clone();
+    let line = String::from_utf8(bytes).unwrap();
+    assert!(
+        line.ends_with('\n') && line.matches('\n').count() == 1,
+        "{line:?}"
+    );
+    // The VM lab's checks read these lines back as items: the stamp must not get in the way.
+    if let Err(e) = serde_json::from_str::<Item>(&line) {
+        panic!("a sink line does not read back as an item ({e}): {line}");
+    }
+    line.trim_end().to_string()
+}
+
+/// One sink line of every variant in the code.
+fn every_kind_lines() -> Vec<String> {
+    let mut lines = Vec::new();
     for data in every_event() {
         let ev = TraceEvent {
             seq: 1,
@@ -375,33 +413,114 @@ fn every_kind_in_the_code_is_documented() {
             comm: "mount".into(),
             data,
         };
-        let line = serde_json::to_string(&ev).unwrap();
-        seen.insert(schema::validate(&schema, &line).unwrap_or_else(|e| panic!("{e}")));
+        lines.push(sink_line(&Item::Kernel(ev)));
     }
-    for d in every_derived() {
-        let line = serde_json::to_string(&d).unwrap();
-        seen.insert(schema::validate(&schema, &line).unwrap_or_else(|e| panic!("{e}")));
-    }
-    for a in every_action() {
-        let line = serde_json::to_string(&a).unwrap();
-        seen.insert(schema::validate(&schema, &line).unwrap_or_else(|e| panic!("{e}")));
-    }
+    lines.extend(every_derived().iter().map(sink_line));
+    lines.extend(
+        every_action()
+            .into_iter()
+            .map(|a| sink_line(&Item::Record(a))),
+    );
+    lines
+}
+
+const T: &str = r#""time":"2026-12-01T15:54:50.123456789Z","host":"h""#;
+
+/// Lines the schema must reject: a missing field, an undocumented one, a wrong type, an unknown
+/// kind, no wall time, a wall time that is not RFC 3339 with nanoseconds, no host.
+fn bad_lines() -> Vec<String> {
+    vec![
+        format!(
+            r#"{{{T},"kind":"journaled","id":1,"reason":"premature","disk":"pmem0","dax_offset":0,"len":1}}"#
+        ),
+        format!(r#"{{{T},"kind":"unidentified","dax_offset":0,"len":1,"why":"x","extra":1}}"#),
+        format!(r#"{{{T},"kind":"mount_not_visible","dev":"259","waited_ms":1}}"#),
+        format!(r#"{{{T},"kind":"syscall_exit","syscall":"mount","ret":0}}"#),
+        format!(r#"{{{T},"kind":"no_such_kind"}}"#),
+        r#"{"host":"h","kind":"unidentified","dax_offset":0,"len":1,"why":"x"}"#.into(),
+        r#"{"time":"2026-12-01 15:54:50","host":"h","kind":"unidentified","dax_offset":0,"len":1,"why":"x"}"#.into(),
+        r#"{"time":"2026-12-01T15:54:50.123456789Z","kind":"unidentified","dax_offset":0,"len":1,"why":"x"}"#.into(),
+    ]
+}
+
+#[test]
+fn every_kind_in_the_code_is_documented() {
+    let schema = schema::parse(schema::EVENTS_MD);
+    let seen: BTreeSet<String> = every_kind_lines()
+        .iter()
+        .map(|l| schema::validate(&schema, l).unwrap_or_else(|e| panic!("{e}")))
+        .collect();
     let documented: BTreeSet<String> = schema.keys().cloned().collect();
     assert_eq!(
         seen, documented,
         "docs/EVENTS.md lists kinds the code does not make, or this test misses a variant"
     );
-    // The validator really rejects: a missing field, an undocumented one, a wrong type.
-    let bad = [
-        r#"{"kind":"journaled","id":1,"reason":"premature","disk":"pmem0","dax_offset":0,"len":1}"#,
-        r#"{"kind":"unidentified","dax_offset":0,"len":1,"why":"x","extra":1}"#,
-        r#"{"kind":"mount_not_visible","dev":"259","waited_ms":1}"#,
-        r#"{"kind":"syscall_exit","syscall":"mount","ret":0}"#,
-        r#"{"kind":"no_such_kind"}"#,
-    ];
-    for b in bad {
-        assert!(schema::validate(&schema, b).is_err(), "accepted {b}");
+    // The validator really rejects.
+    let ok = format!(r#"{{{T},"kind":"unidentified","dax_offset":0,"len":1,"why":"x"}}"#);
+    schema::validate(&schema, &ok).unwrap_or_else(|e| panic!("{e}"));
+    for b in bad_lines() {
+        assert!(schema::validate(&schema, &b).is_err(), "accepted {b}");
     }
+}
+
+const SCHEMA_JSON: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/events.schema.json");
+
+/// docs/events.schema.json is generated from docs/EVENTS.md's table; NOTIFY_BLESS=1 rewrites it.
+#[test]
+fn events_schema_json_is_generated_from_events_md() {
+    let schema = schema::parse(schema::EVENTS_MD);
+    let want = serde_json::to_string_pretty(&schema::json_schema(&schema)).unwrap() + "\n";
+    if std::env::var_os("NOTIFY_BLESS").is_some() {
+        fs::write(SCHEMA_JSON, &want).unwrap();
+    }
+    let have = fs::read_to_string(SCHEMA_JSON).unwrap_or_default();
+    assert!(
+        have == want,
+        "docs/events.schema.json is not what docs/EVENTS.md's table generates: run \
+         `NOTIFY_BLESS=1 cargo test -p notify-user --test agent_fleet events_schema_json` and \
+         commit it"
+    );
+}
+
+/// The published schema, checked by an independent validator (Python's `jsonschema`, installed
+/// by `cargo xtask setup`): every variant's real sink line passes, every bad line fails.
+#[test]
+fn every_kind_validates_against_events_schema_json() {
+    let tmp = TempDir::new("schema-py");
+    let good = tmp.path().join("good.jsonl");
+    let bad = tmp.path().join("bad.jsonl");
+    fs::write(&good, every_kind_lines().join("\n") + "\n").unwrap();
+    fs::write(&bad, bad_lines().join("\n") + "\n").unwrap();
+    let script = r#"
+import json, sys, jsonschema
+schema = json.load(open(sys.argv[1]))
+jsonschema.Draft202012Validator.check_schema(schema)
+v = jsonschema.Draft202012Validator(schema)
+fails = 0
+for line in open(sys.argv[2]):
+    errs = list(v.iter_errors(json.loads(line)))
+    if errs:
+        fails += 1
+        print("REJECTED GOOD", errs[0].message, line.strip())
+for line in open(sys.argv[3]):
+    if v.is_valid(json.loads(line)):
+        fails += 1
+        print("ACCEPTED BAD", line.strip())
+sys.exit(1 if fails else 0)
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script, SCHEMA_JSON])
+        .arg(&good)
+        .arg(&bad)
+        .output()
+        .expect("python3 (cargo xtask setup installs its jsonschema module)");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !text.contains("No module named 'jsonschema'"),
+        "Python's jsonschema is missing: run `cargo xtask setup`"
+    );
+    assert!(out.status.success(), "jsonschema disagrees:\n{text}");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -547,6 +666,15 @@ fn seed_journal(path: &Path, torn_tail: bool) {
     }
 }
 
+/// Now, as notify writes it.
+fn wall_now() -> String {
+    let ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    notify::export::stamp::rfc3339(ns as i128)
+}
+
 fn output_files(path: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = (1..100)
         .map(|i| rotate::rotated_name(path, i))
@@ -567,6 +695,7 @@ fn agent_output_validates_against_events_md() {
     let journal = tmp.path().join("journal");
     seed_journal(&journal, true);
     let out = tmp.path().join("log").join("events.jsonl");
+    let began = wall_now();
     let agent = AgentProc::start(&[
         "-o",
         "json",
@@ -586,8 +715,11 @@ fn agent_output_validates_against_events_md() {
     cycle_mount(&xfs, 30);
     std::thread::sleep(Duration::from_millis(300));
     let (code, stderr) = agent.stop();
+    let ended = wall_now();
     assert_eq!(code, 0, "agent must exit 0 on SIGTERM:\n{stderr}");
     assert!(stderr.contains("1 pending"), "{stderr}");
+    let host = notify::export::stamp::host_name();
+    assert!(!host.is_empty());
 
     let files = output_files(&out);
     assert!(files.len() > 1, "4K rotation never happened: {files:?}");
@@ -614,6 +746,14 @@ fn agent_output_validates_against_events_md() {
             let kind = schema::validate(&schema, line).unwrap_or_else(|e| panic!("{e}"));
             // Kernel order survives rotation: seq never goes back from one file to the next.
             let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            // Wall time: of the event (kernel events) or of the record, inside this test's run
+            // (RFC 3339 UTC of fixed width sorts as time does); the host is this one.
+            let t = v["time"].as_str().unwrap();
+            assert!(
+                began.as_str() <= t && t <= ended.as_str(),
+                "{t} outside {began}..{ended}: {line}"
+            );
+            assert_eq!(v["host"], host.as_str(), "{line}");
             if let Some(s) = v["seq"].as_u64() {
                 assert!(
                     last_seq.is_none_or(|l| l <= s),

@@ -54,6 +54,7 @@ pub fn setup() -> Result<()> {
     nightly()?;
     bpf_linker()?;
     apt_packages()?;
+    python_modules()?;
     eprintln!("setup: all done in {:.1?}", t0.elapsed());
     Ok(())
 }
@@ -155,6 +156,27 @@ fn bpf_linker() -> Result<()> {
         Some(v) if v.contains(BPF_LINKER_VERSION) => Ok(()),
         other => bail!("bpf-linker still not usable after install: {other:?}"),
     }
+}
+
+/// Python modules the tests use: `jsonschema`, the independent validator of
+/// docs/events.schema.json (installed from PyPI for the `python3` on PATH, which may not be
+/// Debian's).
+const PYTHON_MODULES: &[&str] = &["jsonschema"];
+
+fn python_modules() -> Result<()> {
+    for m in PYTHON_MODULES {
+        let present = Command::new("python3")
+            .args(["-c", &format!("import {m}")])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if present {
+            eprintln!("setup: python module {m} present");
+        } else {
+            eprintln!("setup: installing python module {m}");
+            run(Command::new("python3").args(["-m", "pip", "install", "--quiet", m]))?;
+        }
+    }
+    Ok(())
 }
 
 /// Packages of `list` that dpkg does not report as installed.

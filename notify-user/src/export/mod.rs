@@ -4,3 +4,4 @@
 pub mod metrics;
 pub mod rotate;
 pub mod sink;
+pub mod stamp;

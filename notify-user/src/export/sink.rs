@@ -16,7 +16,10 @@ use notify_model::{
     record::AgentRecord,
 };
 
-use crate::stream::{Listener, Totals};
+use crate::{
+    export::stamp::Stamp,
+    stream::{Listener, Totals},
+};
 
 /// Output format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -37,6 +40,8 @@ pub struct Sink {
     /// ktime of the first event, for relative times in the table.
     t0: Option<u64>,
     header_done: bool,
+    /// Wall time and host name for every JSON line.
+    stamp: Stamp,
 }
 
 impl Sink {
@@ -57,7 +62,25 @@ impl Sink {
             out,
             t0: None,
             header_done: false,
+            stamp: Stamp::new(),
         }
+    }
+
+    /// Writes one JSON object with the wall time (of `ktime_ns`, or now) and host name as its
+    /// first members, then a newline.
+    fn json_line(&mut self, v: &impl serde::Serialize, ktime_ns: Option<u64>) -> io::Result<()> {
+        let body = serde_json::to_vec(v).map_err(io::Error::other)?;
+        // Every item and record serializes as a JSON object (serde's tagged enums).
+        let rest = body
+            .strip_prefix(b"{")
+            .ok_or_else(|| io::Error::other("a stream item did not serialize as a JSON object"))?;
+        self.out.write_all(b"{")?;
+        self.out.write_all(self.stamp.fields(ktime_ns).as_bytes())?;
+        if rest != b"}" {
+            self.out.write_all(b",")?;
+        }
+        self.out.write_all(rest)?;
+        self.out.write_all(b"\n")
     }
 
     /// Writes one item: a kernel event or a derived item as a row, an agent record as a
@@ -69,10 +92,7 @@ impl Sink {
             Item::Notification(d) => self.row(item, &d.at, &notification_details(&d.data)),
             Item::Record(r) => self.write_record(r),
             Item::FsError(e) => match self.format {
-                Format::Json => {
-                    serde_json::to_writer(&mut self.out, item)?;
-                    self.out.write_all(b"\n")
-                }
+                Format::Json => self.json_line(item, Some(e.ktime_ns)),
                 Format::Table => writeln!(
                     self.out,
                     "{:>6} {:>12} {:>3} {:>7} {:<15} {:<24} {}",
@@ -86,10 +106,7 @@ impl Sink {
                 ),
             },
             Item::Health(h) => match self.format {
-                Format::Json => {
-                    serde_json::to_writer(&mut self.out, item)?;
-                    self.out.write_all(b"\n")
-                }
+                Format::Json => self.json_line(item, Some(h.ktime_ns)),
                 Format::Table => writeln!(
                     self.out,
                     "{:>6} {:>12} {:>3} {:>7} {:<15} {:<24} {}",
@@ -107,10 +124,7 @@ impl Sink {
 
     fn row(&mut self, item: &Item, h: &Header, details: &str) -> io::Result<()> {
         match self.format {
-            Format::Json => {
-                serde_json::to_writer(&mut self.out, item)?;
-                self.out.write_all(b"\n")
-            }
+            Format::Json => self.json_line(item, Some(h.ktime_ns)),
             Format::Table => {
                 if !self.header_done {
                     writeln!(
@@ -141,10 +155,7 @@ impl Sink {
     fn write_record(&mut self, a: &AgentRecord) -> io::Result<()> {
         let v = serde_json::to_value(a).map_err(io::Error::other)?;
         match self.format {
-            Format::Json => {
-                serde_json::to_writer(&mut self.out, &v)?;
-                self.out.write_all(b"\n")
-            }
+            Format::Json => self.json_line(&v, None),
             Format::Table => {
                 let kind = v["kind"].as_str().unwrap_or("agent").to_string();
                 let mut fields = v;

@@ -32,6 +32,10 @@ pub const HEADER: &[(&str, &str)] = &[
     ("comm", "string"),
 ];
 
+/// On every line, event or record: the wall-clock time (RFC 3339, UTC, nanoseconds) and the
+/// host name.
+pub const STAMP: &[(&str, &str)] = &[("time", "time"), ("host", "string")];
+
 const TYPES: &[&str] = &[
     "u32", "u64", "i32", "i64", "string", "bool", "hex", "dev", "object", "array",
 ];
@@ -113,8 +117,30 @@ fn type_ok(v: &Value, ty: &str) -> bool {
         }),
         "object" => v.is_object(),
         "array" => v.is_array(),
+        "time" => v.as_str().is_some_and(is_rfc3339_ns),
         _ => false,
     }
+}
+
+/// "2026-12-01T15:54:50.123456789Z": what notify writes (UTC, nine digits of fraction).
+pub fn is_rfc3339_ns(s: &str) -> bool {
+    let b = s.as_bytes();
+    let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
+    b.len() == 30
+        && digits(0..4)
+        && b[4] == b'-'
+        && digits(5..7)
+        && b[7] == b'-'
+        && digits(8..10)
+        && b[10] == b'T'
+        && digits(11..13)
+        && b[13] == b':'
+        && digits(14..16)
+        && b[16] == b':'
+        && digits(17..19)
+        && b[19] == b'.'
+        && digits(20..29)
+        && b[29] == b'Z'
 }
 
 /// Checks one output line against the schema; Err says what is wrong.
@@ -131,6 +157,15 @@ pub fn validate(schema: &BTreeMap<String, Kind>, line: &str) -> Result<String, S
         .get(kind)
         .ok_or_else(|| format!("kind {kind:?} is not in docs/EVENTS.md: {line}"))?;
     let mut allowed: Vec<&str> = vec!["kind"];
+    for (name, ty) in STAMP {
+        let f = obj
+            .get(*name)
+            .ok_or_else(|| format!("{kind}: `{name}` missing: {line}"))?;
+        if !type_ok(f, ty) {
+            return Err(format!("{kind}: `{name}` is not {ty}: {line}"));
+        }
+        allowed.push(name);
+    }
     if k.header {
         for (name, ty) in HEADER {
             let f = obj
@@ -163,4 +198,80 @@ pub fn validate(schema: &BTreeMap<String, Kind>, line: &str) -> Result<String, S
         return Err(format!("{kind}: field `{extra}` is not documented: {line}"));
     }
     Ok(kind.to_string())
+}
+
+/// The JSON Schema (draft 2020-12) of every line, generated from the same table: the file
+/// docs/events.schema.json must equal this (a test compares them), so the published schema is
+/// the one the tests check.
+pub fn json_schema(schema: &BTreeMap<String, Kind>) -> Value {
+    use serde_json::{Map, json};
+    fn ty(t: &str, nullable: bool) -> Value {
+        let mut v = match t {
+            "u32" => json!({"type": "integer", "minimum": 0, "maximum": u32::MAX}),
+            "u64" => json!({"type": "integer", "minimum": 0, "maximum": u64::MAX}),
+            "i32" => json!({"type": "integer", "minimum": i32::MIN, "maximum": i32::MAX}),
+            "i64" => json!({"type": "integer", "minimum": i64::MIN, "maximum": i64::MAX}),
+            "string" => json!({"type": "string"}),
+            "bool" => json!({"type": "boolean"}),
+            "hex" => json!({"type": "string", "pattern": "^0x[0-9a-fA-F]+$"}),
+            "dev" => json!({"type": "string", "pattern": "^[0-9]+:[0-9]+$"}),
+            "object" => json!({"type": "object"}),
+            "array" => json!({"type": "array"}),
+            "time" => json!({
+                "type": "string",
+                "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{9}Z$"
+            }),
+            other => panic!("no JSON Schema type for {other}"),
+        };
+        if nullable {
+            let base = v["type"].clone();
+            v["type"] = json!([base, "null"]);
+        }
+        v
+    }
+    let mut defs = Map::new();
+    let mut all_of = Vec::new();
+    for (kind, k) in schema {
+        let mut props = Map::new();
+        let mut required = vec![json!("kind")];
+        props.insert("kind".into(), json!({"const": kind}));
+        let mut fixed: Vec<(&str, &str)> = STAMP.to_vec();
+        if k.header {
+            fixed.extend_from_slice(HEADER);
+        }
+        for (name, t) in fixed {
+            props.insert(name.into(), ty(t, false));
+            required.push(json!(name));
+        }
+        for f in &k.fields {
+            props.insert(f.name.clone(), ty(&f.ty, f.nullable));
+            if !f.optional {
+                required.push(json!(f.name));
+            }
+        }
+        defs.insert(
+            kind.clone(),
+            json!({
+                "type": "object",
+                "properties": props,
+                "required": required,
+                "additionalProperties": false,
+            }),
+        );
+        all_of.push(json!({
+            "if": {"properties": {"kind": {"const": kind}}},
+            "then": {"$ref": format!("#/$defs/{kind}")},
+        }));
+    }
+    json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "notify JSON lines (notify trace -o json, notify agent -o json)",
+        "description": "Generated from docs/EVENTS.md's \"Fields by kind\" table by \
+                        notify-user/tests/common/schema.rs; do not edit by hand.",
+        "type": "object",
+        "required": ["time", "host", "kind"],
+        "properties": {"kind": {"enum": schema.keys().collect::<Vec<_>>()}},
+        "allOf": all_of,
+        "$defs": defs,
+    })
 }

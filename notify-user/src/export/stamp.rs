@@ -1,0 +1,175 @@
+//! The wall-clock time and host name every JSON line carries beside the kernel's `ktime_ns`, so
+//! that lines from a fleet can be joined with other logs (Tetragon's export does the same).
+//!
+//! Kernel events are stamped with the time they happened, not the time they were written: their
+//! `ktime_ns` (CLOCK_MONOTONIC, `bpf_ktime_get_ns`) plus the current offset between
+//! CLOCK_REALTIME and CLOCK_MONOTONIC. The offset is read again for every line, so a clock step
+//! (NTP, an operator's `date -s`) moves the stamps of later lines with it. Agent records are
+//! stamped when they are written.
+
+/// What is stamped on every JSON line.
+#[derive(Clone, Debug)]
+pub struct Stamp {
+    /// The host name, JSON-quoted once (it never changes while notify runs).
+    host_json: String,
+}
+
+impl Stamp {
+    pub fn new() -> Self {
+        Stamp::with_host(&host_name())
+    }
+
+    pub fn with_host(host: &str) -> Self {
+        Stamp {
+            host_json: serde_json::to_string(host).unwrap_or_else(|_| "\"\"".into()),
+        }
+    }
+
+    /// The `"time":…,"host":…` members (no trailing comma) that open a JSON object, for an
+    /// event of this ktime (None: now).
+    pub fn fields(&self, ktime_ns: Option<u64>) -> String {
+        let wall = match ktime_ns {
+            Some(k) => wall_of_ktime(k),
+            None => clock_ns(libc::CLOCK_REALTIME),
+        };
+        format!("\"time\":\"{}\",\"host\":{}", rfc3339(wall), self.host_json)
+    }
+}
+
+impl Default for Stamp {
+    fn default() -> Self {
+        Stamp::new()
+    }
+}
+
+/// Nanoseconds of a clock since its epoch (0 if the clock cannot be read, which Linux never
+/// does for these two).
+fn clock_ns(clock: libc::clockid_t) -> i128 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec into the valid one given.
+    if unsafe { libc::clock_gettime(clock, &mut ts) } != 0 {
+        return 0;
+    }
+    i128::from(ts.tv_sec) * 1_000_000_000 + i128::from(ts.tv_nsec)
+}
+
+/// The wall-clock time of a CLOCK_MONOTONIC instant, in ns since the Unix epoch.
+pub fn wall_of_ktime(ktime_ns: u64) -> i128 {
+    let real = clock_ns(libc::CLOCK_REALTIME);
+    let mono = clock_ns(libc::CLOCK_MONOTONIC);
+    real - mono + i128::from(ktime_ns)
+}
+
+/// The host name (uname's nodename), "" if it cannot be read.
+pub fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most buf.len() bytes into buf.
+    if unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } != 0 {
+        return String::new();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+/// RFC 3339 in UTC with nanoseconds: "2026-12-01T15:54:50.123456789Z".
+pub fn rfc3339(ns_since_epoch: i128) -> String {
+    let secs = ns_since_epoch.div_euclid(1_000_000_000);
+    let nanos = ns_since_epoch.rem_euclid(1_000_000_000);
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days as i64);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
+        sod / 3600,
+        sod / 60 % 60,
+        sod % 60
+    )
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian (year, month, day): Howard Hinnant's
+/// `civil_from_days`, exact for every day of i64 range that fits a year of four digits.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_matches_known_instants() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000000000Z");
+        // `date -u -d @1796140490` = Tue Dec  1 15:54:50 UTC 2026
+        assert_eq!(
+            rfc3339(1_796_140_490_123_456_789),
+            "2026-12-01T15:54:50.123456789Z"
+        );
+        // A leap day, and the end of a century that is not a leap year's February.
+        assert_eq!(
+            rfc3339(951_782_400 * 1_000_000_000),
+            "2000-02-29T00:00:00.000000000Z"
+        );
+        assert_eq!(
+            rfc3339(4_107_542_399 * 1_000_000_000 + 999_999_999),
+            "2100-02-28T23:59:59.999999999Z"
+        );
+        assert_eq!(rfc3339(-1), "1969-12-31T23:59:59.999999999Z");
+    }
+
+    #[test]
+    fn rfc3339_agrees_with_date_over_many_days() {
+        // GNU date is the reference: one instant per ~97 days over 300 years.
+        let instants: Vec<i64> = (0..1200).map(|i| -2_208_988_800 + i * 8_380_417).collect();
+        let args: Vec<String> = instants.iter().map(|s| format!("@{s}")).collect();
+        let mut want = Vec::new();
+        for chunk in args.chunks(200) {
+            let mut script = String::new();
+            for a in chunk {
+                script.push_str(&format!("date -u -d {a} +%Y-%m-%dT%H:%M:%S.000000000Z\n"));
+            }
+            let out = std::process::Command::new("sh")
+                .args(["-c", &script])
+                .output()
+                .expect("run date");
+            assert!(out.status.success(), "date failed");
+            want.extend(
+                String::from_utf8(out.stdout)
+                    .unwrap()
+                    .lines()
+                    .map(String::from),
+            );
+        }
+        for (s, w) in instants.iter().zip(&want) {
+            assert_eq!(&rfc3339(i128::from(*s) * 1_000_000_000), w, "instant {s}");
+        }
+    }
+
+    #[test]
+    fn a_kernel_instant_maps_to_now() {
+        let mono = clock_ns(libc::CLOCK_MONOTONIC) as u64;
+        let real = clock_ns(libc::CLOCK_REALTIME);
+        let wall = wall_of_ktime(mono);
+        assert!((wall - real).abs() < 1_000_000_000, "{wall} vs {real}");
+    }
+
+    #[test]
+    fn fields_are_json_object_members() {
+        let s = Stamp::with_host("h\"1");
+        let obj = format!("{{{},\"kind\":\"x\"}}", s.fields(Some(5)));
+        let v: serde_json::Value = serde_json::from_str(&obj).expect(&obj);
+        assert_eq!(v["host"], "h\"1");
+        assert!(v["time"].as_str().unwrap().ends_with('Z'));
+    }
+}
