@@ -21,6 +21,7 @@ use std::{
     fs,
     io::{BufRead, BufReader, Read, Write},
     net::{TcpListener, TcpStream},
+    os::unix::net::UnixDatagram,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     sync::{Arc, Mutex},
@@ -535,9 +536,17 @@ struct AgentProc {
 
 impl AgentProc {
     fn start(args: &[&str]) -> AgentProc {
+        let a = AgentProc::spawn(args, &[]);
+        // Ready once the journal line is out (after attach, metrics, journal open).
+        a.wait_stderr("notify: journal ", Duration::from_secs(60));
+        a
+    }
+
+    fn spawn(args: &[&str], env: &[(&str, &str)]) -> AgentProc {
         let mut child = Command::new(env!("CARGO_BIN_EXE_notify"))
             .arg("agent")
             .args(args)
+            .envs(env.iter().copied())
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -551,10 +560,7 @@ impl AgentProc {
                 sink.lock().unwrap().push(l);
             }
         });
-        let a = AgentProc { child, stderr };
-        // Ready once the journal line is out (after attach, metrics, journal open).
-        a.wait_stderr("notify: journal ", Duration::from_secs(60));
-        a
+        AgentProc { child, stderr }
     }
 
     fn stderr(&self) -> String {
@@ -767,6 +773,107 @@ fn agent_output_validates_against_events_md() {
     eprintln!("{n} lines in {} files, kinds {kinds:?}", files.len());
     for k in ["syscall_exit", "xfs_tracepoint", "journal_recovered"] {
         assert!(kinds.contains(k), "no {k} in the agent's output: {kinds:?}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// systemd readiness (Type=notify)
+// ---------------------------------------------------------------------------------------------
+
+/// The messages the agent sends to a real AF_UNIX datagram socket named by NOTIFY_SOCKET (as
+/// systemd creates for a Type=notify unit), until `until` is in one; each message is one
+/// datagram of newline-separated assignments.
+fn recv_until(sock: &UnixDatagram, until: &str, agent: &AgentProc) -> Vec<String> {
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut buf = vec![0u8; 4096];
+    while Instant::now() < deadline {
+        match sock.recv(&mut buf) {
+            Ok(n) => {
+                let m = String::from_utf8_lossy(&buf[..n]).to_string();
+                let done = m.lines().any(|l| l == until);
+                got.push(m);
+                if done {
+                    return got;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => panic!("recv on the notification socket: {e}"),
+        }
+    }
+    panic!("no {until} in {got:?}; stderr:\n{}", agent.stderr());
+}
+
+#[test]
+#[ignore = "needs root (BPF, loop devices, mount): run as root with --include-ignored"]
+fn agent_says_ready_to_systemd_only_after_start_up() {
+    common::require_root("agent_says_ready_to_systemd_only_after_start_up");
+    let tmp = TempDir::new("sd-notify");
+    let abstract_name = format!("notify-test-{}", std::process::id());
+    for (label, value) in [
+        ("path", tmp.path().join("notify.sock").display().to_string()),
+        ("abstract", format!("@{abstract_name}")),
+    ] {
+        let sock = match label {
+            "path" => UnixDatagram::bind(&value).unwrap(),
+            _ => {
+                use std::os::linux::net::SocketAddrExt;
+                let a = std::os::unix::net::SocketAddr::from_abstract_name(&abstract_name).unwrap();
+                UnixDatagram::bind_addr(&a).unwrap()
+            }
+        };
+        sock.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let journal = tmp.path().join(format!("journal-{label}"));
+        // A torn tail: the start-up work writes a journal_recovered record before READY.
+        seed_journal(&journal, true);
+        let out = tmp.path().join(format!("events-{label}.jsonl"));
+        let agent = AgentProc::spawn(
+            &[
+                "-o",
+                "json",
+                "--journal",
+                journal.to_str().unwrap(),
+                "--output",
+                out.to_str().unwrap(),
+                "--metrics-addr",
+                "off",
+            ],
+            &[("NOTIFY_SOCKET", value.as_str())],
+        );
+        let msgs = recv_until(&sock, "READY=1", &agent);
+        // At READY: probes attached, journal opened and its start-up work written out.
+        let stderr = agent.stderr();
+        assert!(stderr.contains("notify: attached "), "{label}: {stderr}");
+        assert!(stderr.contains("notify: journal "), "{label}: {stderr}");
+        let written = fs::read_to_string(&out).unwrap_or_default();
+        assert!(
+            written.contains("\"kind\":\"journal_recovered\""),
+            "{label}: READY=1 came before the start-up records were written: {written:?}"
+        );
+        let (before, ready) = msgs.split_at(msgs.len() - 1);
+        assert!(
+            before
+                .iter()
+                .any(|m| m.starts_with("STATUS=attaching probes")),
+            "{label}: no STATUS while starting: {msgs:?}"
+        );
+        assert!(
+            !before.iter().any(|m| m.contains("READY=1")),
+            "{label}: {msgs:?}"
+        );
+        let ready = &ready[0];
+        assert!(
+            ready.contains(&format!("MAINPID={}", agent.child.id())),
+            "{label}: {ready}"
+        );
+        assert!(ready.contains("probes attached"), "{label}: {ready}");
+        agent.signal(libc::SIGTERM);
+        let stop = recv_until(&sock, "STOPPING=1", &agent);
+        assert!(!stop.is_empty());
+        let (code, stderr) = agent.stop();
+        assert_eq!(code, 0, "{label}: {stderr}");
+        eprintln!("{label}: {msgs:?} then {stop:?}");
     }
 }
 
@@ -1060,6 +1167,11 @@ fn systemd_unit_verifies() {
     }
     assert!(
         unit.contains("ProtectSystem=strict") && unit.contains("ReadWritePaths=/var/lib/notify")
+    );
+    // systemd waits for the agent's READY=1 (agent_says_ready_to_systemd_only_after_start_up).
+    assert!(
+        unit.lines().any(|l| l == "Type=notify") && unit.lines().any(|l| l == "NotifyAccess=main"),
+        "the unit must wait for the agent's READY=1"
     );
     // Verify a copy whose ExecStart is this build (verify checks the binary exists); any
     // complaint about the unit (an unknown key is only a warning) fails the test.

@@ -118,19 +118,24 @@ impl Tracer {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn notify");
-        // Wait for the attach summary, which comes after every probe was tried.
+        // Wait for "notify: ready": every probe was tried (the attach summary came first) and
+        // XFS's own channels are set up.
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
         let mut stderr = Vec::new();
         let deadline = Instant::now() + Duration::from_secs(60);
         for line in lines.by_ref() {
             let line = line.unwrap();
-            let done = line.contains("attached");
+            let done = line == "notify: ready";
             stderr.push(line);
             if done {
                 break;
             }
-            assert!(Instant::now() < deadline, "notify never said `attached`");
+            assert!(Instant::now() < deadline, "notify never said `ready`");
         }
+        assert!(
+            stderr.iter().any(|l| l.starts_with("notify: attached ")),
+            "`ready` without the attach summary before it: {stderr:?}"
+        );
         // Keep draining stderr so the child never blocks on a full pipe.
         let rest = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>());
         std::mem::forget(rest);

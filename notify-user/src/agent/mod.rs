@@ -170,6 +170,11 @@ impl Agent {
         self.cfg.spare = spare;
     }
 
+    /// Records awaiting replay.
+    pub fn pending_count(&self) -> usize {
+        self.journal.pending().len()
+    }
+
     pub fn journal_path(&self) -> &Path {
         self.journal.path()
     }

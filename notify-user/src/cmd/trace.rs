@@ -68,6 +68,9 @@ async fn trace(a: TraceArgs) -> anyhow::Result<Totals> {
         stream.hold_health_monitors();
     }
     stream.start()?;
+    // One line that means "everything is watching": the probes and XFS's own channels (the
+    // "attached" line comes before the fserror marks and health monitors are set up).
+    eprintln!("notify: ready");
     until_signal(&mut stream, false).await?;
     let totals = stream.finish()?;
     print_totals(&totals);

@@ -3,5 +3,6 @@
 
 pub mod metrics;
 pub mod rotate;
+pub mod sd_notify;
 pub mod sink;
 pub mod stamp;

@@ -15,7 +15,10 @@ use crate::{
         common::{DEFAULT_JOURNAL, EnforceArgs, none_if_empty, runtime, trim_heap, until_signal},
         trace::print_totals,
     },
-    export::sink::{Format, Sink},
+    export::{
+        sd_notify::Notifier,
+        sink::{Format, Sink},
+    },
     probe::{AttachMode, Probes},
     session::{file::check_output, log::SessionLog},
     stream::{Listener, Stream, Totals},
@@ -180,8 +183,16 @@ async fn agent(loaded: Loaded, session: Option<PathBuf>, opt: Opt) -> anyhow::Re
     if let Some(p) = &session {
         check_output(p)?;
     }
+    let mut systemd = Notifier::from_env();
+    systemd.status("attaching probes");
     let mut probes = Probes::open(s.attach)?;
     probes.report_to_stderr();
+    let attached = format!(
+        "{}/{} probes attached",
+        probes.attached().count(),
+        probes.outcomes.len()
+    );
+    systemd.status(&format!("{attached}; opening the journal"));
     let mut session = session.map(|p| SessionLog::new(p, &probes));
     let mut fleet = Fleet::new(loaded);
     fleet.start(&probes).await?;
@@ -199,6 +210,7 @@ async fn agent(loaded: Loaded, session: Option<PathBuf>, opt: Opt) -> anyhow::Re
         redrive,
         metadata_shutdown,
     })?;
+    let pending = agent.pending_count();
     let mut fa = FleetAgent { agent, fleet };
     let mut listeners: Vec<&mut dyn Listener> = Vec::new();
     if let Some(s) = session.as_mut() {
@@ -210,8 +222,17 @@ async fn agent(loaded: Loaded, session: Option<PathBuf>, opt: Opt) -> anyhow::Re
     if healthmon {
         stream.hold_health_monitors();
     }
+    systemd.status(&format!(
+        "{attached}; replaying {pending} pending record(s) of the journal"
+    ));
+    // The start-up replay (and, on 7.x, telling XFS) happens here: only then is the agent
+    // what a unit ordered after it expects.
     stream.start()?;
+    let ready = format!("{attached}; start-up replay done ({pending} pending record(s) at start)");
+    eprintln!("notify: ready: {ready}");
+    systemd.ready(&ready);
     until_signal(&mut stream, true).await?;
+    systemd.stopping();
     let totals = stream.finish()?;
     print_totals(&totals);
     Ok(totals)
