@@ -84,22 +84,39 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-/// Runs `stream` until SIGINT or SIGTERM; SIGHUP goes to its listeners when `hangup` is set
-/// (elsewhere SIGHUP keeps its default action).
-pub async fn until_signal(stream: &mut Stream<'_>, hangup: bool) -> anyhow::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut sigint = signal(SignalKind::interrupt())?;
-    let mut sigterm = signal(SignalKind::terminate())?;
-    let mut sighup = match hangup {
-        true => Some(signal(SignalKind::hangup())?),
-        false => None,
-    };
+/// SIGINT, SIGTERM and (where asked) SIGHUP, caught from the moment this is made: made before
+/// the slow start-up (attaching, the start-up replay), so that a stop asked for meanwhile (the
+/// service manager's SIGTERM right after READY=1) ends the run cleanly instead of killing the
+/// process by the default action.
+pub struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+    hup: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    /// `hangup`: SIGHUP goes to the stream's listeners (elsewhere it keeps its default action).
+    pub fn catch(hangup: bool) -> anyhow::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            int: signal(SignalKind::interrupt())?,
+            term: signal(SignalKind::terminate())?,
+            hup: match hangup {
+                true => Some(signal(SignalKind::hangup())?),
+                false => None,
+            },
+        })
+    }
+}
+
+/// Runs `stream` until SIGINT or SIGTERM; SIGHUP goes to its listeners when caught.
+pub async fn until_signal(stream: &mut Stream<'_>, signals: &mut Signals) -> anyhow::Result<()> {
     loop {
         let hup = tokio::select! {
             _ = stream.wait(std::time::Duration::MAX) => false,
-            _ = sigint.recv() => break,
-            _ = sigterm.recv() => break,
-            _ = recv(&mut sighup) => true,
+            _ = signals.int.recv() => break,
+            _ = signals.term.recv() => break,
+            _ = recv(&mut signals.hup) => true,
         };
         if hup {
             stream.hangup();

@@ -6,7 +6,7 @@ use std::{path::PathBuf, process::ExitCode};
 use anyhow::Context as _;
 
 use crate::{
-    cmd::common::{runtime, trim_heap, until_signal},
+    cmd::common::{Signals, runtime, trim_heap, until_signal},
     export::sink::{Format, Sink},
     probe::{AttachMode, Probes},
     session::{file::check_output, log::SessionLog},
@@ -48,6 +48,7 @@ async fn trace(a: TraceArgs) -> anyhow::Result<Totals> {
     if let Some(p) = &a.session {
         check_output(p)?;
     }
+    let mut signals = Signals::catch(false)?;
     let mut probes = Probes::open(a.attach)?;
     probes.report_to_stderr();
     let mut session = a.session.map(|p| SessionLog::new(p, &probes));
@@ -71,7 +72,7 @@ async fn trace(a: TraceArgs) -> anyhow::Result<Totals> {
     // One line that means "everything is watching": the probes and XFS's own channels (the
     // "attached" line comes before the fserror marks and health monitors are set up).
     eprintln!("notify: ready");
-    until_signal(&mut stream, false).await?;
+    until_signal(&mut stream, &mut signals).await?;
     let totals = stream.finish()?;
     print_totals(&totals);
     Ok(totals)

@@ -12,7 +12,9 @@ use notify_model::Item;
 use crate::{
     agent::{Agent, AgentOptions},
     cmd::{
-        common::{DEFAULT_JOURNAL, EnforceArgs, none_if_empty, runtime, trim_heap, until_signal},
+        common::{
+            DEFAULT_JOURNAL, EnforceArgs, Signals, none_if_empty, runtime, trim_heap, until_signal,
+        },
         trace::print_totals,
     },
     export::{
@@ -183,6 +185,7 @@ async fn agent(loaded: Loaded, session: Option<PathBuf>, opt: Opt) -> anyhow::Re
     if let Some(p) = &session {
         check_output(p)?;
     }
+    let mut signals = Signals::catch(true)?;
     let mut systemd = Notifier::from_env();
     systemd.status("attaching probes");
     let mut probes = Probes::open(s.attach)?;
@@ -231,7 +234,7 @@ async fn agent(loaded: Loaded, session: Option<PathBuf>, opt: Opt) -> anyhow::Re
     let ready = format!("{attached}; start-up replay done ({pending} pending record(s) at start)");
     eprintln!("notify: ready: {ready}");
     systemd.ready(&ready);
-    until_signal(&mut stream, true).await?;
+    until_signal(&mut stream, &mut signals).await?;
     systemd.stopping();
     let totals = stream.finish()?;
     print_totals(&totals);
