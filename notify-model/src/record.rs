@@ -31,6 +31,17 @@ pub enum IdentifiedBy {
     BadblocksList,
 }
 
+/// A pmem disk's libnvdimm names as ndctl prints them (`ndctl list -N`: the namespace's `dev`,
+/// `ndctl list -R`: the region's `dev`), so records can be joined with ndctl's view of the
+/// hardware. Null where the disk has none (a pmem disk outside libnvdimm).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NdctlNames {
+    /// "namespace0.0".
+    pub namespace: Option<String>,
+    /// "region0".
+    pub region: Option<String>,
+}
+
 /// What the agent did, as output records (JSON: `kind` plus the fields).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -40,6 +51,9 @@ pub enum AgentRecord {
         id: u64,
         reason: Reason,
         disk: String,
+        /// The disk's namespace and region.
+        #[serde(flatten)]
+        ndctl: NdctlNames,
         dax_offset: u64,
         len: u64,
         /// How the disk was identified.
@@ -55,6 +69,9 @@ pub enum AgentRecord {
     Replayed {
         id: u64,
         disk: String,
+        /// The disk's namespace and region.
+        #[serde(flatten)]
+        ndctl: NdctlNames,
         #[serde(flatten)]
         report: ReplayReport,
     },
@@ -275,13 +292,18 @@ mod tests {
             id: 1,
             reason: Reason::Premature,
             disk: "pmem0".into(),
+            ndctl: NdctlNames {
+                namespace: Some("namespace0.0".into()),
+                region: Some("region0".into()),
+            },
             dax_offset: 0,
             len: 4096,
             identified_by: IdentifiedBy::MemoryFailurePfn,
         };
         let line = serde_json::to_string(&j).unwrap();
         assert!(
-            line.contains(r#""identified_by":"pfn of memory_failure""#),
+            line.contains(r#""identified_by":"pfn of memory_failure""#)
+                && line.contains(r#""namespace":"namespace0.0","region":"region0""#),
             "{line}"
         );
         assert_eq!(serde_json::from_str::<AgentRecord>(&line).unwrap(), j);

@@ -41,7 +41,7 @@ use notify_model::{
     Transition, Verdict,
     decision::{Act, Decision, Policy, Why},
     journal::{Cut, Damage, DaxDevice, Reason, Recovery},
-    record::{AgentRecord as Action, IdentifiedBy, OwnerReport, ReplayReport},
+    record::{AgentRecord as Action, IdentifiedBy, NdctlNames, OwnerReport, ReplayReport},
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -258,6 +258,10 @@ fn every_action() -> Vec<Action> {
             id: 1,
             reason: Reason::Premature,
             disk: "pmem0".into(),
+            ndctl: NdctlNames {
+                namespace: Some("namespace0.0".into()),
+                region: Some("region0".into()),
+            },
             dax_offset: 1 << 20,
             len: 4096,
             identified_by: IdentifiedBy::HolderRegistration,
@@ -270,11 +274,17 @@ fn every_action() -> Vec<Action> {
         Action::Replayed {
             id: 1,
             disk: "pmem0".into(),
+            ndctl: NdctlNames {
+                namespace: Some("namespace0.0".into()),
+                region: Some("region0".into()),
+            },
             report: report.clone(),
         },
         Action::Replayed {
             id: 2,
             disk: "pmem0".into(),
+            // A disk outside libnvdimm: no names.
+            ndctl: NdctlNames::default(),
             report: ReplayReport {
                 error: Some("not mounted".into()),
                 owners: vec![],

@@ -96,6 +96,7 @@ impl Agent {
             return AgentRecord::Journaled {
                 id: r.id,
                 reason,
+                ndctl: disk.ndctl(),
                 disk: disk.name,
                 dax_offset: n.offset,
                 len: n.len,
@@ -112,6 +113,7 @@ impl Agent {
             Ok(id) => AgentRecord::Journaled {
                 id,
                 reason,
+                ndctl: disk.ndctl(),
                 disk: disk.name,
                 dax_offset: n.offset,
                 len: n.len,
@@ -152,6 +154,7 @@ impl Agent {
                     id,
                     reason: Reason::Badblocks,
                     disk: disk.name.clone(),
+                    ndctl: disk.ndctl(),
                     dax_offset: r.start,
                     len: r.len,
                     identified_by: IdentifiedBy::BadblocksList,

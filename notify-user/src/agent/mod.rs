@@ -17,7 +17,7 @@ use std::{
 use notify_model::{
     Dev, EventData, Item, State, Verdict,
     journal::{Reason, Recovery},
-    record::AgentRecord,
+    record::{AgentRecord, NdctlNames},
 };
 
 use crate::{
@@ -168,6 +168,15 @@ impl Agent {
         let spare = std::mem::take(&mut self.cfg.spare);
         self.cfg = cfg;
         self.cfg.spare = spare;
+    }
+
+    /// The ndctl names of a disk seen by name (null when it was never seen or has none).
+    pub(crate) fn ndctl_names(&self, disk: &str) -> NdctlNames {
+        self.seen_disks
+            .iter()
+            .find(|d| d.name == disk)
+            .map(PmemDisk::ndctl)
+            .unwrap_or_default()
     }
 
     /// Records awaiting replay.

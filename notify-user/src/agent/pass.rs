@@ -310,6 +310,7 @@ impl Agent {
             out.push(AgentRecord::Replayed {
                 id,
                 disk: disk.to_string(),
+                ndctl: self.ndctl_names(disk),
                 report,
             });
         }
@@ -418,6 +419,7 @@ mod tests {
             mode: Some("fsdax".into()),
             resource: Some(0x1_0000_0000),
             size: Some(1 << 30),
+            claims: None,
         }
     }
 

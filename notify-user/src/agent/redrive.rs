@@ -124,6 +124,7 @@ mod tests {
                 mode: Some("memory".into()),
                 resource: Some(1 << 30),
                 size: Some(1 << 30),
+                claims: None,
             }),
         }
     }

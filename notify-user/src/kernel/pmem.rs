@@ -13,7 +13,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use notify_model::Dev;
+use notify_model::{Dev, record::NdctlNames};
 
 /// One pmem disk.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -48,9 +48,21 @@ pub struct Namespace {
     /// Physical start and size of the data.
     pub resource: Option<u64>,
     pub size: Option<u64>,
+    /// For a pfn, dax or btt device: the namespace it claims (its `namespace` attribute), which
+    /// is what ndctl lists.
+    pub claims: Option<String>,
 }
 
 impl Namespace {
+    /// The names ndctl gives: the namespace (for a pfn/dax/btt device, the namespace it
+    /// claims) and its region.
+    pub fn ndctl(&self) -> NdctlNames {
+        NdctlNames {
+            namespace: Some(self.claims.clone().unwrap_or_else(|| self.name.clone())),
+            region: self.region.clone(),
+        }
+    }
+
     /// What stays the same for the same namespace and differs for another: its uuid where the
     /// medium has one, else the bus, region and physical range (a memmap= namespace has nothing
     /// else: a different `memmap=` is a different namespace).
@@ -93,10 +105,19 @@ fn namespace_of(disk_dir: &Path) -> Option<Namespace> {
         mode: attr("mode"),
         resource: attr("resource").and_then(|s| parse_u64(&s)),
         size: attr("size").and_then(|s| parse_u64(&s)),
+        claims: attr("namespace"),
     })
 }
 
 impl PmemDisk {
+    /// Its namespace and region as ndctl names them (both null outside libnvdimm).
+    pub fn ndctl(&self) -> NdctlNames {
+        self.namespace
+            .as_ref()
+            .map(Namespace::ndctl)
+            .unwrap_or_default()
+    }
+
     /// The dax offset of a physical address on this disk, if it lies on it.
     pub fn dax_offset(&self, phys: u64) -> Option<u64> {
         let start = self.phys_start?;
@@ -238,8 +259,49 @@ mod tests {
             labelled.identity(),
             "uuid:6e0b2c0c-4f5a-4f8e-9d1e-2d6c1b2a3f40"
         );
+        assert_eq!(
+            d.ndctl(),
+            NdctlNames {
+                namespace: Some("namespace0.0".into()),
+                region: Some("region0".into())
+            }
+        );
         let part = disk_of(&root.join("dev/block"), &disks, Dev((259 << 20) | 1)).unwrap();
         assert_eq!(part.name, "pmem0");
+        fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn an_fsdax_disk_is_named_by_the_namespace_its_pfn_device_claims() {
+        // `ndctl create-namespace -m fsdax`: the disk hangs off pfn1.0, which claims
+        // namespace1.0; ndctl lists namespace1.0 (with "blockdev":"pmem1").
+        let root = std::env::temp_dir().join(format!("notify-pmem-pfn-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        let pfn = root.join("devices/ndbus1/region1/pfn1.0");
+        let disk = pfn.join("block/pmem1");
+        fs::create_dir_all(&disk).unwrap();
+        fs::create_dir_all(root.join("devices/ndbus1/region1/namespace1.0")).unwrap();
+        fs::write(root.join("devices/ndbus1/provider"), "ACPI.NFIT\n").unwrap();
+        fs::write(pfn.join("namespace"), "namespace1.0\n").unwrap();
+        fs::write(pfn.join("uuid"), "0a1b2c3d-0000-4000-8000-000000000001\n").unwrap();
+        fs::write(pfn.join("mode"), "pmem\n").unwrap();
+        fs::write(disk.join("dev"), "259:2\n").unwrap();
+        fs::write(disk.join("size"), "2097152\n").unwrap();
+        std::os::unix::fs::symlink(&pfn, disk.join("device")).unwrap();
+        let block = root.join("block");
+        fs::create_dir_all(&block).unwrap();
+        std::os::unix::fs::symlink(&disk, block.join("pmem1")).unwrap();
+        let disks = scan_at(&block).unwrap();
+        assert_eq!(disks.len(), 1, "{disks:?}");
+        let ns = disks[0].namespace.as_ref().unwrap();
+        assert_eq!(ns.name, "pfn1.0");
+        assert_eq!(
+            disks[0].ndctl(),
+            NdctlNames {
+                namespace: Some("namespace1.0".into()),
+                region: Some("region1".into())
+            }
+        );
         fs::remove_dir_all(root).unwrap();
     }
 }

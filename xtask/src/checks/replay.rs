@@ -259,7 +259,7 @@ fn first_run(o: &mut Outcome, ev: &Evidence, f: &Files) -> Option<Ids> {
     let run1: Vec<&Item> = ev.events("events.jsonl")?.in_order();
     let (a, b, c) = (f.a.physoff, f.b.physoff, f.c.physoff);
     let i1 = o.seq(
-        "1. nothing mounted: memory_failure(a) -> notify(no_holder) -> -EOPNOTSUPP -> journaled no_holder pmem0 via the pfn",
+        "1. nothing mounted: memory_failure(a) -> notify(no_holder) -> -EOPNOTSUPP -> journaled no_holder pmem0 (namespace0.0, region0) via the pfn",
         &run1,
         &[
             Step::new(Kind::MemoryFailureEnter).pfn(f.a.pfn),
@@ -273,6 +273,8 @@ fn first_run(o: &mut Outcome, ev: &Evidence, f: &Files) -> Option<Ids> {
                 .len(PAGE)
                 .reason(Reason::NoHolder)
                 .disk("pmem0")
+                // memmap= pmem: nd_e820's namespace, as `ndctl list -N` names it.
+                .ndctl("namespace0.0", "region0")
                 .identified_by(IdentifiedBy::MemoryFailurePfn),
         ],
     )?;

@@ -240,6 +240,20 @@ pub mod field {
         }
     }
 
+    /// "namespace0.0 region0": the disk's names as ndctl prints them.
+    pub fn ndctl(i: &Item) -> Option<String> {
+        match record(i)? {
+            AgentRecord::Journaled { ndctl, .. } | AgentRecord::Replayed { ndctl, .. } => {
+                Some(format!(
+                    "{} {}",
+                    ndctl.namespace.as_deref().unwrap_or("null"),
+                    ndctl.region.as_deref().unwrap_or("null")
+                ))
+            }
+            _ => None,
+        }
+    }
+
     pub fn identified_by(i: &Item) -> Option<IdentifiedBy> {
         match record(i)? {
             AgentRecord::Journaled { identified_by, .. } => Some(*identified_by),
@@ -385,6 +399,14 @@ impl Step {
     }
     pub fn disk(self, v: &str) -> Step {
         self.field("disk", field::disk, v.to_string())
+    }
+    /// The disk's ndctl namespace and region.
+    pub fn ndctl(self, namespace: &str, region: &str) -> Step {
+        self.field(
+            "namespace region",
+            field::ndctl,
+            format!("{namespace} {region}"),
+        )
     }
     pub fn identified_by(self, v: IdentifiedBy) -> Step {
         self.field("identified_by", field::identified_by, v)

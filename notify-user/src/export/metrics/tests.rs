@@ -132,6 +132,7 @@ fn docs_list_exactly_the_exported_metrics() {
         id: 1,
         reason: Reason::Premature,
         disk: "pmem0".into(),
+        ndctl: Default::default(),
         dax_offset: 0,
         len: 4096,
         identified_by: IdentifiedBy::HolderRegistration,
@@ -139,6 +140,7 @@ fn docs_list_exactly_the_exported_metrics() {
     m.on_item(&Item::Record(AgentRecord::Replayed {
         id: 1,
         disk: "pmem0".into(),
+        ndctl: Default::default(),
         report: ReplayReport {
             mount_point: "/mnt".into(),
             dax_offset: 0,
