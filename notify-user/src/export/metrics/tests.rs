@@ -352,3 +352,49 @@ fn device_labels_are_dev_major_minor_or_disk_name() {
     assert!(!text.contains("notifications_premature"), "{text}");
     assert!(text.contains("notify_journaled_total{disk=\"pmem0\",reason=\"premature\"} 1"));
 }
+
+/// `families::FAMILIES` (what packaging/ is checked against) is exactly what the registry
+/// renders once every family has a sample: names, types, label names.
+#[test]
+fn families_list_is_what_the_registry_renders() {
+    let text = every_family_sampled().render();
+    let mut rendered = std::collections::BTreeMap::new();
+    let mut kind = std::collections::BTreeMap::new();
+    for l in text.lines() {
+        if let Some(t) = l.strip_prefix("# TYPE ") {
+            let (fam, k) = t.split_once(' ').unwrap();
+            kind.insert(fam.to_string(), k.to_string());
+            continue;
+        }
+        if l.starts_with('#') {
+            continue;
+        }
+        let sel = l.rsplit_once(' ').unwrap().0;
+        let (name, labels) = sel.split_once('{').unwrap_or((sel, ""));
+        let keys: std::collections::BTreeSet<String> = labels
+            .trim_end_matches('}')
+            .split(',')
+            .filter(|p| !p.is_empty())
+            .map(|p| p.split_once('=').unwrap().0.to_string())
+            .collect();
+        let fam = name
+            .strip_suffix("_total")
+            .filter(|f| kind.get(*f).is_some_and(|k| k == "counter"));
+        let k = kind[fam.unwrap_or(name)].clone();
+        rendered.insert(name.to_string(), (k, keys));
+    }
+    let listed: std::collections::BTreeMap<String, (String, std::collections::BTreeSet<String>)> =
+        families::FAMILIES
+            .iter()
+            .map(|f| {
+                (
+                    f.sample.to_string(),
+                    (
+                        f.kind.to_string(),
+                        f.labels.iter().map(|l| l.to_string()).collect(),
+                    ),
+                )
+            })
+            .collect();
+    assert_eq!(listed, rendered);
+}
