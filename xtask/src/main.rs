@@ -3,6 +3,8 @@
 mod apt;
 mod bench;
 mod checks;
+mod deb;
+mod deb_check;
 mod host_report;
 mod initramfs;
 mod kernel;
@@ -53,6 +55,16 @@ enum Cmd {
         no_vm: bool,
         #[command(flatten)]
         lab: LabArgs,
+    },
+    /// The Debian package (target/deb/notify_VERSION_ARCH.deb): binary, unit, conffile, docs,
+    /// completions, man pages, alert rules, dashboard.
+    Deb {
+        /// Package this notify binary instead of building a release one.
+        #[arg(long)]
+        binary: Option<PathBuf>,
+        /// Then install it with dpkg, run it, remove and purge it, checking each step (root).
+        #[arg(long)]
+        check: bool,
     },
     /// One benchmark figure of docs/BENCHMARKS.md (pipeline, mappers, mount-overhead, storm);
     /// rewrites its section. Not part of `test`.
@@ -159,7 +171,7 @@ impl LabArgs {
     }
 }
 
-fn cargo_build(release: bool) -> Result<PathBuf> {
+pub(crate) fn cargo_build(release: bool) -> Result<PathBuf> {
     let mut c = Command::new(env!("CARGO"));
     c.args(["build", "-p", "notify-user"]);
     if release {
@@ -220,6 +232,16 @@ fn run(cmd: Cmd) -> Result<()> {
             timeout: Duration::from_secs(timeout),
             size,
         }),
+        Cmd::Deb { binary, check } => {
+            let deb = deb::build(&deb::DebOpts {
+                binary,
+                out_dir: None,
+            })?;
+            if check {
+                deb_check::check(&deb)?;
+            }
+            Ok(())
+        }
         Cmd::VmTest(a) => {
             if !lab::run(&a.opts(false)?)? {
                 std::process::exit(1);

@@ -24,6 +24,11 @@ pub const APT_PACKAGES: &[&str] = &[
     // notify agent's tests: a real Prometheus scrapes it; systemd-analyze verifies its unit.
     "prometheus",
     "systemd",
+    // The Debian package's test (`cargo xtask deb --check`): `man -w notify` finds the
+    // installed pages (man-db), the packaged binary is stripped (binutils' strip; promtool for
+    // the alert rules' tests comes with `prometheus` above).
+    "man-db",
+    "binutils",
     // notify report --png renders the SVG with rsvg-convert.
     "librsvg2-bin",
     // The BTF parser's host tests cross-check offsets and type records against pahole and

@@ -3,14 +3,16 @@
 //! 1. setup (Debian packages, nightly rust-src, bpf-linker; idempotent);
 //! 2. the workspace's tests: unit tests, and host tests that use a real XFS on loop devices,
 //!    real processes and signals, and the real BPF object on the host kernel (root);
-//! 3. the VM lab's scenarios as assertions on Debian's 6.1, 6.12 and newest kernel lines, kprobe
+//! 3. the Debian package: built from the tests' notify binary, installed with dpkg, run,
+//!    removed and purged (`cargo xtask deb --check`, seconds);
+//! 4. the VM lab's scenarios as assertions on Debian's 6.1, 6.12 and newest kernel lines, kprobe
 //!    and fentry (the agent-side scenarios in the first flavour only).
 
 use std::process::Command;
 
 use anyhow::{Result, bail};
 
-use crate::{lab, setup, util};
+use crate::{deb, deb_check, lab, setup, util};
 
 pub struct TestOpts {
     pub vm: Option<lab::Opts>,
@@ -39,6 +41,13 @@ pub fn run(opts: TestOpts) -> Result<()> {
         "split_btf_from_debian_module",
     ]);
     util::run(&mut c)?;
+    // The debug binary the host tests just ran (a release build would cost CI minutes; what
+    // is checked here is the packaging, the same for either).
+    let deb = deb::build(&deb::DebOpts {
+        binary: Some(util::target_dir().join("debug/notify")),
+        out_dir: None,
+    })?;
+    deb_check::check(&deb)?;
     let Some(mut vm) = opts.vm else {
         eprintln!("xtask test: VM lab skipped (--no-vm)");
         return Ok(());

@@ -10,6 +10,7 @@ pub mod common;
 pub mod completions;
 pub mod doctor;
 pub mod journal;
+pub mod manpages;
 pub mod record;
 pub mod report;
 pub mod resolve;
@@ -61,6 +62,9 @@ pub enum Command {
     Report(report::ReportArgs),
     /// Print a shell completion script: `notify completions bash > /etc/bash_completion.d/notify`.
     Completions(completions::CompletionsArgs),
+    /// Write the man pages (notify.1, one per subcommand) into a directory.
+    #[command(hide = true)]
+    Manpages(manpages::ManpagesArgs),
 }
 
 /// Runs a parsed command line. `given` names the agent flags given on the command line (they
@@ -75,5 +79,6 @@ pub fn run(cli: Cli, given: &[String]) -> anyhow::Result<ExitCode> {
         Command::Record(a) => record::run(a),
         Command::Report(a) => report::run(a),
         Command::Completions(a) => completions::run(a, Cli::command()),
+        Command::Manpages(a) => manpages::run(a, Cli::command()),
     }
 }

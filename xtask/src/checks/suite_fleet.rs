@@ -244,14 +244,6 @@ fn metrics_end(o: &mut Outcome, end: &str) {
     }
     metric_eq(
         o,
-        "/metrics at the end: premature notifications of 259:0 = 1",
-        end,
-        "notify_notifications_premature_total",
-        &[("dev", "259:0")],
-        1.0,
-    );
-    metric_eq(
-        o,
         "/metrics at the end: the ready mount replayed it (replayed ok = 1)",
         end,
         "notify_replayed_total",

@@ -7,6 +7,7 @@
 //!
 //! The list of metrics is in docs/AGENT.md.
 
+pub mod families;
 pub mod health;
 pub mod http;
 pub mod registry;

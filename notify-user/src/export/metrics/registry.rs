@@ -6,7 +6,7 @@ use std::sync::{
 };
 
 use aya::maps::{MapData, PerCpuArray};
-use notify_model::{EventData, Item, Verdict, event::bus_code_name, record::AgentRecord};
+use notify_model::{EventData, Item, event::bus_code_name, record::AgentRecord};
 use prometheus_client::{
     encoding::text::encode,
     metrics::{counter::Counter, family::Family, gauge::Gauge},
@@ -23,7 +23,6 @@ pub struct Metrics {
     registry: Registry,
     events: Family<Labels, Counter>,
     notifications: Family<Labels, Counter>,
-    premature: Family<Labels, Counter>,
     journaled: Family<Labels, Counter>,
     unidentified: Counter,
     replayed: Family<Labels, Counter>,
@@ -75,16 +74,10 @@ impl Metrics {
             "Memory-failure notifications (dax_holder_notify_failure) by device and verdict",
             notifications.clone(),
         );
-        let premature = Family::<Labels, Counter>::default();
-        r.register(
-            "notifications_premature",
-            "Notifications XFS dropped because the filesystem was not ready, by device",
-            premature.clone(),
-        );
         let journaled = Family::<Labels, Counter>::default();
         r.register(
             "journaled",
-            "Notifications stored in the journal for replay, by reason",
+            "Notifications stored in the journal for replay, by pmem disk and reason",
             journaled.clone(),
         );
         let unidentified = Counter::default();
@@ -255,7 +248,6 @@ impl Metrics {
             registry: r,
             events,
             notifications,
-            premature,
             journaled,
             unidentified,
             replayed,
@@ -361,19 +353,14 @@ impl Metrics {
                     .get_or_create(&labels(&[("dev", &dev), ("code", bus_code_name(k.code))]))
                     .inc();
             }
-            if n.verdict == Verdict::Premature {
-                self.premature
-                    .get_or_create(&labels(&[("dev", &dev)]))
-                    .inc();
-            }
         }
     }
 
     fn on_record(&self, a: &AgentRecord) {
         match a {
-            AgentRecord::Journaled { reason, .. } => {
+            AgentRecord::Journaled { reason, disk, .. } => {
                 self.journaled
-                    .get_or_create(&labels(&[("reason", reason.name())]))
+                    .get_or_create(&labels(&[("disk", disk), ("reason", reason.name())]))
                     .inc();
             }
             AgentRecord::Unidentified { .. } => {

@@ -82,8 +82,8 @@ fn healthz_is_503_naming_missing_required_probes() {
 }
 
 /// Every metric the agent exports is in docs/AGENT.md's table, and every one there exists.
-#[test]
-fn docs_list_exactly_the_exported_metrics() {
+/// A registry with a first sample in every family (families with labels appear only then).
+fn every_family_sampled() -> Metrics {
     let m = Metrics::new();
     m.set_session(&[outcome("notify", None, true)], "6.1");
     let n = Notification {
@@ -236,7 +236,12 @@ fn docs_list_exactly_the_exported_metrics() {
         why: "metadata".into(),
     }));
     m.on_reload(true);
-    let text = m.render();
+    m
+}
+
+#[test]
+fn docs_list_exactly_the_exported_metrics() {
+    let text = every_family_sampled().render();
     let exported: std::collections::BTreeSet<&str> = text
         .lines()
         .filter(|l| !l.starts_with('#'))
@@ -306,4 +311,92 @@ fn decisions_are_counted_by_action_and_reason_class() {
         ),
         "{text}"
     );
+}
+
+/// The device labels mean one thing each (docs/AGENT.md, "Metrics"): `dev` is the block device
+/// the kernel names, "major:minor"; `disk` is the pmem disk the journal keys records by, its
+/// name. The premature count is `notify_notifications_total{verdict="premature"}` only.
+#[test]
+fn device_labels_are_dev_major_minor_or_disk_name() {
+    let text = every_family_sampled().render();
+    let mut seen = (0, 0);
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let Some(labels) = line.split_once('{').and_then(|(_, r)| r.split_once('}')) else {
+            continue;
+        };
+        for pair in labels.0.split(',') {
+            let (k, v) = pair.split_once('=').unwrap();
+            let v = v.trim_matches('"');
+            match k {
+                "dev" => {
+                    seen.0 += 1;
+                    assert!(
+                        Dev::parse(v).is_some(),
+                        "dev={v:?} is not major:minor: {line}"
+                    );
+                }
+                "disk" => {
+                    seen.1 += 1;
+                    assert!(
+                        v.starts_with("pmem") && !v.contains(':'),
+                        "disk={v:?}: {line}"
+                    );
+                }
+                "device" | "bdev" | "devname" => panic!("a third name for a device: {line}"),
+                _ => {}
+            }
+        }
+    }
+    assert!(
+        seen.0 >= 4 && seen.1 >= 3,
+        "dev/disk samples seen: {seen:?}\n{text}"
+    );
+    assert!(!text.contains("notifications_premature"), "{text}");
+    assert!(text.contains("notify_journaled_total{disk=\"pmem0\",reason=\"premature\"} 1"));
+}
+
+/// `families::FAMILIES` (what packaging/ is checked against) is exactly what the registry
+/// renders once every family has a sample: names, types, label names.
+#[test]
+fn families_list_is_what_the_registry_renders() {
+    let text = every_family_sampled().render();
+    let mut rendered = std::collections::BTreeMap::new();
+    let mut kind = std::collections::BTreeMap::new();
+    for l in text.lines() {
+        if let Some(t) = l.strip_prefix("# TYPE ") {
+            let (fam, k) = t.split_once(' ').unwrap();
+            kind.insert(fam.to_string(), k.to_string());
+            continue;
+        }
+        if l.starts_with('#') {
+            continue;
+        }
+        let sel = l.rsplit_once(' ').unwrap().0;
+        let (name, labels) = sel.split_once('{').unwrap_or((sel, ""));
+        let keys: std::collections::BTreeSet<String> = labels
+            .trim_end_matches('}')
+            .split(',')
+            .filter(|p| !p.is_empty())
+            .map(|p| p.split_once('=').unwrap().0.to_string())
+            .collect();
+        let fam = name
+            .strip_suffix("_total")
+            .filter(|f| kind.get(*f).is_some_and(|k| k == "counter"));
+        let k = kind[fam.unwrap_or(name)].clone();
+        rendered.insert(name.to_string(), (k, keys));
+    }
+    let listed: std::collections::BTreeMap<String, (String, std::collections::BTreeSet<String>)> =
+        families::FAMILIES
+            .iter()
+            .map(|f| {
+                (
+                    f.sample.to_string(),
+                    (
+                        f.kind.to_string(),
+                        f.labels.iter().map(|l| l.to_string()).collect(),
+                    ),
+                )
+            })
+            .collect();
+    assert_eq!(listed, rendered);
 }
