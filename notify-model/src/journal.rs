@@ -85,6 +85,28 @@ pub struct Record {
     /// The mounts whose XFS was told of the range (XFS_IOC_VERIFY_MEDIA), once each.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub told: Vec<Told>,
+    /// What the replay found and did, for `notify journal summary` (none before it was
+    /// replayed, and in journals written before notify kept it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<Outcome>,
+}
+
+/// A replay's findings in a form that can be counted: the damaged files, the metadata owners
+/// and what was done to the processes mapping them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outcome {
+    /// The damaged files: each file owner's first path, or "ino N" where no name was found.
+    #[serde(default)]
+    pub files: Vec<String>,
+    /// Filesystem metadata owners hit ("ag header", "inode btree", ...).
+    #[serde(default)]
+    pub metadata: Vec<String>,
+    /// Processes by decision ("signalled", "reported", "refused", ...): how many.
+    #[serde(default)]
+    pub processes: std::collections::BTreeMap<String, u32>,
+    /// Why nothing could be done, when that is what happened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// XFS was told of a record's range on one mount.

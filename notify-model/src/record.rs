@@ -240,6 +240,29 @@ pub struct ReplayReport {
 
 impl ReplayReport {
     /// A one-line summary for the journal's state note.
+    /// The countable part of this report, kept in the journal beside the note.
+    pub fn outcome(&self) -> crate::journal::Outcome {
+        let mut o = crate::journal::Outcome {
+            error: self.error.clone(),
+            ..Default::default()
+        };
+        for w in &self.owners {
+            if w.metadata {
+                o.metadata.push(w.kind.clone());
+            } else {
+                o.files.push(match (w.paths.first(), w.ino) {
+                    (Some(p), _) => p.to_string_lossy().into_owned(),
+                    (None, Some(i)) => format!("ino {i}"),
+                    (None, None) => w.kind.clone(),
+                });
+            }
+        }
+        for d in &self.decisions {
+            *o.processes.entry(d.action.name().to_string()).or_insert(0) += 1;
+        }
+        o
+    }
+
     pub fn summary(&self) -> String {
         if let Some(e) = &self.error {
             return format!("error: {e}");

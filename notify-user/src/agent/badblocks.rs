@@ -265,6 +265,7 @@ mod tests {
             },
             state: Status::Pending,
             told: vec![],
+            outcome: None,
             note: None,
             state_wall_ns: None,
         };

@@ -304,7 +304,10 @@ impl Agent {
                 });
             }
             // Acted (or decided not to): only now is the record done.
-            if let Err(e) = self.journal.mark_replayed(id, &report.summary()) {
+            if let Err(e) =
+                self.journal
+                    .mark_replayed_with(id, &report.summary(), Some(report.outcome()))
+            {
                 log::error!("journal: marking {id} replayed: {e}");
             }
             out.push(AgentRecord::Replayed {

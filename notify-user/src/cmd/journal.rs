@@ -1,4 +1,4 @@
-//! `notify journal list|replay|clear`: inspect or act on the journal of notifications awaiting
+//! `notify journal list|summary|replay|clear`: inspect or act on the journal of notifications awaiting
 //! replay.
 
 use std::{path::PathBuf, process::ExitCode};
@@ -11,7 +11,10 @@ use crate::{
         Agent, AgentOptions, journal,
         tell::{self, TellError},
     },
-    cmd::common::{DEFAULT_JOURNAL, EnforceArgs},
+    cmd::{
+        common::{DEFAULT_JOURNAL, EnforceArgs},
+        journal_summary,
+    },
     export::sink::{Format, Sink},
     kernel::{
         channels::{Channel, Channels},
@@ -40,6 +43,17 @@ pub enum JournalCmd {
     Replay {
         #[command(flatten)]
         enforce: EnforceArgs,
+    },
+    /// Count the journal's history: records by reason, disk and outcome, the processes acted
+    /// on, and the files hit most often (as `ras-mc-ctl --summary` does for rasdaemon).
+    Summary {
+        /// Only records received since then: a duration back from now (90s, 30m, 24h, 7d, 2w)
+        /// or a UTC date or time (2026-12-01, 2026-12-01T15:00:00Z).
+        #[arg(long, value_name = "WHEN")]
+        since: Option<String>,
+        /// Output format.
+        #[arg(short = 'o', long = "format", value_enum, default_value = "table")]
+        format: Format,
     },
     /// Remove every record (pending ones are lost: they will not be replayed).
     Clear {
@@ -97,6 +111,26 @@ pub fn run(a: JournalArgs) -> anyhow::Result<ExitCode> {
                         );
                     }
                 }
+            }
+        }
+        JournalCmd::Summary { since, format } => {
+            let since = since
+                .map(|v| journal_summary::parse_since(&v, journal::now_ns()))
+                .transpose()
+                .map_err(anyhow::Error::msg)?;
+            let snap = journal::snapshot(&path)?;
+            if !snap.cuts.is_empty() {
+                eprintln!(
+                    "notify: journal {}: {} unreadable region(s) left out (the agent repairs \
+                     them on its next start)",
+                    path.display(),
+                    snap.cuts.len()
+                );
+            }
+            let s = journal_summary::summarize(&snap.records, since);
+            match format {
+                Format::Json => println!("{}", serde_json::to_string(&s)?),
+                Format::Table => print!("{}", journal_summary::render(&s)),
             }
         }
         JournalCmd::Replay { enforce } => {

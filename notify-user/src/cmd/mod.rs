@@ -10,6 +10,7 @@ pub mod common;
 pub mod completions;
 pub mod doctor;
 pub mod journal;
+pub mod journal_summary;
 pub mod manpages;
 pub mod record;
 pub mod report;

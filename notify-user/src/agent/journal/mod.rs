@@ -44,7 +44,7 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
-use notify_model::journal::{Cut, Damage, Record, Recovery, Status, Via};
+use notify_model::journal::{Cut, Damage, Outcome, Record, Recovery, Status, Via};
 use serde::{Deserialize, Serialize};
 
 pub const MAGIC: &[u8; 8] = b"NTFYJRNL";
@@ -71,6 +71,9 @@ pub enum Entry {
         state: Status,
         wall_ns: u64,
         note: String,
+        /// A replay's countable findings (absent in journals written before notify kept them).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        outcome: Option<Outcome>,
     },
     /// Written first by `compact`/`clear`: ids never go back, even when the records holding
     /// the highest ones were dropped, so an id in an old log line names one notification only.
@@ -489,6 +492,17 @@ impl Journal {
 
     /// Mark a record replayed (call after acting on it). `Ok(false)` when it already was.
     pub fn mark_replayed(&mut self, id: u64, note: &str) -> Result<bool> {
+        self.mark_replayed_with(id, note, None)
+    }
+
+    /// Mark a record replayed, keeping what the replay found (`notify journal summary` counts
+    /// it).
+    pub fn mark_replayed_with(
+        &mut self,
+        id: u64,
+        note: &str,
+        outcome: Option<Outcome>,
+    ) -> Result<bool> {
         match self.records.get(&id) {
             None => return Err(JournalError::UnknownId(id)),
             Some(r) if r.state == Status::Replayed => return Ok(false),
@@ -499,6 +513,7 @@ impl Journal {
             state: Status::Replayed,
             wall_ns: now_ns(),
             note: note.to_string(),
+            outcome,
         };
         self.write_entry(&e)?;
         self.apply(e);
@@ -518,6 +533,7 @@ impl Journal {
             state: Status::Closed,
             wall_ns: now_ns(),
             note: note.to_string(),
+            outcome: None,
         };
         self.write_entry(&e)?;
         self.apply(e);
@@ -638,6 +654,7 @@ fn apply(records: &mut BTreeMap<u64, Record>, next_id: &mut u64, e: Entry) -> Op
                     note: None,
                     state_wall_ns: None,
                     told: Vec::new(),
+                    outcome: None,
                 },
             );
             None
@@ -665,11 +682,13 @@ fn apply(records: &mut BTreeMap<u64, Record>, next_id: &mut u64, e: Entry) -> Op
             state,
             wall_ns,
             note,
+            outcome,
         } => match records.get_mut(&id) {
             Some(r) => {
                 r.state = state;
                 r.note = Some(note);
                 r.state_wall_ns = Some(wall_ns);
+                r.outcome = outcome;
                 None
             }
             None => Some(id),
