@@ -11,7 +11,10 @@ use crate::{
         Agent, AgentOptions, journal,
         tell::{self, TellError},
     },
-    cmd::common::{DEFAULT_JOURNAL, EnforceArgs},
+    cmd::{
+        common::{DEFAULT_JOURNAL, EnforceArgs},
+        exit::bad_input,
+    },
     export::sink::{Format, Sink},
     kernel::{
         channels::{Channel, Channels},
@@ -21,8 +24,8 @@ use crate::{
 
 #[derive(clap::Args, Debug)]
 pub struct JournalArgs {
-    /// The journal file (the agent's --journal).
-    #[arg(long, value_name = "FILE", default_value = DEFAULT_JOURNAL)]
+    /// The journal file (the agent's --journal); before or after the action.
+    #[arg(long, value_name = "FILE", default_value = DEFAULT_JOURNAL, global = true)]
     pub journal: PathBuf,
     #[command(subcommand)]
     pub action: JournalCmd,
@@ -52,20 +55,26 @@ pub enum JournalCmd {
 pub fn run(a: JournalArgs) -> anyhow::Result<ExitCode> {
     let (path, action) = (a.journal, a.action);
     if !path.exists() {
-        anyhow::bail!(
+        return Err(bad_input(format!(
             "no journal at {}: the agent creates it on first start (or pass --journal)",
             path.display()
-        );
+        )));
+    }
+    if path.is_dir() {
+        return Err(bad_input(format!(
+            "--journal {} is a directory: give the journal file, e.g. {}/journal",
+            path.display(),
+            path.display()
+        )));
     }
     match action {
         JournalCmd::List { format } => {
             // A snapshot, not an open: the agent holds the journal's lock while it runs.
             let snap = journal::snapshot(&path)?;
             for c in &snap.cuts {
-                eprintln!(
-                    "notify: journal {}: {} byte(s) at offset {} unreadable ({}); left for the \
-                     agent to repair on its next start (a cut at the end may be an append in \
-                     progress)",
+                log::warn!(
+                    "journal {}: {} byte(s) at offset {} unreadable ({}); left for the agent to \
+                     repair on its next start (a cut at the end may be an append in progress)",
                     path.display(),
                     c.len,
                     c.offset,
@@ -122,7 +131,9 @@ pub fn run(a: JournalArgs) -> anyhow::Result<ExitCode> {
         }
         JournalCmd::Clear { yes } => {
             if !yes {
-                anyhow::bail!("clearing drops pending notifications for good: add --yes");
+                return Err(bad_input(
+                    "clearing drops pending notifications for good: add --yes",
+                ));
             }
             let (mut j, _) = journal::Journal::open(&path)?;
             let n = j.clear()?;
