@@ -14,6 +14,7 @@ use crate::{
     cmd::{
         common::{DEFAULT_JOURNAL, EnforceArgs},
         exit::bad_input,
+        preflight,
     },
     export::sink::{Format, Sink},
     kernel::{
@@ -67,6 +68,7 @@ pub fn run(a: JournalArgs) -> anyhow::Result<ExitCode> {
             path.display()
         )));
     }
+    preflight::journal_header(&path).map_err(bad_input)?;
     match action {
         JournalCmd::List { format } => {
             // A snapshot, not an open: the agent holds the journal's lock while it runs.

@@ -10,7 +10,10 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use crate::export::sink::Format;
+use crate::{
+    agent::journal::{self, JournalError},
+    export::sink::Format,
+};
 
 /// Filesystems the kernel makes up: a file there is not storage (writes go to the kernel or
 /// vanish at reboot). tmpfs is allowed: tests keep journals there on purpose.
@@ -138,6 +141,20 @@ pub fn journal(what: &str, path: &Path) -> Result<(), String> {
             }
         }
         Err(e) => Err(format!("{what} {p}: {e}: {fix}")),
+    }
+}
+
+/// An existing journal must be one: its header is read (without the lock: a running agent may
+/// hold it) so that a file that is not a journal is refused before any probe loads, as bad
+/// input (restarting cannot fix it). Damage after the header is the agent's to repair.
+pub fn journal_header(path: &Path) -> Result<(), String> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_file() && m.len() > 0 => match journal::snapshot(path) {
+            Err(e @ JournalError::BadHeader { .. }) => Err(e.to_string()),
+            // Read errors are for the agent's open to report with its own context.
+            _ => Ok(()),
+        },
+        _ => Ok(()),
     }
 }
 
