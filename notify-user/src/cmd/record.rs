@@ -44,7 +44,7 @@ pub const FINDING_EXIT: u8 = crate::cmd::exit::FINDING;
 
 #[derive(clap::Args, Debug)]
 pub struct RecordArgs {
-    /// The session file to write (the flag `trace` and `agent` take for theirs too).
+    /// The session file to write (required; the flag `trace` and `agent` take for theirs too).
     #[arg(
         long,
         value_name = "FILE",
