@@ -1,6 +1,6 @@
 #!/bin/sh
 # A small mount test suite, run by the mount_suite scenario (lab/scenarios.sh) as
-#   notify record -o $SUITE_OUT/session.json --attach A --fail-on lost -- sh /lab/mount_suite.sh
+#   notify record --session $SUITE_OUT/session.json --attach A --fail-on lost -- sh /lab/mount_suite.sh
 # Sub-tests, each on pmem0 (XFS, rmapbt, -o dax=always):
 #   clean     mkfs, mount, a victim poisons its own page (a delivered notification), umount
 #   recovery  mount, write, `xfs_io -x -c "shutdown -f"` (log left dirty), umount, mount again:

@@ -558,7 +558,7 @@ sc_mount_suite() {
 	fi
 	t0=$(cut -d' ' -f1 /proc/uptime)
 	SUITE_OUT="$OUT/$SC" SUITE_DELAY_MS=$DELAY_MS \
-		"$AGENT" record -o "$OUT/$SC/session.json" --attach "$ATTACH" --fail-on lost \
+		"$AGENT" record --session "$OUT/$SC/session.json" --attach "$ATTACH" --fail-on lost \
 		-- sh /lab/mount_suite.sh 2> "$OUT/$SC/record.log"
 	rc=$?
 	unset SUITE_METRICS

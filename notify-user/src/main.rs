@@ -3,10 +3,10 @@
 use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches, parser::ValueSource};
-use notify::cmd::{self, Cli};
+use notify::cmd::{self, Cli, exit, logging};
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    logging::init();
     let matches = Cli::command().get_matches();
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(c) => c,
@@ -25,8 +25,8 @@ fn main() -> ExitCode {
     match cmd::run(cli, &given) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("notify: error: {e:#}");
-            ExitCode::FAILURE
+            logging::error(&e);
+            ExitCode::from(exit::code_of(&e))
         }
     }
 }

@@ -233,10 +233,13 @@ fn attach_report_explains_what_this_kernel_lacks() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
+    // 0, or 4 when a required hook cannot attach (as on this host: bad_input.rs checks which);
+    // the report is printed either way.
+    let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        out.status.success(),
-        "doctor failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+        out.status.success()
+            || (out.status.code() == Some(4) && err.contains("required hooks cannot attach")),
+        "doctor failed: {err}"
     );
     // Every hook is listed with what auto would use.
     for hook in notify::probe::hooks::HOOKS {

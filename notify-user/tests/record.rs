@@ -51,7 +51,7 @@ fn records_a_real_xfs_mount_and_umount_and_reports_it() {
     let script = format!("mount {loopdev} {mnt} && umount {mnt}");
     let out = notify(&[
         "record",
-        "-o",
+        "--session",
         s,
         "--fail-on",
         "lost",
@@ -165,7 +165,7 @@ fn exit_status_passes_through_and_the_session_is_always_written() {
     let s = dir.path().join("s.json");
     let sp = s.to_str().unwrap();
 
-    let out = notify(&["record", "-o", sp, "--", "sh", "-c", "exit 7"]);
+    let out = notify(&["record", "--session", sp, "--", "sh", "-c", "exit 7"]);
     assert_eq!(out.status.code(), Some(7), "{}", show(&out));
     let sess = SessionFile::load(&s).unwrap();
     assert_eq!(sess.exit_status, ExitStatus::Code(7));
@@ -174,7 +174,7 @@ fn exit_status_passes_through_and_the_session_is_always_written() {
     // --fail-on without a finding keeps the command's status.
     let out = notify(&[
         "record",
-        "-o",
+        "--session",
         sp,
         "--fail-on",
         "lost",
@@ -191,7 +191,7 @@ fn exit_status_passes_through_and_the_session_is_always_written() {
     assert!(!String::from_utf8_lossy(&out.stderr).contains("--fail-on"));
 
     // A signal: 128 + signal, recorded as the signal.
-    let out = notify(&["record", "-o", sp, "--", "sh", "-c", "kill -TERM $$"]);
+    let out = notify(&["record", "--session", sp, "--", "sh", "-c", "kill -TERM $$"]);
     assert_eq!(out.status.code(), Some(128 + 15), "{}", show(&out));
     assert_eq!(
         SessionFile::load(&s).unwrap().exit_status,
@@ -201,7 +201,7 @@ fn exit_status_passes_through_and_the_session_is_always_written() {
     // --fail-on kill: the command died of SIGBUS: exit 3, the session still written.
     let out = notify(&[
         "record",
-        "-o",
+        "--session",
         sp,
         "--fail-on",
         "kill",
@@ -223,7 +223,14 @@ fn exit_status_passes_through_and_the_session_is_always_written() {
     );
 
     // The command's output is its own: notify writes nothing to stdout.
-    let out = notify(&["record", "-o", sp, "--", "echo", "hello from the command"]);
+    let out = notify(&[
+        "record",
+        "--session",
+        sp,
+        "--",
+        "echo",
+        "hello from the command",
+    ]);
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
@@ -231,7 +238,7 @@ fn exit_status_passes_through_and_the_session_is_always_written() {
     );
 
     // A program that does not exist: 127 like a shell, and still a session saying why.
-    let out = notify(&["record", "-o", sp, "--", "/nonexistent/program"]);
+    let out = notify(&["record", "--session", sp, "--", "/nonexistent/program"]);
     assert_eq!(out.status.code(), Some(127), "{}", show(&out));
     let sess = SessionFile::load(&s).unwrap();
     assert_eq!(sess.exit_status, ExitStatus::Code(127));
@@ -248,17 +255,18 @@ fn exit_status_passes_through_and_the_session_is_always_written() {
     assert!(rep.status.success(), "{}", show(&rep));
     assert!(String::from_utf8_lossy(&rep.stdout).contains("exit code 127"));
 
-    // No session directory: refused before anything runs (exit 1, the command not run).
+    // No session directory: refused before anything runs (exit 78, EX_CONFIG: the command not
+    // run, no probe loaded).
     let marker = dir.path().join("ran");
     let out = notify(&[
         "record",
-        "-o",
+        "--session",
         "/nonexistent-dir/s.json",
         "--",
         "touch",
         marker.to_str().unwrap(),
     ]);
-    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert_eq!(out.status.code(), Some(78), "{}", show(&out));
     assert!(!marker.exists(), "the command must not run");
 }
 
@@ -269,7 +277,14 @@ fn sigterm_is_forwarded_to_the_command_and_the_session_written() {
     let dir = common::TempDir::new("record-term");
     let s = dir.path().join("s.json");
     let mut child = Command::new(env!("CARGO_BIN_EXE_notify"))
-        .args(["record", "-o", s.to_str().unwrap(), "--", "sleep", "60"])
+        .args([
+            "record",
+            "--session",
+            s.to_str().unwrap(),
+            "--",
+            "sleep",
+            "60",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

@@ -6,6 +6,7 @@ use std::{fmt::Write as _, process::ExitCode};
 use serde::Serialize;
 
 use crate::{
+    cmd::exit::HooksMissing,
     export::sink::Format,
     kernel::{
         channels::{Channel, Channels},
@@ -34,6 +35,10 @@ pub fn run(a: DoctorArgs) -> anyhow::Result<ExitCode> {
     match a.format {
         Format::Table => print!("{}", report.render()),
         Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+    }
+    let missing = report.missing_required();
+    if !missing.is_empty() {
+        return Err(HooksMissing(missing).into());
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -74,6 +79,8 @@ pub struct Report {
     pub hooks: Vec<HookReport>,
     /// How XFS can be told of damage and heard from on this kernel.
     pub channels: Channels,
+    /// The required hooks no method could attach (doctor then exits non-zero, naming them).
+    pub missing_required: Vec<&'static str>,
 }
 
 /// Runs every trial. Needs root; returns an error only when nothing can be tried at all.
@@ -162,7 +169,9 @@ pub fn diagnose() -> anyhow::Result<Report> {
         });
     }
     let channels = Channels::detect(&ksyms);
+    let missing_required = missing(&hooks);
     Ok(Report {
+        missing_required,
         channels,
         release: kernel.release.clone(),
         kernel: kernel
@@ -181,6 +190,11 @@ pub fn diagnose() -> anyhow::Result<Report> {
 }
 
 impl Report {
+    /// The required hooks (`notify_common::hooks!`'s `required: true`) with no working method.
+    pub fn missing_required(&self) -> Vec<&'static str> {
+        self.missing_required.clone()
+    }
+
     pub fn render(&self) -> String {
         let mut s = String::new();
         let _ = writeln!(s, "kernel {}", self.release);
@@ -257,6 +271,15 @@ impl Report {
         }
         s
     }
+}
+
+/// The required hooks among `hooks` that no method attached (tracepoints are never required).
+fn missing(hooks: &[HookReport]) -> Vec<&'static str> {
+    hooks
+        .iter()
+        .filter(|h| h.auto.is_none() && HOOKS.iter().any(|k| k.name == h.hook && k.required))
+        .map(|h| h.hook)
+        .collect()
 }
 
 fn presence(c: &Channel) -> &'static str {

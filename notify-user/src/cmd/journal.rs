@@ -13,7 +13,8 @@ use crate::{
     },
     cmd::{
         common::{DEFAULT_JOURNAL, EnforceArgs},
-        journal_summary,
+        exit::bad_input,
+        journal_summary, preflight,
     },
     export::sink::{Format, Sink},
     kernel::{
@@ -24,8 +25,8 @@ use crate::{
 
 #[derive(clap::Args, Debug)]
 pub struct JournalArgs {
-    /// The journal file (the agent's --journal).
-    #[arg(long, value_name = "FILE", default_value = DEFAULT_JOURNAL)]
+    /// The journal file (the agent's --journal); before or after the action.
+    #[arg(long, value_name = "FILE", default_value = DEFAULT_JOURNAL, global = true)]
     pub journal: PathBuf,
     #[command(subcommand)]
     pub action: JournalCmd,
@@ -65,21 +66,35 @@ pub enum JournalCmd {
 
 pub fn run(a: JournalArgs) -> anyhow::Result<ExitCode> {
     let (path, action) = (a.journal, a.action);
+    // The flags first: a --since that means nothing is said before the journal is looked at.
+    let since = match &action {
+        JournalCmd::Summary { since: Some(v), .. } => {
+            Some(journal_summary::parse_since(v, journal::now_ns()).map_err(bad_input)?)
+        }
+        _ => None,
+    };
     if !path.exists() {
-        anyhow::bail!(
+        return Err(bad_input(format!(
             "no journal at {}: the agent creates it on first start (or pass --journal)",
             path.display()
-        );
+        )));
     }
+    if path.is_dir() {
+        return Err(bad_input(format!(
+            "--journal {} is a directory: give the journal file, e.g. {}/journal",
+            path.display(),
+            path.display()
+        )));
+    }
+    preflight::journal_header(&path).map_err(bad_input)?;
     match action {
         JournalCmd::List { format } => {
             // A snapshot, not an open: the agent holds the journal's lock while it runs.
             let snap = journal::snapshot(&path)?;
             for c in &snap.cuts {
-                eprintln!(
-                    "notify: journal {}: {} byte(s) at offset {} unreadable ({}); left for the \
-                     agent to repair on its next start (a cut at the end may be an append in \
-                     progress)",
+                log::warn!(
+                    "journal {}: {} byte(s) at offset {} unreadable ({}); left for the agent to \
+                     repair on its next start (a cut at the end may be an append in progress)",
                     path.display(),
                     c.len,
                     c.offset,
@@ -113,16 +128,12 @@ pub fn run(a: JournalArgs) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        JournalCmd::Summary { since, format } => {
-            let since = since
-                .map(|v| journal_summary::parse_since(&v, journal::now_ns()))
-                .transpose()
-                .map_err(anyhow::Error::msg)?;
+        JournalCmd::Summary { format, .. } => {
             let snap = journal::snapshot(&path)?;
             if !snap.cuts.is_empty() {
-                eprintln!(
-                    "notify: journal {}: {} unreadable region(s) left out (the agent repairs \
-                     them on its next start)",
+                log::warn!(
+                    "journal {}: {} unreadable region(s) left out (the agent repairs them on \
+                     its next start)",
                     path.display(),
                     snap.cuts.len()
                 );
@@ -156,7 +167,9 @@ pub fn run(a: JournalArgs) -> anyhow::Result<ExitCode> {
         }
         JournalCmd::Clear { yes } => {
             if !yes {
-                anyhow::bail!("clearing drops pending notifications for good: add --yes");
+                return Err(bad_input(
+                    "clearing drops pending notifications for good: add --yes",
+                ));
             }
             let (mut j, _) = journal::Journal::open(&path)?;
             let n = j.clear()?;

@@ -9,9 +9,12 @@ pub mod agent;
 pub mod common;
 pub mod completions;
 pub mod doctor;
+pub mod exit;
 pub mod journal;
 pub mod journal_summary;
+pub mod logging;
 pub mod manpages;
+pub mod preflight;
 pub mod record;
 pub mod report;
 pub mod resolve;
@@ -24,11 +27,30 @@ pub mod trace;
 /// ("filesystem is not ready for notify_failure()!"); notify sees them, keeps them and replays
 /// them once the filesystem is ready.
 #[derive(Parser, Debug)]
-#[command(name = "notify", version, about, long_about)]
+#[command(name = "notify", version, about, long_about, after_long_help = EXIT_STATUS)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
 }
+
+/// The statuses of `cmd::exit`, for `notify --help`.
+const EXIT_STATUS: &str = "\
+EXIT STATUS:
+    0   success
+    1   notify failed at run time (BPF, ring buffer, I/O)
+    2   the command line is wrong (a flag, a value)
+    3   record: a --fail-on finding holds (the session was written)
+    4   doctor: a required hook cannot attach on this kernel (named on stderr)
+    78  bad input found before anything was loaded (configuration, journal, output paths,
+        metrics address); fix it and start again: systemd does not restart on it
+    record otherwise exits with its command's status.
+
+FLAGS THAT MEAN THE SAME EVERYWHERE:
+    -o, --format FORMAT   the output format (table or json)
+    --output FILE         the event log file (trace, agent)
+    --session FILE        the session file for `notify report` (trace, agent, record)
+    --journal FILE        the journal (agent, journal: before or after its action)
+";
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
@@ -57,7 +79,8 @@ pub enum Command {
     /// report` (docs/SESSIONS.md).
     ///
     /// Exit status: the command's (128 + signal if a signal ended it, 127 if it could not be
-    /// started); 3 if a --fail-on finding holds; 1 if notify itself failed (no session written).
+    /// started); 3 if a --fail-on finding holds; 78 on bad input found before the probes load
+    /// (nothing run); 1 if notify itself failed (no session written).
     Record(record::RecordArgs),
     /// Print a recorded session as a timeline per device; optionally draw it (SVG, PNG).
     Report(report::ReportArgs),

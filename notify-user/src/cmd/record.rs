@@ -22,9 +22,13 @@ use tokio::{
 };
 
 use crate::{
+    cmd::{
+        exit::{Usage, bad_input},
+        preflight::{self, file_not_format},
+    },
     probe::{AttachMode, Probes},
     session::{
-        file::{check_output, new_session},
+        file::new_session,
         findings::{FailOn, findings},
         log::Collector,
     },
@@ -36,13 +40,23 @@ use crate::{
 pub const DEFAULT_GRACE: Duration = Duration::from_millis(200);
 
 /// notify's exit status when a `--fail-on` finding holds.
-pub const FINDING_EXIT: u8 = 3;
+pub const FINDING_EXIT: u8 = crate::cmd::exit::FINDING;
 
 #[derive(clap::Args, Debug)]
 pub struct RecordArgs {
-    /// The session file to write.
-    #[arg(short = 'o', long = "output", value_name = "SESSION")]
-    pub output: PathBuf,
+    /// The session file to write (required; the flag `trace` and `agent` take for theirs too).
+    #[arg(
+        long,
+        value_name = "FILE",
+        value_parser = file_not_format,
+        required_unless_present = "old_output"
+    )]
+    pub session: Option<PathBuf>,
+    /// The old spelling of --session. Refused with the new one named: `-o` is the output
+    /// format in every other command, and one flag must not mean a format here and a file
+    /// there.
+    #[arg(short = 'o', long = "output", value_name = "SESSION", hide = true)]
+    pub old_output: Option<String>,
     #[arg(long, value_enum, default_value = "auto")]
     pub attach: AttachMode,
     /// Exit 3 (after writing the session) if this is seen (repeatable): premature
@@ -59,8 +73,18 @@ pub struct RecordArgs {
 }
 
 pub fn run(a: RecordArgs) -> anyhow::Result<std::process::ExitCode> {
+    if let Some(o) = &a.old_output {
+        return Err(Usage(format!(
+            "record takes the session file as --session {o} (-o is the output format in the \
+             other commands)"
+        ))
+        .into());
+    }
+    let output = a
+        .session
+        .ok_or_else(|| bad_input("give the session file: --session FILE"))?;
     let rec = crate::cmd::common::runtime()?.block_on(record(RecordOptions {
-        output: a.output,
+        output,
         attach: a.attach,
         fail_on: a.fail_on,
         command: a.command,
@@ -127,11 +151,11 @@ async fn exited(fd: &Option<AsyncFd<OwnedFd>>) {
 
 /// Records a session around one command.
 pub async fn record(opts: RecordOptions) -> anyhow::Result<Recorded> {
-    check_output(&opts.output)?;
+    preflight::output_file("--session", &opts.output).map_err(bad_input)?;
     let program = opts
         .command
         .first()
-        .context("no command given: notify record -o SESSION -- COMMAND...")?;
+        .context("no command given: notify record --session FILE -- COMMAND...")?;
     let mut probes = Probes::open(opts.attach)?;
     probes.report_to_stderr();
     let probe_records: Vec<ProbeRecord> = probes.outcomes.iter().map(Into::into).collect();

@@ -5,7 +5,11 @@ use std::{path::PathBuf, process::ExitCode};
 use notify_model::{decision::Policy, record::ReplayReport};
 
 use crate::{
-    agent::replay, cmd::common::parse_number, enforce, export::sink::Format, resolve::site,
+    agent::replay,
+    cmd::{common::parse_number, exit::bad_input, preflight},
+    enforce,
+    export::sink::Format,
+    resolve::site,
 };
 
 #[derive(clap::Args, Debug)]
@@ -20,19 +24,32 @@ pub struct ResolveArgs {
     /// Byte offset.
     #[arg(long, value_parser = parse_number)]
     pub offset: u64,
-    /// Length in bytes.
-    #[arg(long, value_parser = parse_number, default_value = "4096")]
+    /// Length in bytes (at least 1).
+    #[arg(long, value_parser = parse_len, default_value = "4096")]
     pub len: u64,
     /// Output format.
     #[arg(short = 'o', long = "format", value_enum, default_value = "table")]
     pub format: Format,
 }
 
+/// A length: a number, and not 0 (an empty range has no owner, and used to be reported as
+/// "outside the filesystem").
+fn parse_len(s: &str) -> Result<u64, String> {
+    match parse_number(s)? {
+        0 => Err("a range of 0 bytes has no owner: give at least 1 (default 4096, a page)".into()),
+        n => Ok(n),
+    }
+}
+
 pub fn run(a: ResolveArgs) -> anyhow::Result<ExitCode> {
     let (site, dax_offset) = match (a.mount, a.device) {
         (Some(m), _) => {
+            preflight::xfs("--mount", &m).map_err(bad_input)?;
             let site = site::site_of_mount(&m).map_err(|e| {
-                anyhow::anyhow!("{}: {e}: give the mount point of an XFS", m.display())
+                bad_input(format!(
+                    "{}: {e}: give the mount point of an XFS",
+                    m.display()
+                ))
             })?;
             // --offset is on the filesystem's device: as a dax offset it is shifted by the
             // partition start.
@@ -45,12 +62,12 @@ pub fn run(a: ResolveArgs) -> anyhow::Result<ExitCode> {
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
             let site = site::find_site(&name, a.offset)?.ok_or_else(|| {
-                anyhow::anyhow!(
+                bad_input(format!(
                     "no XFS filesystem is mounted on {} (or on a partition of it covering \
                      offset {:#x}): mount it, or use --mount",
                     dev.display(),
                     a.offset
-                )
+                ))
             })?;
             (site, a.offset)
         }

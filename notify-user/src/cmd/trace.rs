@@ -3,13 +3,15 @@
 
 use std::{path::PathBuf, process::ExitCode};
 
-use anyhow::Context as _;
-
 use crate::{
-    cmd::common::{Signals, runtime, trim_heap, until_signal},
+    cmd::{
+        common::{Signals, runtime, trim_heap, until_signal},
+        exit::bad_input,
+        preflight::{self, file_not_format},
+    },
     export::sink::{Format, Sink},
     probe::{AttachMode, Probes},
-    session::{file::check_output, log::SessionLog},
+    session::log::SessionLog,
     stream::{Listener, Stream, Totals},
 };
 
@@ -22,15 +24,15 @@ pub struct TraceArgs {
     /// in vmlinux, kprobe otherwise (auto); or force one.
     #[arg(long, value_enum, default_value = "auto")]
     pub attach: AttachMode,
-    /// Append events to this file instead of standard output.
-    #[arg(long)]
+    /// Append events to this file instead of standard output (-o is the format).
+    #[arg(long, value_name = "FILE", value_parser = file_not_format)]
     pub output: Option<PathBuf>,
     /// Only kernel events, without the agent's derived holder_state/notification events.
     #[arg(long)]
     pub raw: bool,
     /// Also write a session file for `notify report` when the trace ends (SIGINT/SIGTERM):
     /// all events, derived ones included, kept in memory until then.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_parser = file_not_format)]
     pub session: Option<PathBuf>,
     /// Hold the health monitor of every XFS watched (Linux 7.0+) where no other client holds
     /// it, and stream its records. Off by default: a filesystem has one monitor, and
@@ -45,18 +47,22 @@ pub fn run(a: TraceArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn trace(a: TraceArgs) -> anyhow::Result<Totals> {
+    // Everything the user named is checked (and the output opened) before any probe loads.
     if let Some(p) = &a.session {
-        check_output(p)?;
+        preflight::output_file("--session", p).map_err(bad_input)?;
     }
+    let mut sink = match &a.output {
+        Some(p) => {
+            preflight::output_file("--output", p).map_err(bad_input)?;
+            Sink::file(a.format, p)
+                .map_err(|e| bad_input(format!("--output {}: cannot open it: {e}", p.display())))?
+        }
+        None => Sink::stdout(a.format),
+    };
     let mut signals = Signals::catch(false)?;
     let mut probes = Probes::open(a.attach)?;
     probes.report_to_stderr();
     let mut session = a.session.map(|p| SessionLog::new(p, &probes));
-    let mut sink = match &a.output {
-        Some(p) => Sink::file(a.format, p)
-            .with_context(|| format!("cannot open output file {}", p.display()))?,
-        None => Sink::stdout(a.format),
-    };
     sink.derived = !a.raw;
     trim_heap();
     let mut listeners: Vec<&mut dyn Listener> = Vec::new();

@@ -1,10 +1,8 @@
 //! Writing a session file (notify_model::session holds the format): the envelope of a run, the
-//! names of the block devices its events name, and the checks made before a run starts.
+//! names of the block devices its events name. (The path is checked before a run starts, by
+//! `cmd::preflight`.)
 
-use std::{
-    collections::{BTreeMap, BTreeSet},
-    path::Path,
-};
+use std::collections::{BTreeMap, BTreeSet};
 
 use notify_model::{
     Dev, Item,
@@ -79,35 +77,4 @@ pub fn device_names(events: &[Item]) -> BTreeMap<String, String> {
             Some((d.to_string(), name))
         })
         .collect()
-}
-
-/// Refuses an output path whose directory does not exist, before anything runs.
-pub fn check_output(path: &Path) -> anyhow::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    if !dir.is_dir() {
-        anyhow::bail!(
-            "cannot write the session to {}: {} is not a directory",
-            path.display(),
-            dir.display()
-        );
-    }
-    if path.is_dir() {
-        anyhow::bail!("{} is a directory: give a file name", path.display());
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn output_path_checked_before_running() {
-        assert!(check_output(Path::new("/nonexistent-dir/s.json")).is_err());
-        assert!(check_output(Path::new("/tmp")).is_err());
-        assert!(check_output(Path::new("s.json")).is_ok());
-    }
 }

@@ -26,8 +26,9 @@ pub struct Fleet {
     pub loaded: Loaded,
     pub metrics: Arc<Metrics>,
     rotate: Option<Arc<RotateControl>>,
-    /// Where the endpoint listens, once started.
+    /// Where the endpoint listens, once bound.
     pub metrics_bound: Option<SocketAddr>,
+    listener: Option<tokio::net::TcpListener>,
 }
 
 impl Fleet {
@@ -37,6 +38,7 @@ impl Fleet {
             metrics: Arc::new(Metrics::new()),
             rotate: None,
             metrics_bound: None,
+            listener: None,
         }
     }
 
@@ -59,8 +61,34 @@ impl Fleet {
         Ok(Some(Box::new(w)))
     }
 
+    /// Binds the metrics endpoint's port, before any probe loads (a taken port is bad input,
+    /// found at once). Runs inside the runtime.
+    pub async fn listen(&mut self) -> anyhow::Result<()> {
+        let MetricsAddr::At(addr) = self.loaded.settings.metrics_addr else {
+            return Ok(());
+        };
+        let listener = metrics::bind(addr).await.map_err(|e| {
+            let hint = match e.kind() {
+                std::io::ErrorKind::AddrInUse => {
+                    "the port is taken: is another agent running? choose another port, or \"off\""
+                }
+                std::io::ErrorKind::AddrNotAvailable => {
+                    "no interface of this host has that address: use 127.0.0.1:PORT, \
+                     0.0.0.0:PORT, or \"off\""
+                }
+                _ => "choose another address, or \"off\"",
+            };
+            anyhow::anyhow!(
+                "cannot listen on {addr} for metrics (metrics_addr / --metrics-addr): {e}: {hint}"
+            )
+        })?;
+        self.metrics_bound = Some(listener.local_addr()?);
+        self.listener = Some(listener);
+        Ok(())
+    }
+
     /// The probes are attached: record what attached, keep a handle on the kernel's LOST
-    /// counters for scrapes, and start the endpoint. Runs inside the runtime.
+    /// counters for scrapes, and serve the endpoint bound by [`Fleet::listen`].
     pub async fn start(&mut self, probes: &Probes) -> anyhow::Result<()> {
         self.metrics
             .set_session(&probes.outcomes, &probes.kernel.release);
@@ -68,23 +96,15 @@ impl Fleet {
             Ok(m) => self.metrics.set_lost_map(m),
             Err(e) => log::warn!("metrics: no handle on the LOST map ({e:#}): not exported"),
         }
-        let MetricsAddr::At(addr) = self.loaded.settings.metrics_addr else {
+        let (Some(listener), Some(bound)) = (self.listener.take(), self.metrics_bound) else {
             eprintln!("notify: metrics endpoint off");
             return Ok(());
         };
-        let listener = metrics::bind(addr).await.with_context(|| {
-            format!(
-                "cannot listen on {addr} for metrics (metrics_addr / --metrics-addr): is another \
-                 agent running? choose another port, or \"off\""
-            )
-        })?;
-        let bound = listener.local_addr()?;
-        self.metrics_bound = Some(bound);
         eprintln!("notify: metrics on http://{bound}/metrics, health on http://{bound}/healthz");
         let h = self.metrics.health();
         if !h.ok() {
-            eprintln!(
-                "notify: health: required probes missing: {} (/healthz answers 503)",
+            log::warn!(
+                "health: required probes missing: {} (/healthz answers 503)",
                 h.missing_required.join(", ")
             );
         }
@@ -133,7 +153,7 @@ impl Fleet {
                 Some(cfg)
             }
             Err(e) => {
-                eprintln!("notify: SIGHUP: {e}; keeping the running configuration");
+                log::error!("SIGHUP: {e}; keeping the running configuration");
                 self.metrics.on_reload(false);
                 None
             }

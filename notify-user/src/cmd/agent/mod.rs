@@ -15,6 +15,8 @@ use crate::{
         common::{
             DEFAULT_JOURNAL, EnforceArgs, Signals, none_if_empty, runtime, trim_heap, until_signal,
         },
+        exit::bad_input,
+        preflight::{self, file_not_format},
         trace::print_totals,
     },
     export::{
@@ -22,7 +24,7 @@ use crate::{
         sink::{Format, Sink},
     },
     probe::{AttachMode, Probes},
-    session::{file::check_output, log::SessionLog},
+    session::log::SessionLog,
     stream::{Listener, Stream, Totals},
 };
 
@@ -47,7 +49,7 @@ pub struct AgentArgs {
     pub attach: AttachMode,
     /// Append events to this file instead of standard output; it is rotated by size
     /// (--rotate-size, --rotate-keep).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_parser = file_not_format)]
     pub output: Option<PathBuf>,
     /// Rotate the --output file before it would grow past this size (bytes, or with a
     /// K/M/G suffix); 0 never rotates. [default: 64M]
@@ -74,7 +76,7 @@ pub struct AgentArgs {
     pub verbose: bool,
     /// Also write a session file for `notify report` when the agent stops: every event of
     /// the run, kept in memory until then (for tests and bounded runs, not a fleet agent).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_parser = file_not_format)]
     pub session: Option<PathBuf>,
     /// Hold the health monitor of every XFS watched (Linux 7.0+) where no other client holds
     /// it, and stream its records. Off by default: a filesystem has one monitor, and
@@ -122,7 +124,12 @@ FILES:
     /var/lib/notify/journal    notifications awaiting replay (kept across restarts)
 
 EXIT STATUS:
-    0 after SIGTERM/SIGINT; 1 on a configuration, journal, BPF or bind error (on stderr).
+    0   after SIGTERM/SIGINT
+    78  bad input found before any probe is loaded: the configuration file or a flag, the
+        journal path, an output path, the metrics address (systemd does not restart on it:
+        RestartPreventExitStatus=78)
+    1   a failure at run time: BPF, the journal, the ring buffer (on stderr)
+    2   the command line does not parse
 ";
 
 pub fn run(a: AgentArgs, given: &[String]) -> anyhow::Result<ExitCode> {
@@ -145,8 +152,9 @@ pub fn run(a: AgentArgs, given: &[String]) -> anyhow::Result<ExitCode> {
         allow_comms: on("allow_comms").then(|| enforce.allow_comms.clone()),
         allow_cgroups: on("allow_cgroups").then(|| enforce.allow_cgroups.clone()),
     };
-    config::validate_flags(&flags).map_err(anyhow::Error::msg)?;
-    let loaded = Loaded::load(config::config_path(a.config.as_deref()), flags)?;
+    config::validate_flags(&flags).map_err(bad_input)?;
+    let loaded =
+        Loaded::load(config::config_path(a.config.as_deref()), flags).map_err(bad_input)?;
     if let Some(f) = &loaded.file {
         eprintln!(
             "notify: configuration {} (keys set: {}; on the command line: {})",
@@ -156,6 +164,25 @@ pub fn run(a: AgentArgs, given: &[String]) -> anyhow::Result<ExitCode> {
         );
     }
     let session = a.session.map(|p| cwd.join(p));
+    // Fail fast: what needs no kernel is checked before any probe loads (the event log is
+    // opened and the metrics port bound in `agent`, also before). A path is named as the user
+    // gave it: the flag, or the file and its key (a flag wins over the file).
+    let from = |flag: &str, key: &str, in_file: bool| match (&loaded.file, in_file) {
+        (Some(f), true) if !loaded.flags.keys().contains(&key) => {
+            format!("{}: {key}", f.display())
+        }
+        _ => flag.to_string(),
+    };
+    if let Some(p) = &loaded.settings.output {
+        let what = from("--output", "output", loaded.file_layer.output.is_some());
+        preflight::log_file(&what, p).map_err(bad_input)?;
+    }
+    if let Some(p) = &session {
+        preflight::output_file("--session", p).map_err(bad_input)?;
+    }
+    let what = from("--journal", "journal", loaded.file_layer.journal.is_some());
+    preflight::journal(&what, &loaded.settings.journal).map_err(bad_input)?;
+    preflight::journal_header(&loaded.settings.journal).map_err(bad_input)?;
     runtime()?.block_on(agent(
         loaded,
         session,
@@ -182,11 +209,22 @@ async fn agent(loaded: Loaded, session: Option<PathBuf>, opt: Opt) -> anyhow::Re
         metadata_shutdown,
     } = opt;
     let s = loaded.settings.clone();
-    if let Some(p) = &session {
-        check_output(p)?;
-    }
     let mut signals = Signals::catch(true)?;
     let mut systemd = Notifier::from_env();
+    let mut fleet = Fleet::new(loaded);
+    // The event log is opened and the metrics port bound before any probe loads: a bad path
+    // or a taken port is bad input, said at once.
+    let mut sink = match fleet
+        .open_output()
+        .map_err(|e| bad_input(format!("{e:#}")))?
+    {
+        Some(w) => Sink::new(s.format, w),
+        None => Sink::stdout(s.format),
+    };
+    fleet
+        .listen()
+        .await
+        .map_err(|e| bad_input(format!("{e:#}")))?;
     systemd.status("attaching probes");
     let mut probes = Probes::open(s.attach)?;
     probes.report_to_stderr();
@@ -197,12 +235,7 @@ async fn agent(loaded: Loaded, session: Option<PathBuf>, opt: Opt) -> anyhow::Re
     );
     systemd.status(&format!("{attached}; opening the journal"));
     let mut session = session.map(|p| SessionLog::new(p, &probes));
-    let mut fleet = Fleet::new(loaded);
     fleet.start(&probes).await?;
-    let mut sink = match fleet.open_output()? {
-        Some(w) => Sink::new(s.format, w),
-        None => Sink::stdout(s.format),
-    };
     sink.derived = s.verbose;
     trim_heap();
     let (agent, _) = Agent::open(AgentOptions {
