@@ -145,7 +145,12 @@ impl Agent {
 
     fn close(&mut self, r: &Record, why: String, out: &mut Vec<AgentRecord>) {
         if let Err(e) = self.journal.close(r.id, &why) {
-            log::error!("journal: closing {}: {e}", r.id);
+            out.push(super::intake::write_failed(
+                "close",
+                r,
+                &e,
+                "the record stays open and is considered again at the next pass",
+            ));
             return;
         }
         out.push(AgentRecord::Closed {
@@ -304,8 +309,16 @@ impl Agent {
                 });
             }
             // Acted (or decided not to): only now is the record done.
-            if let Err(e) = self.journal.mark_replayed(id, &report.summary()) {
-                log::error!("journal: marking {id} replayed: {e}");
+            if let Err(e) = self.journal.mark_replayed(id, &report.summary())
+                && let Some(r) = self.journal.get(id)
+            {
+                out.push(super::intake::write_failed(
+                    "mark_replayed",
+                    r,
+                    &e,
+                    "acted on; the record stays pending and is replayed again at the next pass \
+                     or start (mappers are scanned again then, so no process is signalled twice)",
+                ));
             }
             out.push(AgentRecord::Replayed {
                 id,
@@ -366,7 +379,14 @@ impl Agent {
                     .journal
                     .mark_told(r.id, &mount, Via::HardOfflinePage, &note)
                 {
-                    log::error!("journal: marking {} re-driven: {e}", r.id);
+                    out.push(super::intake::write_failed(
+                        "mark_redriven",
+                        r,
+                        &e,
+                        "re-driven; the journal does not say so: if the record is still \
+                         pending at the next pass on this mount, its pages are re-driven again \
+                         (the journal was the only record that they were)",
+                    ));
                 }
             }
         }

@@ -450,6 +450,7 @@ fn report_siginfo_and_exit() -> ! {
 /// - `self-mceerr`: send itself SIGBUS/BUS_MCEERR_AO through a process pidfd, then through a
 ///   thread pidfd; print the results and the siginfo received;
 /// - `journal-append JOURNAL`: append records forever, printing "STORED id" after each Ok.
+/// - `journal-append-batch JOURNAL`: the same by group commit (`append_batch` of 1..=32).
 ///
 /// Every mode prints "READY" (with our prefix) once set up, then waits to be killed.
 pub fn child_main() {
@@ -608,6 +609,41 @@ pub fn child_main() {
                     })
                     .unwrap();
                 say(&format!("STORED {id} {seq}"));
+            }
+            unreachable!()
+        }
+        "journal-append-batch" => {
+            // Group commit: batches of 1..=32 records, "STORED id seq" for each record of a
+            // batch only after `append_batch` returned (the acknowledgement).
+            use notify::agent::journal::{self, Journal};
+            use notify_model::journal::{Damage as Notification, DaxDevice, Reason};
+            let (mut j, _) = Journal::open(&a[0]).unwrap();
+            say("READY");
+            let mut seq = 0u64;
+            for round in 0u64.. {
+                let n = 1 + (round * 7) % 32;
+                let batch: Vec<Notification> = (seq..seq + n)
+                    .map(|s| Notification {
+                        dax: DaxDevice {
+                            name: "pmem0".into(),
+                            major: 259,
+                            minor: 0,
+                        },
+                        dax_offset: s * 4096,
+                        len: 4096,
+                        mf_flags: 0x20,
+                        kernel_seq: s,
+                        ktime_ns: s,
+                        wall_ns: journal::now_ns(),
+                        reason: Reason::Premature,
+                        namespace: None,
+                    })
+                    .collect();
+                let ids = j.append_batch(batch).unwrap();
+                for (i, id) in ids.into_iter().enumerate() {
+                    say(&format!("STORED {id} {}", seq + i as u64));
+                }
+                seq += n;
             }
             unreachable!()
         }

@@ -230,6 +230,10 @@ impl Listener for FleetAgent {
         self.agent.on_start(emit)
     }
 
+    fn before_items(&mut self, items: &[Item]) -> anyhow::Result<()> {
+        self.agent.before_items(items)
+    }
+
     fn on_item(&mut self, item: &Item, emit: &mut Vec<Item>) -> anyhow::Result<()> {
         self.fleet.on_item(item);
         Listener::on_item(&mut self.agent, item, emit)
