@@ -88,6 +88,15 @@ impl Agent {
     /// it durable. Repeats and unidentified ones are left to their turn.
     pub(super) fn stage(&mut self, items: &[Item]) {
         self.staged.clear();
+        if !items.iter().any(is_dropped) {
+            return;
+        }
+        let disks = self.scan_disks();
+        self.stage_with(&disks, items);
+    }
+
+    /// [`Agent::stage`] against the pmem disks `disks`.
+    fn stage_with(&mut self, disks: &[PmemDisk], items: &[Item]) {
         let notes: Vec<&Derived<Notification>> = items
             .iter()
             .filter_map(|i| match i {
@@ -95,14 +104,10 @@ impl Agent {
                 _ => None,
             })
             .collect();
-        if notes.is_empty() {
-            return;
-        }
-        let disks = self.scan_disks();
         let mut keys = Vec::new();
         let mut batch: Vec<Unstored> = Vec::new();
         for n in notes {
-            if let Plan::Store(u) = self.plan(&disks, n)
+            if let Plan::Store(u) = self.plan(disks, n)
                 && !batch.iter().any(|b| b.same_range(&u.damage))
             {
                 keys.push(key(n));
@@ -324,6 +329,11 @@ enum Plan {
     Store(Unstored),
 }
 
+/// A notification the kernel left for userspace (what gets journaled).
+fn is_dropped(i: &Item) -> bool {
+    matches!(i, Item::Notification(n) if n.data.verdict.needs_replay())
+}
+
 /// Which notification a staged result belongs to: its kernel sequence number and range.
 pub(super) type Key = (u64, u64, u64);
 
@@ -350,5 +360,101 @@ pub(super) fn write_failed(
         len: r.damage.len,
         error: e.to_string(),
         action: action.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use notify_model::{Dev, event::Header};
+
+    use super::*;
+    use crate::{
+        agent::AgentOptions,
+        kernel::{channels::Channels, kallsyms::Kallsyms},
+    };
+
+    fn dropped(seq: u64, offset: u64, dev: Dev) -> Item {
+        Item::Notification(Derived {
+            at: Header {
+                seq,
+                ktime_ns: seq,
+                cpu: 0,
+                pid: 1,
+                tid: 1,
+                comm: "mount".into(),
+            },
+            data: Notification {
+                dax_dev: 1,
+                holder: 2,
+                dev,
+                dev_from: None,
+                pfn: None,
+                start_off: 0,
+                offset,
+                len: 4096,
+                mf_flags: 0x20,
+                ret: -5,
+                xfs_ret: Some(-5),
+                readiness: None,
+                state: Some(State::Mounting),
+                verdict: Verdict::Premature,
+                enter_seq: None,
+                exit_seq: seq,
+                kills: vec![],
+            },
+        })
+    }
+
+    #[test]
+    fn a_batch_is_stored_before_its_first_item_and_acknowledged_in_order() {
+        let dir = std::env::temp_dir().join(format!("notify-stage-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("journal");
+        let (mut agent, _) = Agent::open(AgentOptions {
+            journal: path.clone(),
+            enforce: Default::default(),
+            channels: Channels::detect(&Kallsyms::parse("")),
+            rescan: None,
+            redrive: false,
+            metadata_shutdown: false,
+        })
+        .unwrap();
+        let dev = Dev(259 << 20 | 99);
+        let disk = PmemDisk {
+            name: "pmem-notify-test".into(),
+            dev,
+            phys_start: None,
+            size: 1 << 30,
+            namespace: None,
+        };
+        let items = vec![
+            dropped(10, 0x1000, dev),
+            Item::Record(AgentRecord::MountNotVisible { dev, waited_ms: 1 }),
+            dropped(11, 0x3000, dev),
+            dropped(12, 0x5000, dev),
+        ];
+        agent.stage_with(std::slice::from_ref(&disk), &items);
+        // Stored (in the file, as another reader sees it) before any item is handled.
+        let snap = journal::snapshot(&path).unwrap();
+        let seqs: Vec<u64> = snap.records.iter().map(|r| r.damage.kernel_seq).collect();
+        assert_eq!(seqs, [10, 11, 12]);
+        // Each acknowledged in its turn, with the id the flush gave it, and not stored again.
+        let out: Vec<AgentRecord> = items.iter().flat_map(|i| agent.on_item(i)).collect();
+        let acks: Vec<(u64, u64)> = out
+            .iter()
+            .map(|r| match r {
+                AgentRecord::Journaled {
+                    id,
+                    dax_offset,
+                    identified_by: IdentifiedBy::HolderRegistration,
+                    ..
+                } => (*id, *dax_offset),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(acks, [(1, 0x1000), (2, 0x3000), (3, 0x5000)]);
+        assert_eq!(agent.journal.list().len(), 3);
+        assert!(agent.staged.is_empty());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -133,12 +133,24 @@ fn advice(site: &Site, owners: &[OwnerReport], told: Told, tell: &Tell) -> Vec<S
 }
 
 impl Agent {
-    /// Records of `disk` not closed, in id order.
+    /// Records of `disk` not closed, in id order. Records of the batch being handed over that
+    /// are stored but not yet acknowledged are left for after their `journaled` record (a pass
+    /// run for an earlier item of the batch, e.g. closing a disk that never gets an XFS holder,
+    /// then handles them in their own turn).
     fn open_records(&self, disk: &str) -> Vec<Record> {
+        let staged: Vec<u64> = self
+            .staged
+            .iter()
+            .filter_map(|(_, r)| match r {
+                AgentRecord::Journaled { id, .. } => Some(*id),
+                _ => None,
+            })
+            .collect();
         self.journal
             .list()
             .into_iter()
             .filter(|r| r.damage.dax.name == disk && r.state != Status::Closed)
+            .filter(|r| !staged.contains(&r.id))
             .cloned()
             .collect()
     }
