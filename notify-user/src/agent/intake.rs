@@ -245,6 +245,32 @@ impl Agent {
         }
     }
 
+    /// The agent stops: one last write of what failed writes left in memory; what still
+    /// cannot be stored is named on stderr, range by range, since nothing else will keep it.
+    pub(super) fn give_up_unstored(&mut self) {
+        self.next_retry = None;
+        let stored = self.retry_unstored(std::time::Instant::now());
+        if !stored.is_empty() {
+            eprintln!(
+                "notify: {} held notification(s) stored on the way out",
+                stored.len()
+            );
+        }
+        for u in &self.unstored {
+            eprintln!(
+                "notify: LOST (never stored in the journal): {} dax offset {:#x} len {:#x} ({:?}); \
+                 to see whom it hits: notify resolve --device /dev/{} --offset {:#x} --len {:#x}",
+                u.damage.dax.name,
+                u.damage.dax_offset,
+                u.damage.len,
+                u.damage.reason,
+                u.damage.dax.name,
+                u.damage.dax_offset,
+                u.damage.len,
+            );
+        }
+    }
+
     /// The pmem driver's bad-block list is the poison list (machine checks, address range
     /// scrubs, and the lab's emulation of them list ranges there): ranges in it that no journal
     /// record covers are journaled (one flush for all) so the replay that follows handles them

@@ -27,7 +27,7 @@ use crate::{
         mountinfo,
         pmem::{self, PmemDisk},
     },
-    stream::Listener,
+    stream::{self, Listener},
 };
 
 pub mod badblocks;
@@ -366,6 +366,11 @@ impl Listener for Agent {
 
     fn on_tick(&mut self, now: Instant, emit: &mut Vec<Item>) -> anyhow::Result<()> {
         emit.extend(self.poll(now).into_iter().map(Item::Record));
+        Ok(())
+    }
+
+    fn finish(&mut self, _totals: &stream::Totals) -> anyhow::Result<()> {
+        self.give_up_unstored();
         Ok(())
     }
 }

@@ -518,4 +518,90 @@ mod tests {
         }
         let _ = std::fs::remove_dir_all(&dir);
     }
+
+    /// A tmpfs of `size` mounted on a fresh directory; unmounted on drop.
+    struct SmallFs(std::path::PathBuf);
+
+    impl Drop for SmallFs {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    #[ignore = "needs root (mount): run as root with --include-ignored"]
+    fn a_close_the_full_journal_cannot_store_is_reported_and_the_record_stays_open() {
+        // SAFETY: geteuid cannot fail.
+        assert_eq!(unsafe { libc::geteuid() }, 0, "needs root to mount a tmpfs");
+        let dir = std::env::temp_dir().join(format!("notify-full-close-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=256k", "notify-test"])
+            .arg(&dir)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "mount tmpfs on {}", dir.display());
+        let fs = SmallFs(dir);
+        let (mut agent, _) = Agent::open(AgentOptions {
+            journal: fs.0.join("journal"),
+            enforce: Default::default(),
+            channels: Channels::detect(&Kallsyms::parse("")),
+            rescan: None,
+            redrive: false,
+            metadata_shutdown: false,
+        })
+        .unwrap();
+        let (was, is) = (namespace("aaaa-old"), namespace("bbbb-new"));
+        let stale = agent.journal.append(damage(Some(&was))).unwrap();
+        // Records that stay open, until the last page of the journal has no room for the
+        // close (a state frame of ~190 bytes): then it needs a page the full tmpfs cannot give.
+        let room = |p: &std::path::Path| {
+            let len = std::fs::metadata(p).unwrap().len();
+            (4096 - len % 4096) % 4096
+        };
+        for _ in 0..100 {
+            if room(&fs.0.join("journal")) < 150 {
+                break;
+            }
+            agent.journal.append(damage(Some(&is))).unwrap();
+        }
+        assert!(room(&fs.0.join("journal")) < 150);
+        // Fill the tmpfs to its last page.
+        let mut f = std::fs::File::create(fs.0.join("filler")).unwrap();
+        while std::io::Write::write_all(&mut f, &[0u8; 4096]).is_ok() {}
+        let disk = PmemDisk {
+            name: "pmem-notify-test".into(),
+            dev: Dev(259 << 20 | 99),
+            phys_start: Some(0x1_0000_0000),
+            size: 1 << 30,
+            namespace: Some(is),
+        };
+        let mut out = Vec::new();
+        agent.close_the_unactionable(&disk, &mut out);
+        match &out[..] {
+            [
+                AgentRecord::JournalWriteFailed {
+                    op,
+                    id: Some(id),
+                    error,
+                    action,
+                    ..
+                },
+            ] => {
+                assert_eq!((op.as_str(), *id), ("close", stale));
+                assert!(error.contains("No space left on device"), "{error}");
+                assert!(action.contains("stays open"), "{action}");
+            }
+            other => panic!("want one journal_write_failed record, got {other:?}"),
+        }
+        assert_eq!(agent.journal.get(stale).unwrap().state, Status::Pending);
+        drop(agent);
+        drop(f);
+        std::fs::remove_file(fs.0.join("filler")).unwrap();
+        let (j, rec) = crate::agent::journal::Journal::open(fs.0.join("journal")).unwrap();
+        assert!(rec.is_clean(), "{rec:?}");
+        assert_eq!(j.get(stale).unwrap().state, Status::Pending);
+    }
 }

@@ -252,6 +252,10 @@ impl Listener for FleetAgent {
         Ok(())
     }
 
+    fn finish(&mut self, totals: &Totals) -> anyhow::Result<()> {
+        self.agent.finish(totals)
+    }
+
     fn on_hangup(&mut self) {
         if let Some(cfg) = self.fleet.reload() {
             self.agent.set_enforce(cfg);
