@@ -145,6 +145,23 @@ pub enum AgentRecord {
     },
     /// A record closed without acting on it (the note says why).
     Closed { id: u64, disk: String, why: String },
+    /// A write to the journal failed (full or read-only filesystem, a device failing writes or
+    /// flushes): what was not stored and what the agent does about it. For `append` the
+    /// notification is not in the journal (not yet acknowledged: no `journaled` record for it).
+    JournalWriteFailed {
+        /// The journal operation: `append`, `mark_replayed`, `mark_told`, `mark_redriven`,
+        /// `close`.
+        op: String,
+        /// The record's id (none for an `append`: an id is given only once stored).
+        id: Option<u64>,
+        disk: String,
+        dax_offset: u64,
+        len: u64,
+        /// The error, naming the journal file and the system call that failed.
+        error: String,
+        /// What the agent does about it, plainly.
+        action: String,
+    },
     /// A notification that a device is going away (`MF_MEM_PRE_REMOVE`, or 6.1's
     /// whole-device call with no flags at unbind): not poison, never journaled.
     DeviceRemoval {
@@ -171,6 +188,7 @@ impl AgentRecord {
         "redriven",
         "redrive_refused",
         "metadata_shutdown",
+        "journal_write_failed",
     ];
 
     pub fn kind_name(&self) -> &'static str {
@@ -188,6 +206,7 @@ impl AgentRecord {
             AgentRecord::Redriven { .. } => "redriven",
             AgentRecord::RedriveRefused { .. } => "redrive_refused",
             AgentRecord::MetadataShutdown { .. } => "metadata_shutdown",
+            AgentRecord::JournalWriteFailed { .. } => "journal_write_failed",
         }
     }
 }

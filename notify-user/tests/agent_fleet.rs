@@ -355,6 +355,15 @@ fn every_action() -> Vec<Action> {
             dry_run: true,
             error: None,
         },
+        Action::JournalWriteFailed {
+            op: "append".into(),
+            id: None,
+            disk: "pmem0".into(),
+            dax_offset: 1 << 20,
+            len: 4096,
+            error: "journal /var/lib/notify/journal: append: No space left on device".into(),
+            action: "held in memory, retried".into(),
+        },
         Action::DeviceRemoval {
             dax_offset: 0,
             len: u64::MAX,

@@ -8,6 +8,7 @@
 //!
 //! - `pipeline` (host): criterion bench notify-user/benches/pipeline.rs
 //! - `mappers` (host, root): notify-user/benches/mappers.rs
+//! - `journal` (host, root): notify-user/benches/journal.rs (module `bench_journal`)
 //! - `mount-overhead` (VM lab): lab/bench.sh `bench_mount`
 //! - `storm` (VM lab): lab/bench.sh `bench_storm`
 //! - `containment` (VM lab): lab/bench.sh `bench_contain` (module `bench_contain`)
@@ -31,12 +32,15 @@ use crate::{initramfs, kernel, kernel_line, util, vm};
 mod contain;
 #[path = "bench_foot.rs"]
 mod foot;
+#[path = "bench_journal.rs"]
+mod journal;
 #[path = "bench_probe.rs"]
 mod probe;
 
 pub const NAMES: &[&str] = &[
     "pipeline",
     "mappers",
+    "journal",
     "mount-overhead",
     "storm",
     "containment",
@@ -169,6 +173,7 @@ pub fn run(o: &BenchOpts) -> Result<()> {
     match o.name.as_str() {
         "pipeline" => pipeline(o),
         "mappers" => mappers(o),
+        "journal" => journal::run(o),
         "mount-overhead" => vm_bench(o, "mount"),
         "storm" => vm_bench(o, "storm"),
         "containment" => vm_bench(o, "contain"),

@@ -109,7 +109,13 @@ impl Agent {
                     .journal
                     .mark_told(r.id, &mount, Via::VerifyMedia, &note)
                 {
-                    log::error!("journal: marking {} told: {e}", r.id);
+                    out.push(super::intake::write_failed(
+                        "mark_told",
+                        r,
+                        &e,
+                        "XFS was told; the journal does not say so, so it is told again on this \
+                         mount at the next pass (harmless: XFS reads the range again)",
+                    ));
                 }
                 (
                     Told::Now { bad: v.bad.len() },

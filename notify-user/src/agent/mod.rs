@@ -27,7 +27,7 @@ use crate::{
         mountinfo,
         pmem::{self, PmemDisk},
     },
-    stream::Listener,
+    stream::{self, Listener},
 };
 
 pub mod badblocks;
@@ -92,6 +92,11 @@ pub struct Agent {
     seen_disks: Vec<PmemDisk>,
     /// A scan of pmem sysfs that did not answer in time, still running.
     stuck_scan: Option<std::thread::JoinHandle<()>>,
+    /// The current batch's notifications, stored by its group commit, waiting for their turn.
+    staged: Vec<(intake::Key, AgentRecord)>,
+    /// Notifications a failed journal write left in memory, written again until stored.
+    unstored: Vec<intake::Unstored>,
+    next_retry: Option<Instant>,
 }
 
 /// How long a scan of pmem sysfs may take before the agent goes on without it. A namespace
@@ -135,7 +140,14 @@ impl Agent {
                 anyhow::anyhow!("cannot create journal directory {}: {e}", dir.display())
             })?;
         }
-        let (journal, recovery) = Journal::open(&opts.journal)?;
+        let (journal, recovery) = Journal::open(&opts.journal).map_err(|e| match e {
+            journal::JournalError::Io { .. } => anyhow::anyhow!(
+                "{e}\nnotify does not start without a journal it can write: a notification it \
+                 could not store would be lost. Make the journal's filesystem writable (not \
+                 full, not read-only, its device healthy) or pass --journal on one that is."
+            ),
+            e => e.into(),
+        })?;
         let tell = if opts.channels.verify_media.is_present() {
             Tell::Verify
         } else {
@@ -157,6 +169,9 @@ impl Agent {
                 metadata_shutdown: opts.metadata_shutdown,
                 seen_disks: Vec::new(),
                 stuck_scan: None,
+                staged: Vec::new(),
+                unstored: Vec::new(),
+                next_retry: None,
             },
             recovery,
         ))
@@ -205,6 +220,13 @@ impl Agent {
             out.extend(self.replay_disk(&d));
         }
         out
+    }
+
+    /// Feeds a batch of items in order, its dropped notifications stored with one flush first
+    /// (what the stream does through [`Listener::before_items`]).
+    pub fn on_items(&mut self, items: &[Item]) -> Vec<AgentRecord> {
+        self.stage(items);
+        items.iter().flat_map(|i| Agent::on_item(self, i)).collect()
     }
 
     /// Feeds one item (kernel, derived or XFS's report, in order).
@@ -273,14 +295,20 @@ impl Agent {
         if let Some(t) = self.next_rescan {
             at(t.saturating_duration_since(Instant::now()));
         }
+        if !self.unstored.is_empty() {
+            at(self.next_retry.map_or(Duration::ZERO, |t| {
+                t.saturating_duration_since(Instant::now())
+            }));
+        }
         w
     }
 
     /// Time-driven work: ready devices whose mount is now visible get their pass (those past
     /// their deadline are given up on), XFS's reports waited for long enough are concluded, and
-    /// the bad-block lists are read again when due.
+    /// the bad-block lists are read again when due; notifications a failed write left in memory
+    /// are written again.
     pub fn poll(&mut self, now: Instant) -> Vec<AgentRecord> {
-        let mut out = Vec::new();
+        let mut out = self.retry_unstored(now);
         let waiting = std::mem::take(&mut self.waiting);
         let disks = self.scan_disks();
         for (dev, deadline) in waiting {
@@ -336,6 +364,11 @@ impl Listener for Agent {
         Ok(())
     }
 
+    fn before_items(&mut self, items: &[Item]) -> anyhow::Result<()> {
+        self.stage(items);
+        Ok(())
+    }
+
     fn on_item(&mut self, item: &Item, emit: &mut Vec<Item>) -> anyhow::Result<()> {
         emit.extend(Agent::on_item(self, item).into_iter().map(Item::Record));
         Ok(())
@@ -347,6 +380,11 @@ impl Listener for Agent {
 
     fn on_tick(&mut self, now: Instant, emit: &mut Vec<Item>) -> anyhow::Result<()> {
         emit.extend(self.poll(now).into_iter().map(Item::Record));
+        Ok(())
+    }
+
+    fn finish(&mut self, _totals: &stream::Totals) -> anyhow::Result<()> {
+        self.give_up_unstored();
         Ok(())
     }
 }

@@ -133,19 +133,36 @@ fn advice(site: &Site, owners: &[OwnerReport], told: Told, tell: &Tell) -> Vec<S
 }
 
 impl Agent {
-    /// Records of `disk` not closed, in id order.
+    /// Records of `disk` not closed, in id order. Records of the batch being handed over that
+    /// are stored but not yet acknowledged are left for after their `journaled` record (a pass
+    /// run for an earlier item of the batch, e.g. closing a disk that never gets an XFS holder,
+    /// then handles them in their own turn).
     fn open_records(&self, disk: &str) -> Vec<Record> {
+        let staged: Vec<u64> = self
+            .staged
+            .iter()
+            .filter_map(|(_, r)| match r {
+                AgentRecord::Journaled { id, .. } => Some(*id),
+                _ => None,
+            })
+            .collect();
         self.journal
             .list()
             .into_iter()
             .filter(|r| r.damage.dax.name == disk && r.state != Status::Closed)
+            .filter(|r| !staged.contains(&r.id))
             .cloned()
             .collect()
     }
 
     fn close(&mut self, r: &Record, why: String, out: &mut Vec<AgentRecord>) {
         if let Err(e) = self.journal.close(r.id, &why) {
-            log::error!("journal: closing {}: {e}", r.id);
+            out.push(super::intake::write_failed(
+                "close",
+                r,
+                &e,
+                "the record stays open and is considered again at the next pass",
+            ));
             return;
         }
         out.push(AgentRecord::Closed {
@@ -307,8 +324,15 @@ impl Agent {
             if let Err(e) =
                 self.journal
                     .mark_replayed_with(id, &report.summary(), Some(report.outcome()))
+                && let Some(r) = self.journal.get(id)
             {
-                log::error!("journal: marking {id} replayed: {e}");
+                out.push(super::intake::write_failed(
+                    "mark_replayed",
+                    r,
+                    &e,
+                    "acted on; the record stays pending and is replayed again at the next pass \
+                     or start (mappers are scanned again then, so no process is signalled twice)",
+                ));
             }
             out.push(AgentRecord::Replayed {
                 id,
@@ -370,7 +394,14 @@ impl Agent {
                     .journal
                     .mark_told(r.id, &mount, Via::HardOfflinePage, &note)
                 {
-                    log::error!("journal: marking {} re-driven: {e}", r.id);
+                    out.push(super::intake::write_failed(
+                        "mark_redriven",
+                        r,
+                        &e,
+                        "re-driven; the journal does not say so: if the record is still \
+                         pending at the next pass on this mount, its pages are re-driven again \
+                         (the journal was the only record that they were)",
+                    ));
                 }
             }
         }
@@ -490,5 +521,91 @@ mod tests {
             other => panic!("want one closed record, got {other:?}"),
         }
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A tmpfs of `size` mounted on a fresh directory; unmounted on drop.
+    struct SmallFs(std::path::PathBuf);
+
+    impl Drop for SmallFs {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    #[ignore = "needs root (mount): run as root with --include-ignored"]
+    fn a_close_the_full_journal_cannot_store_is_reported_and_the_record_stays_open() {
+        // SAFETY: geteuid cannot fail.
+        assert_eq!(unsafe { libc::geteuid() }, 0, "needs root to mount a tmpfs");
+        let dir = std::env::temp_dir().join(format!("notify-full-close-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=256k", "notify-test"])
+            .arg(&dir)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "mount tmpfs on {}", dir.display());
+        let fs = SmallFs(dir);
+        let (mut agent, _) = Agent::open(AgentOptions {
+            journal: fs.0.join("journal"),
+            enforce: Default::default(),
+            channels: Channels::detect(&Kallsyms::parse("")),
+            rescan: None,
+            redrive: false,
+            metadata_shutdown: false,
+        })
+        .unwrap();
+        let (was, is) = (namespace("aaaa-old"), namespace("bbbb-new"));
+        let stale = agent.journal.append(damage(Some(&was))).unwrap();
+        // Records that stay open, until the last page of the journal has no room for the
+        // close (a state frame of ~190 bytes): then it needs a page the full tmpfs cannot give.
+        let room = |p: &std::path::Path| {
+            let len = std::fs::metadata(p).unwrap().len();
+            (4096 - len % 4096) % 4096
+        };
+        for _ in 0..100 {
+            if room(&fs.0.join("journal")) < 150 {
+                break;
+            }
+            agent.journal.append(damage(Some(&is))).unwrap();
+        }
+        assert!(room(&fs.0.join("journal")) < 150);
+        // Fill the tmpfs to its last page.
+        let mut f = std::fs::File::create(fs.0.join("filler")).unwrap();
+        while std::io::Write::write_all(&mut f, &[0u8; 4096]).is_ok() {}
+        let disk = PmemDisk {
+            name: "pmem-notify-test".into(),
+            dev: Dev(259 << 20 | 99),
+            phys_start: Some(0x1_0000_0000),
+            size: 1 << 30,
+            namespace: Some(is),
+        };
+        let mut out = Vec::new();
+        agent.close_the_unactionable(&disk, &mut out);
+        match &out[..] {
+            [
+                AgentRecord::JournalWriteFailed {
+                    op,
+                    id: Some(id),
+                    error,
+                    action,
+                    ..
+                },
+            ] => {
+                assert_eq!((op.as_str(), *id), ("close", stale));
+                assert!(error.contains("No space left on device"), "{error}");
+                assert!(action.contains("stays open"), "{action}");
+            }
+            other => panic!("want one journal_write_failed record, got {other:?}"),
+        }
+        assert_eq!(agent.journal.get(stale).unwrap().state, Status::Pending);
+        drop(agent);
+        drop(f);
+        std::fs::remove_file(fs.0.join("filler")).unwrap();
+        let (j, rec) = crate::agent::journal::Journal::open(fs.0.join("journal")).unwrap();
+        assert!(rec.is_clean(), "{rec:?}");
+        assert_eq!(j.get(stale).unwrap().state, Status::Pending);
     }
 }

@@ -26,6 +26,12 @@ pub trait Listener {
         Ok(())
     }
 
+    /// A batch is about to be handed over item by item: a listener that stores items durably
+    /// can store the whole batch with one flush first (the agent's group commit).
+    fn before_items(&mut self, _items: &[Item]) -> anyhow::Result<()> {
+        Ok(())
+    }
+
     /// One item, in order. Items pushed to `emit` are handed to every listener next.
     fn on_item(&mut self, item: &Item, emit: &mut Vec<Item>) -> anyhow::Result<()>;
 
@@ -104,6 +110,11 @@ impl<'a> Stream<'a> {
 
     /// Hands `items` to every listener, and whatever they emit right after each.
     fn dispatch(&mut self, items: Vec<Item>) -> anyhow::Result<()> {
+        if !items.is_empty() {
+            for l in self.listeners.iter_mut() {
+                l.before_items(&items)?;
+            }
+        }
         let mut queue: VecDeque<Item> = items.into();
         let mut emitted = Vec::new();
         while let Some(item) = queue.pop_front() {

@@ -450,6 +450,11 @@ fn report_siginfo_and_exit() -> ! {
 /// - `self-mceerr`: send itself SIGBUS/BUS_MCEERR_AO through a process pidfd, then through a
 ///   thread pidfd; print the results and the siginfo received;
 /// - `journal-append JOURNAL`: append records forever, printing "STORED id" after each Ok.
+/// - `journal-append-batch JOURNAL`: the same by group commit (`append_batch` of 1..=32).
+/// - `journal-replay-loop JOURNAL MOUNT ARRIVALS`: the agent's duties against a real XFS, to be
+///   killed at any point: journal each arrival (`seq:offset`, comma-separated) not journaled yet
+///   ("STORED id seq"), replay each pending record with the SIGKILL policy ("DECISION pid act"
+///   per decision) and mark it ("REPLAYED id"), one of each in turn; "DONE" when nothing is left.
 ///
 /// Every mode prints "READY" (with our prefix) once set up, then waits to be killed.
 pub fn child_main() {
@@ -611,6 +616,108 @@ pub fn child_main() {
             }
             unreachable!()
         }
+        "journal-append-batch" => {
+            // Group commit: batches of 1..=32 records, "STORED id seq" for each record of a
+            // batch only after `append_batch` returned (the acknowledgement).
+            use notify::agent::journal::{self, Journal};
+            use notify_model::journal::{Damage as Notification, DaxDevice, Reason};
+            let (mut j, _) = Journal::open(&a[0]).unwrap();
+            say("READY");
+            let mut seq = 0u64;
+            for round in 0u64.. {
+                let n = 1 + (round * 7) % 32;
+                let batch: Vec<Notification> = (seq..seq + n)
+                    .map(|s| Notification {
+                        dax: DaxDevice {
+                            name: "pmem0".into(),
+                            major: 259,
+                            minor: 0,
+                        },
+                        dax_offset: s * 4096,
+                        len: 4096,
+                        mf_flags: 0x20,
+                        kernel_seq: s,
+                        ktime_ns: s,
+                        wall_ns: journal::now_ns(),
+                        reason: Reason::Premature,
+                        namespace: None,
+                    })
+                    .collect();
+                let ids = j.append_batch(batch).unwrap();
+                for (i, id) in ids.into_iter().enumerate() {
+                    say(&format!("STORED {id} {}", seq + i as u64));
+                }
+                seq += n;
+            }
+            unreachable!()
+        }
+        "journal-replay-loop" => journal_replay_loop(&a),
         m => panic!("unknown child mode {m}"),
+    }
+}
+
+/// The `journal-replay-loop` child (see `child_main`).
+fn journal_replay_loop(a: &[String]) -> ! {
+    use notify::{
+        agent::{journal, journal::Journal, replay},
+        enforce::Config,
+        resolve::site,
+    };
+    use notify_model::{
+        decision::Policy,
+        journal::{Damage, DaxDevice, Reason},
+    };
+    let (mut j, _) = Journal::open(&a[0]).unwrap();
+    let site = site::site_of_mount(Path::new(&a[1])).unwrap();
+    let mut arrivals: Vec<(u64, u64)> = a[2]
+        .split(',')
+        .filter(|x| !x.is_empty())
+        .map(|x| {
+            let (s, o) = x.split_once(':').unwrap();
+            (s.parse().unwrap(), o.parse().unwrap())
+        })
+        .collect();
+    let cfg = Config {
+        policy: Policy::Sigkill,
+        ..Config::default()
+    };
+    say("READY");
+    loop {
+        // What an earlier life stored is not stored again.
+        arrivals.retain(|(seq, _)| !j.list().iter().any(|r| r.damage.kernel_seq == *seq));
+        if let Some(&(seq, offset)) = arrivals.first() {
+            let id = j
+                .append(Damage {
+                    dax: DaxDevice {
+                        name: "loop".into(),
+                        major: 7,
+                        minor: 0,
+                    },
+                    dax_offset: offset,
+                    len: 4096,
+                    mf_flags: 0x20,
+                    kernel_seq: seq,
+                    ktime_ns: seq,
+                    wall_ns: journal::now_ns(),
+                    reason: Reason::Premature,
+                    namespace: None,
+                })
+                .unwrap();
+            say(&format!("STORED {id} {seq}"));
+        }
+        let next = j.pending().first().map(|r| (r.id, r.damage.dax_offset));
+        if let Some((id, offset)) = next {
+            let report = replay::replay(&cfg, &site, offset, 4096);
+            assert!(report.error.is_none(), "{report:?}");
+            for d in &report.decisions {
+                say(&format!("DECISION {} {:?}", d.pid, d.action));
+            }
+            j.mark_replayed(id, &report.summary()).unwrap();
+            say(&format!("REPLAYED {id}"));
+        }
+        if next.is_none() && arrivals.is_empty() {
+            say("DONE");
+            sleep_forever()
+        }
     }
 }

@@ -6,7 +6,9 @@
 //! told. So:
 //!
 //! - `append` returns only after the record is on stable storage (write + fdatasync; the
-//!   directory is fsynced when the file is created or replaced).
+//!   directory is fsynced when the file is created or replaced). `append_batch` is the group
+//!   commit: a batch's frames go in with one write and one fdatasync, and no id of the batch is
+//!   returned before that flush (all or none). A failed append is cut back off the file.
 //! - Records are never rewritten in place. A state change (pending -> replayed) is a new record
 //!   naming the id, so a crash at any point leaves either the old state or the new one.
 //! - Each record is framed: magic, length, CRC32 over length and payload. Opening the journal
@@ -47,15 +49,11 @@ use std::{
 use notify_model::journal::{Cut, Damage, Outcome, Record, Recovery, Status, Via};
 use serde::{Deserialize, Serialize};
 
-pub const MAGIC: &[u8; 8] = b"NTFYJRNL";
-pub const VERSION: u32 = 1;
-pub const HEADER_LEN: u64 = 32;
-pub const FRAME_MAGIC: u32 = 0x3152_4A4E;
-const FRAME_HDR: usize = 12;
+mod frame;
+pub use frame::*;
+
 /// How long `open` retries a lock someone else holds before saying so.
 const LOCK_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
-/// A record is a few hundred bytes; anything near this is corruption, not data.
-pub const MAX_PAYLOAD: u32 = 64 << 10;
 
 /// One journal frame's payload.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -164,146 +162,17 @@ pub fn now_ns() -> u64 {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Pure encoding and scanning
-// ---------------------------------------------------------------------------------------------
-
-pub fn encode_header(created_ns: u64) -> [u8; HEADER_LEN as usize] {
-    let mut h = [0u8; HEADER_LEN as usize];
-    h[0..8].copy_from_slice(MAGIC);
-    h[8..12].copy_from_slice(&VERSION.to_le_bytes());
-    h[12..16].copy_from_slice(&(HEADER_LEN as u32).to_le_bytes());
-    h[16..24].copy_from_slice(&created_ns.to_le_bytes());
-    let crc = crc32fast::hash(&h[0..28]);
-    h[28..32].copy_from_slice(&crc.to_le_bytes());
-    h
-}
-
-/// Validate a header; `Err(detail)` says what is wrong.
-pub fn check_header(h: &[u8]) -> std::result::Result<(), String> {
-    if h.len() < HEADER_LEN as usize {
-        return Err(format!(
-            "file is {} bytes, shorter than the {HEADER_LEN}-byte header",
-            h.len()
-        ));
-    }
-    if &h[0..8] != MAGIC {
-        return Err(format!(
-            "magic is {:?}, expected {:?}",
-            String::from_utf8_lossy(&h[0..8]),
-            String::from_utf8_lossy(MAGIC)
-        ));
-    }
-    let crc = u32::from_le_bytes(h[28..32].try_into().unwrap());
-    if crc != crc32fast::hash(&h[0..28]) {
-        return Err("header checksum mismatch".into());
-    }
-    let version = u32::from_le_bytes(h[8..12].try_into().unwrap());
-    if version != VERSION {
-        return Err(format!(
-            "journal format version {version}, this notify reads version {VERSION}"
-        ));
-    }
-    let hl = u32::from_le_bytes(h[12..16].try_into().unwrap());
-    if hl as u64 != HEADER_LEN {
-        return Err(format!("header length {hl}, expected {HEADER_LEN}"));
-    }
-    Ok(())
-}
-
-pub fn encode_frame(payload: &[u8]) -> Vec<u8> {
-    let len = payload.len() as u32;
-    let mut h = crc32fast::Hasher::new();
-    h.update(&len.to_le_bytes());
-    h.update(payload);
-    let mut out = Vec::with_capacity(FRAME_HDR + payload.len());
-    out.extend_from_slice(&FRAME_MAGIC.to_le_bytes());
-    out.extend_from_slice(&len.to_le_bytes());
-    out.extend_from_slice(&h.finalize().to_le_bytes());
-    out.extend_from_slice(payload);
-    out
-}
-
-/// Try to decode one frame at the start of `buf`: `Ok((entry, frame_len))` or why not.
-pub fn decode_frame(buf: &[u8]) -> std::result::Result<(Entry, usize), String> {
-    if buf.len() < FRAME_HDR {
-        return Err(format!(
-            "torn frame header ({} of {FRAME_HDR} bytes)",
-            buf.len()
-        ));
-    }
-    let magic = u32::from_le_bytes(buf[0..4].try_into().unwrap());
-    if magic != FRAME_MAGIC {
-        return Err(format!("bad frame magic {magic:#010x}"));
-    }
-    let len = u32::from_le_bytes(buf[4..8].try_into().unwrap());
-    if len > MAX_PAYLOAD {
-        return Err(format!("frame length {len} exceeds {MAX_PAYLOAD}"));
-    }
-    let total = FRAME_HDR + len as usize;
-    if buf.len() < total {
-        return Err(format!(
-            "torn frame: header says {len} payload bytes, {} present",
-            buf.len() - FRAME_HDR
-        ));
-    }
-    let crc = u32::from_le_bytes(buf[8..12].try_into().unwrap());
-    let mut h = crc32fast::Hasher::new();
-    h.update(&buf[4..8]);
-    h.update(&buf[FRAME_HDR..total]);
-    if h.finalize() != crc {
-        return Err("frame checksum mismatch".into());
-    }
-    let entry: Entry = serde_json::from_slice(&buf[FRAME_HDR..total])
-        .map_err(|e| format!("checksum ok but payload does not decode: {e}"))?;
-    Ok((entry, total))
-}
-
-/// Result of scanning the frames after the header.
-#[derive(Debug, Default)]
-pub struct Scan {
-    /// (absolute offset, frame length, entry) of every good frame, in order.
-    pub good: Vec<(u64, usize, Entry)>,
-    pub cuts: Vec<Cut>,
-}
-
-/// Scan `data` (the bytes after the header, starting at absolute offset `base`). On a bad frame,
-/// resynchronise: look for the next offset where a whole valid frame decodes. Everything in
-/// between is one cut. A bad region running to the end is the torn/corrupt tail.
-pub fn scan_frames(data: &[u8], base: u64) -> Scan {
-    let mut s = Scan::default();
-    let mut pos = 0usize;
-    while pos < data.len() {
-        match decode_frame(&data[pos..]) {
-            Ok((e, n)) => {
-                s.good.push((base + pos as u64, n, e));
-                pos += n;
-            }
-            Err(why) => {
-                let magic = FRAME_MAGIC.to_le_bytes();
-                let next = (pos + 1..data.len().saturating_sub(FRAME_HDR - 1))
-                    .filter(|&p| data[p..p + 4] == magic)
-                    .find(|&p| decode_frame(&data[p..]).is_ok())
-                    .unwrap_or(data.len());
-                let tail = next == data.len();
-                s.cuts.push(Cut {
-                    offset: base + pos as u64,
-                    len: (next - pos) as u64,
-                    reason: if tail {
-                        format!("{why}; cut to the end of the file")
-                    } else {
-                        format!("{why}; resynchronised at the next valid record")
-                    },
-                });
-                pos = next;
-            }
-        }
-    }
-    s
-}
-
-// ---------------------------------------------------------------------------------------------
 // The journal
 // ---------------------------------------------------------------------------------------------
+
+/// One entry as a frame, or why it cannot be one.
+fn encode_entry(e: &Entry) -> Result<Vec<u8>> {
+    let payload = serde_json::to_vec(e).expect("journal entries always serialize");
+    if payload.len() > MAX_PAYLOAD as usize {
+        return Err(JournalError::TooLarge(payload.len()));
+    }
+    Ok(encode_frame(&payload))
+}
 
 pub struct Journal {
     path: PathBuf,
@@ -463,31 +332,80 @@ impl Journal {
     }
 
     fn write_entry(&mut self, e: &Entry) -> Result<()> {
-        let payload = serde_json::to_vec(e).expect("journal entries always serialize");
-        if payload.len() > MAX_PAYLOAD as usize {
-            return Err(JournalError::TooLarge(payload.len()));
-        }
-        let frame = encode_frame(&payload);
-        // One write(2) of the whole frame on an O_APPEND fd; a crash can still tear it (power
-        // loss), which the frame checksum catches on the next open.
-        self.file
-            .write_all(&frame)
-            .map_err(io_err(&self.path, "append"))?;
-        // fdatasync: flushes the data and the size change (the metadata needed to read it back),
-        // which is all a log needs; mtime can lag.
-        self.file
-            .sync_data()
-            .map_err(io_err(&self.path, "fdatasync"))?;
-        Ok(())
+        let frame = encode_entry(e)?;
+        self.write_frames(&frame)
+    }
+
+    /// Appends whole frames with one write(2) and one fdatasync. On failure the file is cut
+    /// back to where it was, so bytes that did not reach stable storage are not read back later
+    /// as a record nobody was told is stored; the error says whether that worked.
+    fn write_frames(&mut self, frames: &[u8]) -> Result<()> {
+        let before = self
+            .file
+            .metadata()
+            .map_err(io_err(&self.path, "stat"))?
+            .len();
+        // One write(2) on an O_APPEND fd; a crash can still tear it (power loss), which the
+        // frame checksums catch on the next open.
+        let r = self
+            .file
+            .write_all(frames)
+            .map_err(io_err(&self.path, "append"))
+            // fdatasync: flushes the data and the size change (the metadata needed to read it
+            // back), which is all a log needs; mtime can lag.
+            .and_then(|()| {
+                self.file
+                    .sync_data()
+                    .map_err(io_err(&self.path, "fdatasync"))
+            });
+        let Err(e) = r else { return Ok(()) };
+        let cut = self
+            .file
+            .set_len(before)
+            .and_then(|()| self.file.sync_data());
+        Err(match (e, cut) {
+            (JournalError::Io { path, op, source }, Err(c)) => JournalError::Io {
+                path,
+                op,
+                source: io::Error::new(
+                    source.kind(),
+                    format!(
+                        "{source}; cutting the file back to {before} bytes failed too ({c}): \
+                         the unstored bytes may be read back at the next open"
+                    ),
+                ),
+            },
+            (e, _) => e,
+        })
     }
 
     /// Append a pending notification; returns its id once it is on stable storage.
     pub fn append(&mut self, n: Damage) -> Result<u64> {
-        let id = self.next_id;
-        let e = Entry::Notification { id, n };
-        self.write_entry(&e)?;
-        self.apply(e);
-        Ok(id)
+        Ok(self.append_batch(vec![n])?[0])
+    }
+
+    /// Group commit: appends every notification with one write and one fdatasync and returns
+    /// their ids, in order, once all are on stable storage; on an error none is stored. Ids
+    /// are taken even when the write fails, so a frame that reaches the disk anyway (a failed
+    /// cut-back) can never share its id with a later record.
+    pub fn append_batch(&mut self, ns: Vec<Damage>) -> Result<Vec<u64>> {
+        let first = self.next_id;
+        let entries: Vec<Entry> = ns
+            .into_iter()
+            .zip(first..)
+            .map(|(n, id)| Entry::Notification { id, n })
+            .collect();
+        self.next_id = first + entries.len() as u64;
+        let mut frames = Vec::new();
+        for e in &entries {
+            frames.extend(encode_entry(e)?);
+        }
+        self.write_frames(&frames)?;
+        let ids = (first..self.next_id).collect();
+        for e in entries {
+            self.apply(e);
+        }
+        Ok(ids)
     }
 
     /// Mark a record replayed (call after acting on it). `Ok(false)` when it already was.

@@ -287,6 +287,10 @@ impl Listener for FleetAgent {
         self.agent.on_start(emit)
     }
 
+    fn before_items(&mut self, items: &[Item]) -> anyhow::Result<()> {
+        self.agent.before_items(items)
+    }
+
     fn on_item(&mut self, item: &Item, emit: &mut Vec<Item>) -> anyhow::Result<()> {
         self.fleet.on_item(item);
         Listener::on_item(&mut self.agent, item, emit)
@@ -303,6 +307,10 @@ impl Listener for FleetAgent {
     fn on_batch(&mut self, totals: &Totals) -> anyhow::Result<()> {
         self.fleet.after_batch(totals, Some(&self.agent));
         Ok(())
+    }
+
+    fn finish(&mut self, totals: &Totals) -> anyhow::Result<()> {
+        self.agent.finish(totals)
     }
 
     fn on_hangup(&mut self) {

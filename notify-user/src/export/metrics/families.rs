@@ -27,6 +27,7 @@ pub const FAMILIES: &[FamilyInfo] = &[
     f("notify_notifications_total", "counter", &["dev", "verdict"]),
     f("notify_journaled_total", "counter", &["disk", "reason"]),
     f("notify_unidentified_total", "counter", &[]),
+    f("notify_journal_write_failures_total", "counter", &["op"]),
     f("notify_replayed_total", "counter", &["disk", "result"]),
     f("notify_owners_resolved_total", "counter", &["kind"]),
     f(

@@ -39,6 +39,7 @@ pub struct Metrics {
     health_events: Family<Labels, Counter>,
     kernel_kills: Family<Labels, Counter>,
     journal_recovered: Counter,
+    journal_write_failed: Family<Labels, Counter>,
     lost_kernel: Counter,
     seq_gaps: Counter,
     undecodable: Counter,
@@ -83,9 +84,15 @@ impl Metrics {
         let unidentified = Counter::default();
         r.register(
             "unidentified",
-            "Notifications needing replay whose pmem disk could not be identified (or whose \
-             journal append failed)",
+            "Notifications needing replay whose pmem disk could not be identified",
             unidentified.clone(),
+        );
+        let journal_write_failed = Family::<Labels, Counter>::default();
+        r.register(
+            "journal_write_failures",
+            "Journal writes that failed, by operation (append: a notification not stored; \
+             mark_replayed, mark_told, mark_redriven, close: a state change not stored)",
+            journal_write_failed.clone(),
         );
         let replayed = Family::<Labels, Counter>::default();
         r.register(
@@ -264,6 +271,7 @@ impl Metrics {
             health_events,
             kernel_kills,
             journal_recovered,
+            journal_write_failed,
             lost_kernel,
             seq_gaps,
             undecodable,
@@ -435,6 +443,11 @@ impl Metrics {
             }
             AgentRecord::JournalRecovered { .. } => {
                 self.journal_recovered.inc();
+            }
+            AgentRecord::JournalWriteFailed { op, .. } => {
+                self.journal_write_failed
+                    .get_or_create(&labels(&[("op", op)]))
+                    .inc();
             }
         }
     }

@@ -230,6 +230,15 @@ fn every_family_sampled() -> Metrics {
         lost: None,
         reasons: vec![],
     }));
+    m.on_item(&Item::Record(AgentRecord::JournalWriteFailed {
+        op: "append".into(),
+        id: None,
+        disk: "pmem0".into(),
+        dax_offset: 0,
+        len: 4096,
+        error: "No space left on device".into(),
+        action: "retried".into(),
+    }));
     m.on_item(&Item::Record(AgentRecord::RedriveRefused {
         id: 1,
         disk: "pmem0".into(),
