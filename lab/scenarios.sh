@@ -18,7 +18,7 @@
 PMEM=/dev/pmem0
 BASE_PFN=0x40000
 ATTACH=kprobe
-SCENARIOS=no_holder,mounted,remount,premature,replay,healthmon,ext4,tell,redrive,removal
+SCENARIOS=no_holder,mounted,remount,premature,replay,healthmon,ext4,tell,redrive,journal_faults,removal
 DELAY_MS=200
 for kv in $(cat /proc/cmdline); do
 	case "$kv" in
@@ -786,6 +786,190 @@ sc_ext4() {
 	end
 }
 
+# 13. The journal's own storage fails: the journal lives on ext4 over a device-mapper device
+# that is switched to the `error` target (every read and write fails, as a dying disk's would)
+# while the agent runs. A record stored before the fault survives it; a notification that
+# arrives during it is reported as not stored (journal_write_failed, and LOST on stderr if it
+# still is not stored when the agent stops), never dropped silently.
+sc_journal_faults() {
+	begin journal_faults
+	say "The journal's device fails (dm error target): what was stored stays, what could"
+	say "not be stored is said."
+	grep -q " /mnt " /proc/mounts && umount /mnt
+	rm -rf /var/lib/notify
+	mkfs_plain
+	mount -t xfs -o dax=always $PMEM /mnt
+	res mount_rc $?
+	for f in a b; do
+		dd if=/dev/zero of=/mnt/$f bs=1M count=1 2>/dev/null
+	done
+	sync
+	where a /mnt/a 3 # poisoned while the journal's device works
+	where b /mnt/b 4 # poisoned while it fails
+	umount /mnt
+	sz=$(blockdev --getsz /dev/ram1)
+	echo "0 $sz linear /dev/ram1 0" | dmsetup create jdev
+	dmsetup mknodes
+	mkfs.ext4 -F -q /dev/mapper/jdev > /tmp/jmkfs.log 2>&1
+	res jmkfs_rc $?
+	mkdir -p /jfs
+	mount -t ext4 /dev/mapper/jdev /jfs
+	res jmount_rc $?
+	JOURNAL=/jfs/journal
+	ragent_start agent events.jsonl
+	say "-- the device works: poison page 3 of /mnt/a (nothing mounted: no holder)"
+	inject inject_a "$PFN_a"
+	wait_lines "$OUT/$SC/events.jsonl" '"kind":"journaled"' 1
+	say "-- the device fails every I/O from now on: poison page 4 of /mnt/b"
+	dmsetup suspend jdev
+	echo "0 $sz error" | dmsetup load jdev
+	dmsetup resume jdev
+	res dm_error_rc $?
+	inject inject_b "$PFN_b"
+	wait_lines "$OUT/$SC/events.jsonl" '"kind":"journal_write_failed"' 1
+	# A few retries against the failing device (once a second).
+	sleep 3
+	say "-- the device is back: its data as it was"
+	dmsetup suspend jdev
+	echo "0 $sz linear /dev/ram1 0" | dmsetup load jdev
+	dmsetup resume jdev
+	res dm_linear_rc $?
+	sleep 3
+	ragent_stop agent
+	say "agent: $(grep -E 'NOT stored|LOST|journal' "$OUT/$SC/agent.log" | tail -n 4)"
+	# What the journal's filesystem kept, mounted again from the device.
+	umount /jfs
+	res jumount_rc $?
+	mount -t ext4 /dev/mapper/jdev /jfs
+	res jremount_rc $?
+	journal_list journal_end
+	umount /jfs
+	dmsetup remove jdev
+	JOURNAL=/var/lib/notify/journal
+	emit "$SC" journal_end.txt journal_end.jsonl agent.log
+	end
+}
+
+# 14. Crash loop (opt-in: `cargo xtask vm-test --kernel 6.12 --attach kprobe --scenarios
+# crash_loop`; about 50 agent starts of TCG). The agent is killed with SIGKILL at a random point
+# again and again: CRASH_N times while notifications arrive (one poisoned page per agent, killed
+# 0-0.9 s after the poison), then CRASH_N times while its start-up replay signals the processes
+# mapping those pages (killed 0-2.9 s after it opened the journal). After every kill the journal
+# is listed; the host checks that it always reads, never loses a record the agent acknowledged
+# (a `journaled` line), and that no process was signalled twice or wrongly.
+CRASH_N=25
+ids_of() { # ids_of FILE KIND: the `id`s of FILE's KIND records, comma-separated
+	grep "\"kind\":\"$2\"" "$1" 2>/dev/null | grep -o '"id":[0-9]*' | cut -d: -f2 | tr '\n' , | sed 's/,$//'
+}
+crash_kill() { # crash_kill K: SIGKILL the agent, then list the journal as kill K saw it
+	if [ -n "$RA_PID" ]; then
+		kill -KILL "$RA_PID"
+		wait "$RA_PID"
+		res "kill_${1}_exit" $?
+	fi
+	RA_PID=
+	"$AGENT" journal --journal $JOURNAL list -o json > /tmp/jl.jsonl 2> /tmp/jl.err
+	res "kill_${1}_list_rc" $?
+	res "kill_${1}_listed" "$(grep -o '^{"id":[0-9]*' /tmp/jl.jsonl | cut -d: -f2 | tr '\n' , | sed 's/,$//')"
+	res "kill_${1}_pending" "$(grep -c '"state":"pending"' /tmp/jl.jsonl)"
+}
+sc_crash_loop() {
+	begin crash_loop
+	say "The agent killed with SIGKILL at random points, $CRASH_N times while notifications"
+	say "arrive and $CRASH_N times while its replay signals the mappers."
+	grep -q " /mnt " /proc/mounts && umount /mnt
+	rm -rf /var/lib/notify
+	if [ -z "$AGENT" ]; then
+		res agent missing
+		end
+		return
+	fi
+	mkfs_plain
+	mount -t xfs -o dax=always $PMEM /mnt
+	res mount_rc $?
+	i=1
+	while [ $i -le $CRASH_N ]; do
+		dd if=/dev/zero of=/mnt/f$i bs=64k count=1 2>/dev/null
+		i=$((i + 1))
+	done
+	sync
+	i=1
+	while [ $i -le $CRASH_N ]; do
+		where f$i /mnt/f$i 2 > /dev/null
+		i=$((i + 1))
+	done
+	umount /mnt
+	res crash_n $CRASH_N
+	k=0
+	say "-- arrivals: one agent per poisoned page, killed at a random point after it"
+	i=1
+	while [ $i -le $CRASH_N ]; do
+		k=$((k + 1))
+		ragent_start agent_$k events_$k.jsonl > /dev/null
+		eval "pfn=\$PFN_f$i"
+		inject "inject_f$i" "$pfn" > /dev/null
+		d=0.$((RANDOM % 10))
+		res "kill_${k}_delay" "$d"
+		sleep "$d"
+		crash_kill $k
+		# Counted after the kill: everything this agent acknowledged before it died.
+		res "kill_${k}_acked" "$(ids_of "$OUT/$SC/events_$k.jsonl" journaled)"
+		i=$((i + 1))
+	done
+	say "-- replays: mounted, a victim maps each poisoned page and a bystander the next page"
+	mount -t xfs -o dax=always $PMEM /mnt
+	res mount2_rc $?
+	victims=
+	bystanders=
+	i=1
+	while [ $i -le $CRASH_N ]; do
+		victim --tag v$i --default-sigbus --page 2 --sleep 900 /mnt/f$i > /dev/null 2>&1 &
+		victims="$victims${victims:+,}$!"
+		victim --tag b$i --default-sigbus --page 3 --sleep 900 /mnt/f$i > /dev/null 2>&1 &
+		bystanders="$bystanders${bystanders:+,}$!"
+		i=$((i + 1))
+	done
+	res victims "$victims"
+	res bystanders "$bystanders"
+	sleep 2
+	j=0
+	while [ $j -lt $CRASH_N ]; do
+		j=$((j + 1))
+		k=$((k + 1))
+		ragent_start agent_$k events_$k.jsonl > /dev/null
+		d=$((RANDOM % 3)).$((RANDOM % 10))
+		res "kill_${k}_delay" "$d"
+		sleep "$d"
+		crash_kill $k
+		res "kill_${k}_acked" "$(ids_of "$OUT/$SC/events_$k.jsonl" journaled)"
+		res "kill_${k}_signalled" "$(grep '"kind":"enforcement"' "$OUT/$SC/events_$k.jsonl" 2>/dev/null | grep '"action":"signalled"' | grep -o '"pid":[0-9]*' | cut -d: -f2 | tr '\n' , | sed 's/,$//')"
+	done
+	res kills $k
+	say "-- a last agent, stopped cleanly, finishes what is left"
+	ragent_start agent_last events_last.jsonl > /dev/null
+	sleep 5
+	res last_signalled "$(grep '"kind":"enforcement"' "$OUT/$SC/events_last.jsonl" 2>/dev/null | grep '"action":"signalled"' | grep -o '"pid":[0-9]*' | cut -d: -f2 | tr '\n' , | sed 's/,$//')"
+	ragent_stop agent_last
+	journal_list journal_end > /dev/null
+	dead=
+	alive=
+	for p in $(echo "$victims,$bystanders" | tr ',' ' '); do
+		if kill -0 "$p" 2>/dev/null; then
+			alive="$alive${alive:+,}$p"
+			kill -TERM "$p"
+		fi
+		wait "$p"
+		st=$?
+		[ $st -eq 135 ] && dead="$dead${dead:+,}$p"
+	done
+	res died_of_sigbus "$dead"
+	res alive_at_end "$alive"
+	umount /mnt
+	say "$k kills; died of SIGBUS: $dead; alive at the end: $alive"
+	emit "$SC" journal_end.txt journal_end.jsonl
+	end
+}
+
 # 11. The opt-in kernel re-drive (`notify agent --redrive`): a page dropped while nothing was
 # mounted, listed bad, is written to hard_offline_page once the filesystem is ready, so
 # memory_failure() runs again into XFS, which kills the early-kill process mapping it
@@ -919,7 +1103,7 @@ emit boot dmesg.txt devices.txt
 sc_doctor
 for s in $(echo "$SCENARIOS" | tr ',' ' '); do
 	case "$s" in
-	no_holder | mounted | remount | premature | replay | mount_suite | tell | healthmon | ext4 | redrive | removal) "sc_$s" ;;
+	no_holder | mounted | remount | premature | replay | mount_suite | tell | healthmon | ext4 | redrive | journal_faults | crash_loop | removal) "sc_$s" ;;
 	# Self-test of the harness, never in the defaults: a guest kernel panic mid-run, which
 	# vm-test must report with the panic lines, boot once more, and fail on the second death.
 	selftest_panic)

@@ -42,8 +42,9 @@ pub const WANTED_MODULES: &[&str] = &[
 /// Extra insmod parameters.
 fn module_args(name: &str) -> &'static str {
     match name {
-        // One 128 MiB ram disk for the external log (mkfs wants >= 64 MiB).
-        "brd" => "rd_nr=1 rd_size=131072",
+        // 128 MiB ram disks (an external log wants >= 64 MiB). ram0: the external log of the replay and premature scenarios; ram1: the journal
+        // faults scenario's device-mapper device (brd allocates pages only as they are written).
+        "brd" => "rd_nr=2 rd_size=131072",
         _ => "",
     }
 }

@@ -29,6 +29,7 @@ pub const SCENARIOS: &[&str] = &[
     "mount_suite",
     "tell",
     "redrive",
+    "journal_faults",
     // Last: it unbinds pmem0's namespace (and binds it again).
     "removal",
 ];
@@ -38,7 +39,14 @@ pub const SCENARIOS: &[&str] = &[
 /// attach flavour only, since each costs about a minute of TCG per VM and a second flavour
 /// would repeat the same user-space path (their probe events come from the same hooks the
 /// other scenarios check in every flavour).
-pub const FIRST_FLAVOUR_ONLY: &[&str] = &["healthmon", "ext4", "tell", "redrive", "removal"];
+pub const FIRST_FLAVOUR_ONLY: &[&str] = &[
+    "healthmon",
+    "ext4",
+    "tell",
+    "redrive",
+    "journal_faults",
+    "removal",
+];
 
 /// The scenarios `flavour`'s VM runs.
 fn scenarios_for<'a>(opts: &'a Opts, flavour: &str) -> Vec<&'a str> {
@@ -55,6 +63,10 @@ fn scenarios_for<'a>(opts: &'a Opts, flavour: &str) -> Vec<&'a str> {
 /// vm-test reports a dying guest (panic lines, console tail), boots it once more and fails on
 /// the second death.
 pub const SELFTESTS: &[&str] = &["selftest_panic"];
+
+/// Scenarios run only when named, for their length: `crash_loop` starts and kills the agent 50
+/// times (about 10 minutes of TCG); docs/RELIABILITY.md records its run.
+pub const OPT_IN: &[&str] = &["crash_loop"];
 
 #[derive(Clone, Debug)]
 pub struct Opts {

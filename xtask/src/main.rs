@@ -146,10 +146,15 @@ impl LabArgs {
             }
         }
         for s in &self.scenarios {
-            if !lab::SCENARIOS.contains(&s.as_str()) && !lab::SELFTESTS.contains(&s.as_str()) {
+            if !lab::SCENARIOS.contains(&s.as_str())
+                && !lab::SELFTESTS.contains(&s.as_str())
+                && !lab::OPT_IN.contains(&s.as_str())
+            {
                 bail!(
-                    "unknown scenario {s:?} (known: {}; harness self-tests: {})",
+                    "unknown scenario {s:?} (known: {}; run only when named: {}; harness \
+                     self-tests: {})",
                     lab::SCENARIOS.join(", "),
+                    lab::OPT_IN.join(", "),
                     lab::SELFTESTS.join(", ")
                 );
             }

@@ -13,8 +13,10 @@ pub mod outcome;
 pub mod results;
 pub mod steps;
 
+mod crash_loop;
 mod ext4;
 mod healthmon;
+mod journal_faults;
 mod mount_suite;
 mod mounted;
 mod no_holder;
@@ -49,6 +51,8 @@ pub fn check_scenario(scenario: &str, ev: &Evidence, require_agent: bool) -> Out
         "doctor" => doctor(&mut o, ev, require_agent),
         // The mount suite's events are in its recorded session, not an events.jsonl.
         mount_suite::SCENARIO => mount_suite::check(&mut o, ev, require_agent),
+        // Its agents' output is read in the guest, after each kill (result.txt facts).
+        crash_loop::SCENARIO => crash_loop::check(&mut o, ev, require_agent),
         _ => agent_scenario(&mut o, scenario, ev, require_agent),
     }
     o
@@ -101,6 +105,7 @@ fn agent_scenario(o: &mut Outcome, scenario: &str, ev: &Evidence, require_agent:
         "ext4" => ext4::check(o, ev, in_order.as_deref()),
         "removal" => removal::check(o, ev, in_order.as_deref()),
         "redrive" => redrive::check(o, ev, in_order.as_deref()),
+        "journal_faults" => journal_faults::check(o, ev, in_order.as_deref()),
         other => {
             o.check(
                 "known scenario",
