@@ -1,8 +1,9 @@
-//! Developer tasks for notify: `cargo xtask setup|build|run|lab|vm-test`.
+//! Developer tasks for notify: `cargo xtask setup|build|run|lab|vm-test|fuzz`.
 
 mod apt;
 mod bench;
 mod checks;
+mod fuzz;
 mod host_report;
 mod initramfs;
 mod kernel;
@@ -53,6 +54,18 @@ enum Cmd {
         no_vm: bool,
         #[command(flatten)]
         lab: LabArgs,
+    },
+    /// Fuzz the parsers of outside bytes (fuzz/, cargo-fuzz on nightly), target after target.
+    Fuzz {
+        /// One target (fuzz/fuzz_targets/T.rs); all by default.
+        #[arg(long)]
+        target: Option<String>,
+        /// Seconds per target.
+        #[arg(long, default_value_t = 60)]
+        time: u64,
+        /// Stop a target after this many executions (before --time if reached first).
+        #[arg(long)]
+        runs: Option<u64>,
     },
     /// One benchmark figure of docs/BENCHMARKS.md (pipeline, mappers, mount-overhead, storm);
     /// rewrites its section. Not part of `test`.
@@ -203,6 +216,7 @@ fn run(cmd: Cmd) -> Result<()> {
         Cmd::Test { no_vm, lab } => test::run(test::TestOpts {
             vm: if no_vm { None } else { Some(lab.opts(false)?) },
         }),
+        Cmd::Fuzz { target, time, runs } => fuzz::run(&fuzz::FuzzOpts { target, time, runs }),
         Cmd::Bench {
             name,
             rounds,

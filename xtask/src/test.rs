@@ -3,14 +3,16 @@
 //! 1. setup (Debian packages, nightly rust-src, bpf-linker; idempotent);
 //! 2. the workspace's tests: unit tests, and host tests that use a real XFS on loop devices,
 //!    real processes and signals, and the real BPF object on the host kernel (root);
-//! 3. the VM lab's scenarios as assertions on Debian's 6.1, 6.12 and newest kernel lines, kprobe
+//! 3. a fuzz smoke: every fuzz target replays its seeds and regression inputs, then a few
+//!    thousand new inputs (`cargo xtask fuzz` for a real run);
+//! 4. the VM lab's scenarios as assertions on Debian's 6.1, 6.12 and newest kernel lines, kprobe
 //!    and fentry (the agent-side scenarios in the first flavour only).
 
 use std::process::Command;
 
 use anyhow::{Result, bail};
 
-use crate::{lab, setup, util};
+use crate::{fuzz, lab, setup, util};
 
 pub struct TestOpts {
     pub vm: Option<lab::Opts>,
@@ -39,6 +41,7 @@ pub fn run(opts: TestOpts) -> Result<()> {
         "split_btf_from_debian_module",
     ]);
     util::run(&mut c)?;
+    fuzz::smoke()?;
     let Some(mut vm) = opts.vm else {
         eprintln!("xtask test: VM lab skipped (--no-vm)");
         return Ok(());
