@@ -25,6 +25,9 @@ pub struct FuzzOpts {
     pub time: u64,
     /// Per target, executions (libFuzzer's -runs); the run stops at whichever comes first.
     pub runs: Option<u64>,
+    /// Start from the seeds and regressions only, in a corpus thrown away after (the smoke:
+    /// the same work on every machine, however big a developer's fuzz/corpus has grown).
+    pub scratch: bool,
 }
 
 /// What one target's run did, from libFuzzer's final statistics.
@@ -112,11 +115,19 @@ fn build() -> Result<()> {
     Ok(())
 }
 
-/// Runs one target: new inputs go to fuzz/corpus/T (not kept), the seeds and regression inputs
-/// are read first, so an input that once crashed fails the run again. Err on a crash.
-fn run_one(t: &str, time: u64, runs: Option<u64>) -> Result<(Stats, Duration)> {
+/// Runs one target: new inputs go to fuzz/corpus/T (not kept in git), the seeds and regression
+/// inputs are read first, so an input that once crashed fails the run again. Err on a crash.
+fn run_one(t: &str, opts: &FuzzOpts) -> Result<(Stats, Duration)> {
     let dir = fuzz_dir();
-    let corpus = dir.join("corpus").join(t);
+    let corpus = if opts.scratch {
+        let c = dir.join("target").join("smoke-corpus").join(t);
+        if c.exists() {
+            fs::remove_dir_all(&c).with_context(|| format!("clearing {}", c.display()))?;
+        }
+        c
+    } else {
+        dir.join("corpus").join(t)
+    };
     util::mkdirp(&corpus)?;
     let mut c = cargo_fuzz("run");
     c.arg(t).arg(&corpus);
@@ -127,13 +138,13 @@ fn run_one(t: &str, time: u64, runs: Option<u64>) -> Result<(Stats, Duration)> {
         }
     }
     c.arg("--")
-        .arg(format!("-max_total_time={time}"))
+        .arg(format!("-max_total_time={}", opts.time))
         .args(["-print_final_stats=1", "-timeout=10"])
         .arg(format!(
             "-artifact_prefix={}/",
             artifacts(&dir, t)?.display()
         ));
-    if let Some(n) = runs {
+    if let Some(n) = opts.runs {
         c.arg(format!("-runs={n}"));
     }
     let t0 = Instant::now();
@@ -186,7 +197,7 @@ pub fn run(opts: &FuzzOpts) -> Result<()> {
         "target", "executions", "exec/s", "new", "time"
     );
     for t in &chosen {
-        match run_one(t, opts.time, opts.runs) {
+        match run_one(t, opts) {
             Ok((s, took)) => eprintln!(
                 "fuzz: {t:<18} {:>12} {:>9} {:>6} {:>7.0?}",
                 s.executions, s.per_sec, s.new_units, took
@@ -207,13 +218,14 @@ pub fn run(opts: &FuzzOpts) -> Result<()> {
     Ok(())
 }
 
-/// The test command's share: every target briefly (seeds, regressions, then 2000 new inputs or
-/// 5 s, whichever first).
+/// The test command's share: every target briefly (its seeds and regressions, then up to 100000
+/// executions or 5 s, whichever first).
 pub fn smoke() -> Result<()> {
     run(&FuzzOpts {
         target: None,
         time: 5,
-        runs: Some(2000),
+        runs: Some(100_000),
+        scratch: true,
     })
 }
 

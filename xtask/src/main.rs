@@ -66,6 +66,10 @@ enum Cmd {
         /// Stop a target after this many executions (before --time if reached first).
         #[arg(long)]
         runs: Option<u64>,
+        /// Start from the seeds and regressions only (a throw-away corpus), as the test
+        /// command's smoke does (`--time 5 --runs 100000 --scratch`).
+        #[arg(long)]
+        scratch: bool,
     },
     /// One benchmark figure of docs/BENCHMARKS.md (pipeline, mappers, mount-overhead, storm);
     /// rewrites its section. Not part of `test`.
@@ -216,7 +220,17 @@ fn run(cmd: Cmd) -> Result<()> {
         Cmd::Test { no_vm, lab } => test::run(test::TestOpts {
             vm: if no_vm { None } else { Some(lab.opts(false)?) },
         }),
-        Cmd::Fuzz { target, time, runs } => fuzz::run(&fuzz::FuzzOpts { target, time, runs }),
+        Cmd::Fuzz {
+            target,
+            time,
+            runs,
+            scratch,
+        } => fuzz::run(&fuzz::FuzzOpts {
+            target,
+            time,
+            runs,
+            scratch,
+        }),
         Cmd::Bench {
             name,
             rounds,
