@@ -138,7 +138,29 @@ struct xfs_mount m; enum mf_flags f;
 open("/tmp/notify-seed.c", "w").write(c)
 if subprocess.run(["gcc", "-g", "-c", "-o", "/tmp/notify-seed.o", "/tmp/notify-seed.c"]).returncode == 0 \
         and subprocess.run(["pahole", "-J", "/tmp/notify-seed.o"]).returncode == 0:
-    put("btf", "pahole_structs.btf", elf_section("/tmp/notify-seed.o", b".BTF"))
+    base = elf_section("/tmp/notify-seed.o", b".BTF")
+    put("btf", "pahole_structs.btf", base)
+    # A split BTF over that base, as a module's is over vmlinux (ids from 16, strings from the
+    # base's string length): struct xlog pointing at the base's xfs_mount, and xlog_recover.
+    # bpftool -B base reads it back.
+    _, _, _, _, _, _, _, base_str_len = struct.unpack_from("<HBBIIIII", base, 0)
+    strs = b""
+
+    def sref(x):
+        global strs
+        off = base_str_len + len(strs)
+        strs += x.encode() + b"\0"
+        return off
+
+    def ty(name, kind, vlen, size_or_type):
+        return struct.pack("<III", name, vlen | kind << 24, size_or_type)
+
+    types = ty(sref("xlog"), 4, 2, 16) + struct.pack("<III", sref("l_mp"), 17, 0) \
+        + struct.pack("<III", sref("l_flags"), 11, 64)
+    types += ty(0, 2, 0, 8) + ty(0, 13, 1, 11) + struct.pack("<II", sref("log"), 19)
+    types += ty(0, 2, 0, 16) + ty(sref("xlog_recover"), 12, 1, 18)
+    split = struct.pack("<HBBIIIII", 0xEB9F, 1, 0, 24, 0, len(types), len(types), len(strs)) + types + strs
+    put("btf", "base_and_split", struct.pack("<H", len(base)) + base + split)
 
 # Host files: kallsyms (the lines of the functions notify probes, and the first lines),
 # tracepoint formats, available_filter_functions, mountinfo, maps, stat.
