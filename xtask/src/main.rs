@@ -1,10 +1,11 @@
-//! Developer tasks for notify: `cargo xtask setup|build|run|lab|vm-test`.
+//! Developer tasks for notify: `cargo xtask setup|build|run|lab|vm-test|fuzz`.
 
 mod apt;
 mod bench;
 mod checks;
 mod deb;
 mod deb_check;
+mod fuzz;
 mod host_report;
 mod initramfs;
 mod kernel;
@@ -65,6 +66,22 @@ enum Cmd {
         /// Then install it with dpkg, run it, remove and purge it, checking each step (root).
         #[arg(long)]
         check: bool,
+    },
+    /// Fuzz the parsers of outside bytes (fuzz/, cargo-fuzz on nightly), target after target.
+    Fuzz {
+        /// One target (fuzz/fuzz_targets/T.rs); all by default.
+        #[arg(long)]
+        target: Option<String>,
+        /// Seconds per target.
+        #[arg(long, default_value_t = 60)]
+        time: u64,
+        /// Stop a target after this many executions (before --time if reached first).
+        #[arg(long)]
+        runs: Option<u64>,
+        /// Start from the seeds and regressions only (a throw-away corpus), as the test
+        /// command's smoke does (`--time 5 --runs 100000 --scratch`).
+        #[arg(long)]
+        scratch: bool,
     },
     /// One benchmark figure of docs/BENCHMARKS.md (pipeline, mappers, mount-overhead, storm);
     /// rewrites its section. Not part of `test`.
@@ -219,6 +236,17 @@ fn run(cmd: Cmd) -> Result<()> {
         Cmd::Lab(a) => lab::run(&a.opts(true)?).map(|_| ()),
         Cmd::Test { no_vm, lab } => test::run(test::TestOpts {
             vm: if no_vm { None } else { Some(lab.opts(false)?) },
+        }),
+        Cmd::Fuzz {
+            target,
+            time,
+            runs,
+            scratch,
+        } => fuzz::run(&fuzz::FuzzOpts {
+            target,
+            time,
+            runs,
+            scratch,
         }),
         Cmd::Bench {
             name,

@@ -53,11 +53,15 @@ pub const BENCH_PACKAGES: &[&str] = &[
 ];
 
 const BPF_LINKER_VERSION: &str = "0.13.0";
+/// The fuzz runner (`cargo xtask fuzz`, and the test command's fuzz smoke). Building it from
+/// crates.io took 23 s here.
+const CARGO_FUZZ_VERSION: &str = "0.13.2";
 
 pub fn setup() -> Result<()> {
     let t0 = Instant::now();
     nightly()?;
     bpf_linker()?;
+    cargo_fuzz()?;
     apt_packages()?;
     python_modules()?;
     eprintln!("setup: all done in {:.1?}", t0.elapsed());
@@ -182,6 +186,22 @@ fn python_modules() -> Result<()> {
         }
     }
     Ok(())
+}
+
+fn cargo_fuzz() -> Result<()> {
+    let v = try_output("cargo", &["fuzz", "--version"]).unwrap_or_default();
+    if v.contains(CARGO_FUZZ_VERSION) {
+        eprintln!("setup: {} present", v.trim());
+        return Ok(());
+    }
+    eprintln!("setup: installing cargo-fuzz {CARGO_FUZZ_VERSION}");
+    run(Command::new("cargo").args([
+        "install",
+        "cargo-fuzz",
+        "--version",
+        CARGO_FUZZ_VERSION,
+        "--locked",
+    ]))
 }
 
 /// Packages of `list` that dpkg does not report as installed.

@@ -5,14 +5,16 @@
 //!    real processes and signals, and the real BPF object on the host kernel (root);
 //! 3. the Debian package: built from the tests' notify binary, installed with dpkg, run,
 //!    removed and purged (`cargo xtask deb --check`, seconds);
-//! 4. the VM lab's scenarios as assertions on Debian's 6.1, 6.12 and newest kernel lines, kprobe
+//! 4. a fuzz smoke: every fuzz target replays its seeds and regression inputs, then a few
+//!    thousand new inputs (`cargo xtask fuzz` for a real run);
+//! 5. the VM lab's scenarios as assertions on Debian's 6.1, 6.12 and newest kernel lines, kprobe
 //!    and fentry (the agent-side scenarios in the first flavour only).
 
 use std::process::Command;
 
 use anyhow::{Result, bail};
 
-use crate::{deb, deb_check, lab, setup, util};
+use crate::{deb, deb_check, fuzz, lab, setup, util};
 
 pub struct TestOpts {
     pub vm: Option<lab::Opts>,
@@ -48,6 +50,7 @@ pub fn run(opts: TestOpts) -> Result<()> {
         out_dir: None,
     })?;
     deb_check::check(&deb)?;
+    fuzz::smoke()?;
     let Some(mut vm) = opts.vm else {
         eprintln!("xtask test: VM lab skipped (--no-vm)");
         return Ok(());

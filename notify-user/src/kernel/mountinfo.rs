@@ -19,7 +19,9 @@ pub struct Mount {
     pub options: String,
 }
 
-/// Undoes mountinfo's octal escapes (`\040` for a space).
+/// Undoes mountinfo's octal escapes (`\040` for a space). The kernel escapes one byte, so the
+/// first digit is 0-3; anything above `\377` is not an escape and stays as written (it used to
+/// overflow the byte: found by the mountinfo fuzz target).
 fn unescape(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
@@ -27,7 +29,8 @@ fn unescape(s: &str) -> String {
     while i < b.len() {
         if b[i] == b'\\'
             && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+            && (b'0'..=b'3').contains(&b[i + 1])
+            && b[i + 2..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
         {
             let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
             out.push(v);
@@ -110,6 +113,15 @@ garbage line
         let loop0 = find(&m, Dev(7 << 20)).unwrap();
         assert_eq!(loop0.root, "/");
         assert!(find(&m, Dev((8 << 20) | 1)).is_none());
+    }
+
+    #[test]
+    fn escapes_past_one_byte_stay_as_written() {
+        // The fuzz target's crash, reduced: `\777` is not a byte the kernel could have escaped.
+        let m = parse("36 35 259:0 /a\\777 /mnt\\377x rw - xfs /dev/pmem0 rw\n");
+        assert_eq!(m.len(), 1);
+        assert_eq!(m[0].root, "/a\\777");
+        assert_eq!(m[0].mount_point, PathBuf::from("/mnt\u{fffd}x"));
     }
 
     #[test]

@@ -634,10 +634,16 @@ pub struct Snapshot {
 pub fn snapshot(path: impl AsRef<Path>) -> Result<Snapshot> {
     let path = path.as_ref();
     let data = fs::read(path).map_err(io_err(path, "read"))?;
-    check_header(&data).map_err(|detail| JournalError::BadHeader {
+    snapshot_bytes(&data).map_err(|detail| JournalError::BadHeader {
         path: path.to_path_buf(),
         detail,
-    })?;
+    })
+}
+
+/// [`snapshot`] of a journal's bytes (pure: the fuzz target's entry point). `Err` is what is
+/// wrong with the header.
+pub fn snapshot_bytes(data: &[u8]) -> std::result::Result<Snapshot, String> {
+    check_header(data)?;
     let scan = scan_frames(&data[HEADER_LEN as usize..], HEADER_LEN);
     let mut records = BTreeMap::new();
     let mut next_id = 1;

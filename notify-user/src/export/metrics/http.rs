@@ -36,6 +36,14 @@ pub fn parse_request(head: &[u8]) -> Option<Request> {
     Some(Request { method, path })
 }
 
+/// Where the head of a request ends (the blank line: CRLF CRLF, or LF LF from a lax client),
+/// if it has arrived.
+pub fn head_end(buf: &[u8]) -> Option<usize> {
+    buf.windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .or_else(|| buf.windows(2).position(|w| w == b"\n\n"))
+}
+
 /// Status, content type and body for a request.
 pub fn respond(m: &Metrics, req: &Request) -> (u16, &'static str, String) {
     if req.method != "GET" && req.method != "HEAD" {
@@ -78,11 +86,8 @@ fn reason_phrase(code: u16) -> &'static str {
 
 async fn handle(mut sock: TcpStream, m: Arc<Metrics>) -> std::io::Result<()> {
     let mut buf = Vec::with_capacity(1024);
-    let head_end = loop {
-        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break Some(p);
-        }
-        if let Some(p) = buf.windows(2).position(|w| w == b"\n\n") {
+    let end = loop {
+        if let Some(p) = head_end(&buf) {
             break Some(p);
         }
         if buf.len() > MAX_REQUEST {
@@ -98,7 +103,7 @@ async fn handle(mut sock: TcpStream, m: Arc<Metrics>) -> std::io::Result<()> {
         }
         buf.extend_from_slice(&chunk[..n]);
     };
-    let req = head_end.and_then(|e| parse_request(&buf[..e]));
+    let req = end.and_then(|e| parse_request(&buf[..e]));
     let (code, ctype, body, head_only) = match req {
         Some(r) => {
             let (c, t, b) = respond(&m, &r);

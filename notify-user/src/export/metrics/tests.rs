@@ -5,7 +5,7 @@ use crate::{
     enforce,
     probe::{Method, Outcome},
 };
-use http::{OPENMETRICS, Request, parse_request, respond};
+use http::{OPENMETRICS, Request, head_end, parse_request, respond};
 use notify_model::{
     Derived, Dev, Item, Notification, Verdict,
     decision::{Act, Decision, Policy, Why},
@@ -34,6 +34,17 @@ fn request_line_parsing() {
     );
     assert!(parse_request(b"GET /metrics").is_none());
     assert!(parse_request(b"\xff\xfe").is_none());
+}
+
+#[test]
+fn head_ends_at_the_first_blank_line() {
+    assert_eq!(head_end(b"GET / HTTP/1.1\r\nHost: a\r\n\r\nbody"), Some(23));
+    // A lax client's LF LF, and a CRLF CRLF winning over a later LF LF.
+    assert_eq!(head_end(b"GET / HTTP/1.0\n\n"), Some(14));
+    assert_eq!(head_end(b"GET / HTTP/1.1\r\n\r\n\n\n"), Some(14));
+    // Not arrived yet.
+    assert_eq!(head_end(b"GET / HTTP/1.1\r\nHost: a\r\n"), None);
+    assert_eq!(head_end(b""), None);
 }
 
 #[test]
