@@ -791,6 +791,16 @@ sc_ext4() {
 # while the agent runs. A record stored before the fault survives it; a notification that
 # arrives during it is reported as not stored (journal_write_failed, and LOST on stderr if it
 # still is not stored when the agent stops), never dropped silently.
+# dm_switch KEY TABLE: jdev's table becomes TABLE at once (no filesystem freeze first: a
+# device does not wait for its filesystem before it fails); records KEY_rc, says any error.
+dm_switch() {
+	out=$( (dmsetup suspend --nolockfs jdev && echo "$2" | dmsetup load jdev &&
+		dmsetup resume jdev) 2>&1)
+	rc=$?
+	res "$1_rc" $rc
+	[ $rc -eq 0 ] || say "dmsetup ($1): $out"
+}
+
 sc_journal_faults() {
 	begin journal_faults
 	say "The journal's device fails (dm error target): what was stored stays, what could"
@@ -821,19 +831,13 @@ sc_journal_faults() {
 	inject inject_a "$PFN_a"
 	wait_lines "$OUT/$SC/events.jsonl" '"kind":"journaled"' 1
 	say "-- the device fails every I/O from now on: poison page 4 of /mnt/b"
-	dmsetup suspend jdev
-	echo "0 $sz error" | dmsetup load jdev
-	dmsetup resume jdev
-	res dm_error_rc $?
+	dm_switch dm_error "0 $sz error"
 	inject inject_b "$PFN_b"
 	wait_lines "$OUT/$SC/events.jsonl" '"kind":"journal_write_failed"' 1
 	# A few retries against the failing device (once a second).
 	sleep 3
 	say "-- the device is back: its data as it was"
-	dmsetup suspend jdev
-	echo "0 $sz linear /dev/ram1 0" | dmsetup load jdev
-	dmsetup resume jdev
-	res dm_linear_rc $?
+	dm_switch dm_linear "0 $sz linear /dev/ram1 0"
 	sleep 3
 	ragent_stop agent
 	say "agent: $(grep -E 'NOT stored|LOST|journal' "$OUT/$SC/agent.log" | tail -n 4)"
