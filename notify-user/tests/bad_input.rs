@@ -163,6 +163,35 @@ fn a_journal_on_proc_is_refused_at_once() {
 }
 
 #[test]
+fn a_journal_another_notify_holds_is_refused_before_any_probe() {
+    // Another writer holds the journal (as a running agent does, for good).
+    let dir = std::env::temp_dir().join(format!("notify-held-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("journal");
+    let (held, _) = notify::agent::journal::Journal::open(&path).unwrap();
+    let args: Vec<String> = vec![
+        "agent".into(),
+        "--journal".into(),
+        path.display().to_string(),
+        "--metrics-addr".into(),
+        "off".into(),
+    ];
+    let (code, err, took) = run(&args, &[]);
+    assert_eq!(code, Some(78), "{err}");
+    assert!(err.contains("is held by another notify process"), "{err}");
+    assert!(
+        !err.contains("notify: attached"),
+        "probes were loaded first: {err}"
+    );
+    assert!(took < Duration::from_secs(5), "took {took:?}: {err}");
+    // Let go, and the same command gets past the journal (it then needs the kernel).
+    drop(held);
+    assert!(!notify::agent::journal::held_elsewhere(&path));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn the_unit_does_not_restart_on_the_status_of_a_config_error() {
     let unit = std::fs::read_to_string(repo().join("packaging/notify-agent.service")).unwrap();
     let prevent: Vec<i32> = unit

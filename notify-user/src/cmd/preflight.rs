@@ -144,6 +144,21 @@ pub fn journal(what: &str, path: &Path) -> Result<(), String> {
     }
 }
 
+/// The journal must not be held by another notify (a second agent on the same journal, or a
+/// `journal replay` running): said before any probe loads, naming the lock.
+pub fn journal_free(what: &str, path: &Path) -> Result<(), String> {
+    if journal::held_elsewhere(path) {
+        return Err(format!(
+            "{what} {} is held by another notify process (its lock {}.lock is taken: another \
+             agent, or a `notify journal replay`, is running): stop it first, or give this one \
+             its own --journal",
+            path.display(),
+            path.display()
+        ));
+    }
+    Ok(())
+}
+
 /// An existing journal must be one: its header is read (without the lock: a running agent may
 /// hold it) so that a file that is not a journal is refused before any probe loads, as bad
 /// input (restarting cannot fix it). Damage after the header is the agent's to repair.

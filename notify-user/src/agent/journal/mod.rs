@@ -215,6 +215,28 @@ fn replace_file(path: &Path, bytes: &[u8]) -> Result<()> {
     fsync_dir(path)
 }
 
+/// Whether another process holds the journal's lock for good (a running agent, a `journal
+/// replay`): tried as `open` tries it (for LOCK_WAIT, against a holder only passing through)
+/// and let go at once. For a clear error before anything slow is done; `open` decides for real.
+pub fn held_elsewhere(path: &Path) -> bool {
+    let Ok(lock) = File::open(lock_path(path)) else {
+        return false;
+    };
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        // SAFETY: flock on a valid fd; the lock goes with the fd when it is dropped.
+        if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            return false;
+        }
+        if io::Error::last_os_error().raw_os_error() != Some(libc::EWOULDBLOCK)
+            || std::time::Instant::now() >= deadline
+        {
+            return std::time::Instant::now() >= deadline;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
 impl Journal {
     /// Open (creating if missing) and verify the journal; repairs a bad tail or bad frames and
     /// says what it cut. A bad header is an error, never repaired.

@@ -183,6 +183,7 @@ pub fn run(a: AgentArgs, given: &[String]) -> anyhow::Result<ExitCode> {
     let what = from("--journal", "journal", loaded.file_layer.journal.is_some());
     preflight::journal(&what, &loaded.settings.journal).map_err(bad_input)?;
     preflight::journal_header(&loaded.settings.journal).map_err(bad_input)?;
+    preflight::journal_free(&what, &loaded.settings.journal).map_err(bad_input)?;
     runtime()?.block_on(agent(
         loaded,
         session,
