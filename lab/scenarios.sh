@@ -857,7 +857,7 @@ sc_journal_faults() {
 # 14. Crash loop (opt-in: `cargo xtask vm-test --kernel 6.12 --attach kprobe --scenarios
 # crash_loop`; about 50 agent starts of TCG). The agent is killed with SIGKILL at a random point
 # again and again: CRASH_N times while notifications arrive (one poisoned page per agent, killed
-# 0-0.9 s after the poison), then CRASH_N times while its start-up replay signals the processes
+# 0-1.9 s after the poison), then CRASH_N times while its start-up replay signals the processes
 # mapping those pages (killed 0-2.9 s after it opened the journal). After every kill the journal
 # is listed; the host checks that it always reads, never loses a record the agent acknowledged
 # (a `journaled` line), and that no process was signalled twice or wrongly.
@@ -891,64 +891,64 @@ sc_crash_loop() {
 	mkfs_plain
 	mount -t xfs -o dax=always $PMEM /mnt
 	res mount_rc $?
-	i=1
-	while [ $i -le $CRASH_N ]; do
-		dd if=/dev/zero of=/mnt/f$i bs=64k count=1 2>/dev/null
-		i=$((i + 1))
+	cl_i=1
+	while [ $cl_i -le $CRASH_N ]; do
+		dd if=/dev/zero of=/mnt/f$cl_i bs=64k count=1 2>/dev/null
+		cl_i=$((cl_i + 1))
 	done
 	sync
-	i=1
-	while [ $i -le $CRASH_N ]; do
-		where f$i /mnt/f$i 2 > /dev/null
-		i=$((i + 1))
+	cl_i=1
+	while [ $cl_i -le $CRASH_N ]; do
+		where f$cl_i /mnt/f$cl_i 2 > /dev/null
+		cl_i=$((cl_i + 1))
 	done
 	umount /mnt
 	res crash_n $CRASH_N
-	k=0
+	cl_k=0
 	say "-- arrivals: one agent per poisoned page, killed at a random point after it"
-	i=1
-	while [ $i -le $CRASH_N ]; do
-		k=$((k + 1))
-		ragent_start agent_$k events_$k.jsonl > /dev/null
-		eval "pfn=\$PFN_f$i"
-		inject "inject_f$i" "$pfn" > /dev/null
-		d=0.$((RANDOM % 10))
-		res "kill_${k}_delay" "$d"
+	cl_i=1
+	while [ $cl_i -le $CRASH_N ]; do
+		cl_k=$((cl_k + 1))
+		ragent_start agent_$cl_k events_$cl_k.jsonl > /dev/null
+		eval "pfn=\$PFN_f$cl_i"
+		inject "inject_f$cl_i" "$pfn" > /dev/null
+		d=$((RANDOM % 2)).$((RANDOM % 10))
+		res "kill_${cl_k}_delay" "$d"
 		sleep "$d"
-		crash_kill $k
+		crash_kill $cl_k
 		# Counted after the kill: everything this agent acknowledged before it died.
-		res "kill_${k}_acked" "$(ids_of "$OUT/$SC/events_$k.jsonl" journaled)"
-		i=$((i + 1))
+		res "kill_${cl_k}_acked" "$(ids_of "$OUT/$SC/events_$cl_k.jsonl" journaled)"
+		cl_i=$((cl_i + 1))
 	done
 	say "-- replays: mounted, a victim maps each poisoned page and a bystander the next page"
 	mount -t xfs -o dax=always $PMEM /mnt
 	res mount2_rc $?
 	victims=
 	bystanders=
-	i=1
-	while [ $i -le $CRASH_N ]; do
-		victim --tag v$i --default-sigbus --page 2 --sleep 900 /mnt/f$i > /dev/null 2>&1 &
+	cl_i=1
+	while [ $cl_i -le $CRASH_N ]; do
+		victim --tag v$cl_i --default-sigbus --page 2 --sleep 900 /mnt/f$cl_i > /dev/null 2>&1 &
 		victims="$victims${victims:+,}$!"
-		victim --tag b$i --default-sigbus --page 3 --sleep 900 /mnt/f$i > /dev/null 2>&1 &
+		victim --tag b$cl_i --default-sigbus --page 3 --sleep 900 /mnt/f$cl_i > /dev/null 2>&1 &
 		bystanders="$bystanders${bystanders:+,}$!"
-		i=$((i + 1))
+		cl_i=$((cl_i + 1))
 	done
 	res victims "$victims"
 	res bystanders "$bystanders"
 	sleep 2
-	j=0
-	while [ $j -lt $CRASH_N ]; do
-		j=$((j + 1))
-		k=$((k + 1))
-		ragent_start agent_$k events_$k.jsonl > /dev/null
+	cl_j=0
+	while [ $cl_j -lt $CRASH_N ]; do
+		cl_j=$((cl_j + 1))
+		cl_k=$((cl_k + 1))
+		ragent_start agent_$cl_k events_$cl_k.jsonl > /dev/null
 		d=$((RANDOM % 3)).$((RANDOM % 10))
-		res "kill_${k}_delay" "$d"
+		res "kill_${cl_k}_delay" "$d"
 		sleep "$d"
-		crash_kill $k
-		res "kill_${k}_acked" "$(ids_of "$OUT/$SC/events_$k.jsonl" journaled)"
-		res "kill_${k}_signalled" "$(grep '"kind":"enforcement"' "$OUT/$SC/events_$k.jsonl" 2>/dev/null | grep '"action":"signalled"' | grep -o '"pid":[0-9]*' | cut -d: -f2 | tr '\n' , | sed 's/,$//')"
+		crash_kill $cl_k
+		res "kill_${cl_k}_acked" "$(ids_of "$OUT/$SC/events_$cl_k.jsonl" journaled)"
+		res "kill_${cl_k}_signalled" "$(grep '"kind":"enforcement"' "$OUT/$SC/events_$cl_k.jsonl" 2>/dev/null | grep '"action":"signalled"' | grep -o '"pid":[0-9]*' | cut -d: -f2 | tr '\n' , | sed 's/,$//')"
 	done
-	res kills $k
+	res kills $cl_k
 	say "-- a last agent, stopped cleanly, finishes what is left"
 	ragent_start agent_last events_last.jsonl > /dev/null
 	sleep 5
@@ -969,7 +969,7 @@ sc_crash_loop() {
 	res died_of_sigbus "$dead"
 	res alive_at_end "$alive"
 	umount /mnt
-	say "$k kills; died of SIGBUS: $dead; alive at the end: $alive"
+	say "$cl_k kills; died of SIGBUS: $dead; alive at the end: $alive"
 	emit "$SC" journal_end.txt journal_end.jsonl
 	end
 }
