@@ -115,14 +115,74 @@ impl std::error::Error for KallsymsError {
 }
 
 /// An in-memory copy of `/proc/kallsyms`.
+///
+/// The file is kept as read and indexed in one pass without a heap allocation per symbol: an
+/// entry is a few offsets into the text, and the two name indexes map a 64-bit hash of a name
+/// to the first entry of a chain (file order) of the entries with that hash; a lookup walks the
+/// chain and compares names, so a hash collision costs a comparison, never a wrong answer. A
+/// [`Symbol`] is built only for what a query returns. Building a `String` and two map entries
+/// for each of the ~120k-200k symbols was most of notify's start-up CPU on a host, and more
+/// under emulation (`cargo xtask bench startup`).
 #[derive(Debug, Clone, Default)]
 pub struct Kallsyms {
-    symbols: Vec<Symbol>,
-    /// Name -> indexes into `symbols`, in file order (vmlinux before modules).
-    by_name: HashMap<String, Vec<usize>>,
-    /// Base name (before the first '.') -> indexes of dotted symbols (`foo.isra.0`, `foo.cold`).
-    clones: HashMap<String, Vec<usize>>,
+    text: String,
+    entries: Vec<Entry>,
+    /// Module names, interned: `Entry::module` is an index + 1 (0: vmlinux).
+    module_names: Vec<String>,
+    /// Hash of a name -> first entry with a name of that hash (chain: `Entry::next_same`).
+    by_name: HashMap<u64, u32, PassHash>,
+    /// Hash of a base name (before the first '.') -> first dotted entry with that base
+    /// (`foo.isra.0`, `foo.cold`; chain: `Entry::next_clone`).
+    clones: HashMap<u64, u32, PassHash>,
     addresses_hidden: bool,
+}
+
+const NONE: u32 = u32::MAX;
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    /// Byte range of the name in `text`.
+    name: (u32, u32),
+    address: u64,
+    kind: u8,
+    module: u16,
+    next_same: u32,
+    next_clone: u32,
+}
+
+/// The keys are hashes already: pass them through.
+#[derive(Debug, Clone, Copy, Default)]
+struct PassHash;
+
+impl std::hash::BuildHasher for PassHash {
+    type Hasher = Pass;
+    fn build_hasher(&self) -> Pass {
+        Pass(0)
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Pass(u64);
+
+impl std::hash::Hasher for Pass {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        self.0 = name_hash(bytes);
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
+/// FNV-1a, 64 bits, finished with a multiply so the low bits the table uses are mixed.
+fn name_hash(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    (h ^ (h >> 29)).wrapping_mul(0xbf58_476d_1ce4_e5b9)
 }
 
 impl Kallsyms {
@@ -138,7 +198,9 @@ impl Kallsyms {
             path: path.clone(),
             source,
         })?;
-        let k = Self::parse(&String::from_utf8_lossy(&text));
+        let text = String::from_utf8(text)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+        let k = Self::from_text(text);
         if k.is_empty() {
             return Err(KallsymsError::Empty { path });
         }
@@ -147,32 +209,109 @@ impl Kallsyms {
 
     /// Parses kallsyms text; malformed lines are skipped.
     pub fn parse(text: &str) -> Self {
+        Self::from_text(text.to_string())
+    }
+
+    fn from_text(text: String) -> Self {
         let mut k = Self::default();
-        for line in text.lines() {
-            let Some(sym) = parse_line(line) else {
+        let mut hidden = true;
+        let mut pos = 0usize;
+        for line in text.split_inclusive('\n') {
+            let at = pos;
+            pos += line.len();
+            let line = line.strip_suffix('\n').unwrap_or(line);
+            let Some(p) = parse_line(line) else {
                 continue;
             };
-            let i = k.symbols.len();
-            k.by_name.entry(sym.name.clone()).or_default().push(i);
-            if let Some((base, _)) = sym.name.split_once('.')
-                && !base.is_empty()
-            {
-                k.clones.entry(base.to_string()).or_default().push(i);
-            }
-            k.symbols.push(sym);
+            // The text is at most a few tens of MiB: offsets fit in u32.
+            let (Ok(start), Ok(len)) = (u32::try_from(at + p.name.0), u32::try_from(p.name.1))
+            else {
+                continue;
+            };
+            let module = match p.module {
+                None => 0,
+                Some(m) => match k.module_names.iter().rposition(|n| n == m) {
+                    Some(i) => i + 1,
+                    None => {
+                        k.module_names.push(m.to_string());
+                        k.module_names.len()
+                    }
+                },
+            };
+            hidden &= p.address == 0;
+            k.entries.push(Entry {
+                name: (start, len),
+                address: p.address,
+                kind: p.kind,
+                module: u16::try_from(module).unwrap_or(u16::MAX),
+                next_same: NONE,
+                next_clone: NONE,
+            });
         }
-        k.addresses_hidden = !k.symbols.is_empty() && k.symbols.iter().all(|s| s.address == 0);
+        k.by_name.reserve(k.entries.len());
+        // Backwards, each entry goes to the head of its chain: the chains end up in file order
+        // (vmlinux before modules).
+        for i in (0..k.entries.len()).rev() {
+            let (a, n) = k.entries[i].name;
+            let name = &text.as_bytes()[a as usize..(a + n) as usize];
+            let head = k.by_name.insert(name_hash(name), i as u32);
+            k.entries[i].next_same = head.unwrap_or(NONE);
+            if let Some(dot) = name.iter().position(|&b| b == b'.')
+                && dot > 0
+            {
+                let head = k.clones.insert(name_hash(&name[..dot]), i as u32);
+                k.entries[i].next_clone = head.unwrap_or(NONE);
+            }
+        }
+        k.addresses_hidden = !k.entries.is_empty() && hidden;
+        k.text = text;
         k
+    }
+
+    fn name_of(&self, e: &Entry) -> &str {
+        &self.text[e.name.0 as usize..(e.name.0 + e.name.1) as usize]
+    }
+
+    fn module_name(&self, e: &Entry) -> Option<&str> {
+        match e.module {
+            0 => None,
+            m => self
+                .module_names
+                .get(usize::from(m) - 1)
+                .map(String::as_str),
+        }
+    }
+
+    fn symbol(&self, e: &Entry) -> Symbol {
+        Symbol {
+            name: self.name_of(e).to_string(),
+            address: e.address,
+            kind: char::from(e.kind),
+            module: self.module_name(e).map(str::to_string),
+        }
+    }
+
+    /// Entries named exactly `name`, in file order.
+    fn named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Entry> + 'a {
+        let head = self
+            .by_name
+            .get(&name_hash(name.as_bytes()))
+            .copied()
+            .unwrap_or(NONE);
+        std::iter::successors(self.entries.get(head as usize), |e| {
+            self.entries.get(e.next_same as usize)
+        })
+        .filter(move |e| self.name_of(e) == name)
     }
 
     /// Number of symbols.
     pub fn len(&self) -> usize {
-        self.symbols.len()
+        self.entries.len()
     }
 
     /// Whether no symbol was read.
     pub fn is_empty(&self) -> bool {
-        self.symbols.is_empty()
+        self.entries.is_empty()
     }
 
     /// Whether every address reads 0: `kernel.kptr_restrict` (or running without
@@ -183,49 +322,48 @@ impl Kallsyms {
 
     /// Whether a symbol with exactly this name exists.
     pub fn contains(&self, name: &str) -> bool {
-        self.by_name.contains_key(name)
+        self.named(name).next().is_some()
     }
 
     /// All symbols with exactly this name.
-    pub fn lookup(&self, name: &str) -> Vec<&Symbol> {
-        self.by_name
-            .get(name)
-            .into_iter()
-            .flatten()
-            .map(|&i| &self.symbols[i])
-            .collect()
+    pub fn lookup(&self, name: &str) -> Vec<Symbol> {
+        self.named(name).map(|e| self.symbol(e)).collect()
     }
 
     /// `None`: absent; `Some(None)`: in vmlinux; `Some(Some("xfs"))`: in module xfs. With
     /// duplicates, the first one (vmlinux is listed before modules).
     pub fn module_of(&self, name: &str) -> Option<Option<&str>> {
-        self.lookup(name).first().map(|s| s.module.as_deref())
+        self.named(name).next().map(|e| self.module_name(e))
     }
 
     /// Address of the first symbol with this name. `Some(0)` when addresses are hidden (see
     /// [`Kallsyms::addresses_hidden`]).
     pub fn address(&self, name: &str) -> Option<u64> {
-        self.lookup(name).first().map(|s| s.address)
+        self.named(name).next().map(|e| e.address)
     }
 
     /// Compiler clones and parts of `name`: `name.isra.0`, `name.constprop.0`, `name.part.0`,
     /// `name.cold`, `name.llvm.123`... (not `name` itself).
-    pub fn variants(&self, name: &str) -> Vec<&Symbol> {
-        self.clones
-            .get(name)
-            .into_iter()
-            .flatten()
-            .map(|&i| &self.symbols[i])
-            .filter(|s| {
-                s.name
-                    .strip_prefix(name)
-                    .is_some_and(|rest| rest.starts_with('.'))
-            })
-            .collect()
+    pub fn variants(&self, name: &str) -> Vec<Symbol> {
+        let head = self
+            .clones
+            .get(&name_hash(name.as_bytes()))
+            .copied()
+            .unwrap_or(NONE);
+        std::iter::successors(self.entries.get(head as usize), |e| {
+            self.entries.get(e.next_clone as usize)
+        })
+        .filter(|e| {
+            self.name_of(e)
+                .strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('.'))
+        })
+        .map(|e| self.symbol(e))
+        .collect()
     }
 
     /// Module-filtered lookup: symbols named `name` in `module` (`None`: vmlinux).
-    pub fn lookup_in(&self, name: &str, module: Option<&str>) -> Vec<&Symbol> {
+    pub fn lookup_in(&self, name: &str, module: Option<&str>) -> Vec<Symbol> {
         self.lookup(name)
             .into_iter()
             .filter(|s| s.module.as_deref() == module)
@@ -243,7 +381,7 @@ impl Kallsyms {
                     .to_string(),
             );
         }
-        let exact: Vec<&Symbol> = self
+        let exact: Vec<Symbol> = self
             .lookup(name)
             .into_iter()
             .filter(|s| s.is_text())
@@ -257,11 +395,11 @@ impl Kallsyms {
                     exact.len()
                 ));
             }
-            let clones: Vec<&str> = self
+            let clones: Vec<String> = self
                 .variants(name)
                 .into_iter()
                 .filter(|s| s.is_text() && !is_cold(&s.name))
-                .map(|s| s.name.as_str())
+                .map(|s| s.name)
                 .collect();
             if !clones.is_empty() {
                 notes.push(format!(
@@ -277,16 +415,12 @@ impl Kallsyms {
                 notes,
             });
         }
-        let variants: Vec<&Symbol> = self
+        let variants: Vec<Symbol> = self
             .variants(name)
             .into_iter()
             .filter(|s| s.is_text())
             .collect();
-        let clones: Vec<&Symbol> = variants
-            .iter()
-            .copied()
-            .filter(|s| !is_cold(&s.name))
-            .collect();
+        let clones: Vec<&Symbol> = variants.iter().filter(|s| !is_cold(&s.name)).collect();
         let mut names: Vec<String> = clones.iter().map(|s| s.name.clone()).collect();
         names.sort_unstable();
         names.dedup();
@@ -320,11 +454,7 @@ impl Kallsyms {
 
     /// Names of modules that have symbols here (loaded modules, plus `bpf` etc.).
     pub fn modules(&self) -> Vec<&str> {
-        let mut m: Vec<&str> = self
-            .symbols
-            .iter()
-            .filter_map(|s| s.module.as_deref())
-            .collect();
+        let mut m: Vec<&str> = self.module_names.iter().map(String::as_str).collect();
         m.sort_unstable();
         m.dedup();
         m
@@ -335,36 +465,43 @@ fn is_cold(name: &str) -> bool {
     name.split('.').skip(1).any(|part| part == "cold")
 }
 
-fn parse_line(line: &str) -> Option<Symbol> {
+/// One line's fields; `name` is (offset in the line, length).
+struct Parsed<'a> {
+    name: (usize, usize),
+    address: u64,
+    kind: u8,
+    module: Option<&'a str>,
+}
+
+/// `addr kind name` or `addr kind name\t[module]` (some kernels: `addr kind name [module]`).
+fn parse_line(line: &str) -> Option<Parsed<'_>> {
     let (main, module) = match line.split_once('\t') {
         Some((main, rest)) => {
             let m = rest.trim();
-            let m = m.strip_prefix('[')?.strip_suffix(']')?;
-            (main, Some(m.to_string()))
+            (main, Some(m.strip_prefix('[')?.strip_suffix(']')?))
         }
         None => (line, None),
     };
     let mut parts = main.split_whitespace();
     let address = u64::from_str_radix(parts.next()?, 16).ok()?;
-    let kind_str = parts.next()?;
-    let mut kind_chars = kind_str.chars();
-    let kind = kind_chars.next()?;
-    if kind_chars.next().is_some() {
-        return None;
-    }
-    let name = parts.next()?.to_string();
-    // Some kernels print the module without a tab: `addr t name [mod]`.
+    let kind = match parts.next()?.as_bytes() {
+        [k] if k.is_ascii() => *k,
+        _ => return None,
+    };
+    let name = parts.next()?;
     let module = match (module, parts.next()) {
         (Some(m), None) => Some(m),
-        (None, Some(m)) => Some(m.strip_prefix('[')?.strip_suffix(']')?.to_string()),
+        (None, Some(m)) => Some(m.strip_prefix('[')?.strip_suffix(']')?),
         (None, None) => None,
         (Some(_), Some(_)) => return None,
     };
     if parts.next().is_some() {
         return None;
     }
-    Some(Symbol {
-        name,
+    // `name` is a subslice of `line`: its offset is the pointer difference.
+    let off = name.as_ptr() as usize - line.as_ptr() as usize;
+    Some(Parsed {
+        name: (off, name.len()),
         address,
         kind,
         module,

@@ -18,9 +18,12 @@ use serde::Serialize;
 
 use crate::{
     kernel::kallsyms::Kallsyms,
-    probe::hooks::{
-        At::{self, Entry, Return},
-        HOOKS, Hook, TRACEPOINTS, TpHook,
+    probe::{
+        hooks::{
+            At::{self, Entry, Return},
+            HOOKS, Hook, TRACEPOINTS, TpHook,
+        },
+        phases,
     },
 };
 
@@ -236,13 +239,17 @@ pub fn attach_all(ebpf: &mut Ebpf, mode: AttachMode, env: &Env<'_>) -> Vec<Outco
     let mut trampolines_broken = None;
     let mut outcomes: Vec<Outcome> = HOOKS
         .iter()
-        .map(|hook| attach_hook(ebpf, hook, mode, env, &mut trampolines_broken))
+        .map(|hook| {
+            let o = attach_hook(ebpf, hook, mode, env, &mut trampolines_broken);
+            phases::done(&format!("attach {}", hook.name));
+            o
+        })
         .collect();
-    outcomes.extend(
-        TRACEPOINTS
-            .iter()
-            .map(|tp| attach_tracepoint(ebpf, tp, env)),
-    );
+    outcomes.extend(TRACEPOINTS.iter().map(|tp| {
+        let o = attach_tracepoint(ebpf, tp, env);
+        phases::done(&format!("attach {}", tp.name));
+        o
+    }));
     outcomes
 }
 

@@ -7,6 +7,7 @@ pub mod healthmon;
 pub mod hooks;
 pub mod offsets;
 pub mod open;
+pub mod phases;
 pub mod ring;
 pub mod witness;
 

@@ -10,6 +10,7 @@ use crate::{
     probe::{
         attach::{self, AttachMode, Env, Method, Outcome},
         offsets::{FieldSource, Symbols, resolve_offsets},
+        phases,
     },
 };
 
@@ -30,6 +31,7 @@ pub struct Probes {
 impl Probes {
     pub fn open(mode: AttachMode) -> anyhow::Result<Probes> {
         let kernel = KernelInfo::collect();
+        phases::done("kernel facts");
         if !kernel.root.value {
             anyhow::bail!(
                 "notify must run as root to load BPF programs (try `sudo notify ...` or `cargo \
@@ -37,13 +39,17 @@ impl Probes {
             );
         }
         let ksyms = Kallsyms::load()?;
+        phases::done("kallsyms");
         let tracefs = Tracefs::find_or_mount().ok();
         let (offsets, fields) = resolve_offsets(tracefs.as_ref());
+        phases::done("offsets (BTF, tracefs formats)");
         let symbols = Symbols::read(tracefs.as_ref());
         let mut ebpf = attach::load_object(&offsets)?;
+        phases::done("object load (maps)");
         let aya_btf = aya::Btf::from_sys_fs().map_err(|e| {
             format!("no vmlinux BTF ({e}): fentry needs a kernel built with CONFIG_DEBUG_INFO_BTF")
         });
+        phases::done("aya vmlinux BTF");
         let exists = |g: &str, n: &str| tracefs.as_ref().is_some_and(|t| t.has_tracepoint(g, n));
         let env = Env {
             ksyms: &ksyms,
@@ -53,6 +59,7 @@ impl Probes {
         };
         let outcomes = attach::attach_all(&mut ebpf, mode, &env);
         let channels = Channels::detect(&ksyms);
+        phases::done("channels");
         Ok(Probes {
             kernel,
             fields,
