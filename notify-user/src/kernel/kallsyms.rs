@@ -10,7 +10,9 @@
 //! caveat that a clone may have a changed argument list). `foo.cold` is the out-of-line cold
 //! part of `foo`, never its entry.
 
-use std::{collections::HashMap, fmt, path::PathBuf};
+use std::{fmt, path::PathBuf};
+
+use crate::kernel::names::NameIndex;
 
 /// Where the kernel publishes its symbol table.
 pub const KALLSYMS_PATH: &str = "/proc/kallsyms";
@@ -116,28 +118,20 @@ impl std::error::Error for KallsymsError {
 
 /// An in-memory copy of `/proc/kallsyms`.
 ///
-/// The file is kept as read and indexed in one pass without a heap allocation per symbol: an
-/// entry is a few offsets into the text, and the two name indexes map a 64-bit hash of a name
-/// to the first entry of a chain (file order) of the entries with that hash; a lookup walks the
-/// chain and compares names, so a hash collision costs a comparison, never a wrong answer. A
-/// [`Symbol`] is built only for what a query returns. Building a `String` and two map entries
-/// for each of the ~120k-200k symbols was most of notify's start-up CPU on a host, and more
-/// under emulation (`cargo xtask bench startup`).
+/// The file is kept as read; an entry is a few offsets into it, indexed by name and by base
+/// name ([`NameIndex`]: no allocation per symbol). A [`Symbol`] is built only for what a query
+/// returns.
 #[derive(Debug, Clone, Default)]
 pub struct Kallsyms {
     text: String,
     entries: Vec<Entry>,
     /// Module names, interned: `Entry::module` is an index + 1 (0: vmlinux).
     module_names: Vec<String>,
-    /// Hash of a name -> first entry with a name of that hash (chain: `Entry::next_same`).
-    by_name: HashMap<u64, u32, PassHash>,
-    /// Hash of a base name (before the first '.') -> first dotted entry with that base
-    /// (`foo.isra.0`, `foo.cold`; chain: `Entry::next_clone`).
-    clones: HashMap<u64, u32, PassHash>,
+    by_name: NameIndex,
+    /// Dotted names (`foo.isra.0`, `foo.cold`) by their base (before the first '.').
+    clones: NameIndex,
     addresses_hidden: bool,
 }
-
-const NONE: u32 = u32::MAX;
 
 #[derive(Debug, Clone, Copy)]
 struct Entry {
@@ -146,43 +140,6 @@ struct Entry {
     address: u64,
     kind: u8,
     module: u16,
-    next_same: u32,
-    next_clone: u32,
-}
-
-/// The keys are hashes already: pass them through.
-#[derive(Debug, Clone, Copy, Default)]
-struct PassHash;
-
-impl std::hash::BuildHasher for PassHash {
-    type Hasher = Pass;
-    fn build_hasher(&self) -> Pass {
-        Pass(0)
-    }
-}
-
-#[derive(Debug, Clone, Copy, Default)]
-struct Pass(u64);
-
-impl std::hash::Hasher for Pass {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        self.0 = name_hash(bytes);
-    }
-    fn write_u64(&mut self, v: u64) {
-        self.0 = v;
-    }
-}
-
-/// FNV-1a, 64 bits, finished with a multiply so the low bits the table uses are mixed.
-fn name_hash(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in bytes {
-        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-    }
-    (h ^ (h >> 29)).wrapping_mul(0xbf58_476d_1ce4_e5b9)
 }
 
 impl Kallsyms {
@@ -244,25 +201,19 @@ impl Kallsyms {
                 address: p.address,
                 kind: p.kind,
                 module: u16::try_from(module).unwrap_or(u16::MAX),
-                next_same: NONE,
-                next_clone: NONE,
             });
         }
-        k.by_name.reserve(k.entries.len());
-        // Backwards, each entry goes to the head of its chain: the chains end up in file order
-        // (vmlinux before modules).
-        for i in (0..k.entries.len()).rev() {
+        let name = |i: usize| {
             let (a, n) = k.entries[i].name;
-            let name = &text.as_bytes()[a as usize..(a + n) as usize];
-            let head = k.by_name.insert(name_hash(name), i as u32);
-            k.entries[i].next_same = head.unwrap_or(NONE);
-            if let Some(dot) = name.iter().position(|&b| b == b'.')
-                && dot > 0
-            {
-                let head = k.clones.insert(name_hash(&name[..dot]), i as u32);
-                k.entries[i].next_clone = head.unwrap_or(NONE);
-            }
-        }
+            text.as_bytes().get(a as usize..(a + n) as usize)
+        };
+        k.by_name = NameIndex::build(k.entries.len(), name);
+        let base = |i: usize| {
+            let n = name(i)?;
+            let dot = n.iter().position(|&b| b == b'.').filter(|&d| d > 0)?;
+            Some(&n[..dot])
+        };
+        k.clones = NameIndex::build(k.entries.len(), base);
         k.addresses_hidden = !k.entries.is_empty() && hidden;
         k.text = text;
         k
@@ -291,17 +242,16 @@ impl Kallsyms {
         }
     }
 
+    fn name_bytes(&self, i: usize) -> Option<&[u8]> {
+        let (a, n) = self.entries.get(i)?.name;
+        self.text.as_bytes().get(a as usize..(a + n) as usize)
+    }
+
     /// Entries named exactly `name`, in file order.
     fn named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Entry> + 'a {
-        let head = self
-            .by_name
-            .get(&name_hash(name.as_bytes()))
-            .copied()
-            .unwrap_or(NONE);
-        std::iter::successors(self.entries.get(head as usize), |e| {
-            self.entries.get(e.next_same as usize)
-        })
-        .filter(move |e| self.name_of(e) == name)
+        self.by_name
+            .find(name.as_bytes(), |i| self.name_bytes(i))
+            .map(|i| &self.entries[i])
     }
 
     /// Number of symbols.
@@ -345,21 +295,15 @@ impl Kallsyms {
     /// Compiler clones and parts of `name`: `name.isra.0`, `name.constprop.0`, `name.part.0`,
     /// `name.cold`, `name.llvm.123`... (not `name` itself).
     pub fn variants(&self, name: &str) -> Vec<Symbol> {
-        let head = self
-            .clones
-            .get(&name_hash(name.as_bytes()))
-            .copied()
-            .unwrap_or(NONE);
-        std::iter::successors(self.entries.get(head as usize), |e| {
-            self.entries.get(e.next_clone as usize)
-        })
-        .filter(|e| {
-            self.name_of(e)
-                .strip_prefix(name)
-                .is_some_and(|rest| rest.starts_with('.'))
-        })
-        .map(|e| self.symbol(e))
-        .collect()
+        let base = |i: usize| {
+            let n = self.name_bytes(i)?;
+            let dot = n.iter().position(|&b| b == b'.').filter(|&d| d > 0)?;
+            Some(&n[..dot])
+        };
+        self.clones
+            .find(name.as_bytes(), base)
+            .map(|i| self.symbol(&self.entries[i]))
+            .collect()
     }
 
     /// Module-filtered lookup: symbols named `name` in `module` (`None`: vmlinux).

@@ -159,8 +159,11 @@ fn attach_kprobe_flavour(ebpf: &mut Ebpf, hook: &Hook) -> Result<(), String> {
         let p: &mut KProbe = program(ebpf, prog)?
             .try_into()
             .map_err(|e| format!("{prog}: {e}"))?;
-        p.load()
-            .map_err(|e| format!("loading {prog}: {}", error_chain(&e)))?;
+        // Loaded already when probe::preload did it.
+        if p.fd().is_err() {
+            p.load()
+                .map_err(|e| format!("loading {prog}: {}", error_chain(&e)))?;
+        }
         p.attach(hook.function, 0).map_err(|e| {
             format!(
                 "attaching {} to {}: {}",
@@ -221,11 +224,41 @@ fn unload(ebpf: &mut Ebpf, progs: &[(&'static str, At)]) {
     }
 }
 
+/// aya's parse of the vmlinux BTF, which fentry needs to name its target, made on the first
+/// fentry attempt: a kprobe-only start (`--attach kprobe`, or every hook in a module) never
+/// pays for it (~10 ms of CPU on a host, a large share of the start-up under emulation).
+#[derive(Default)]
+pub struct LazyBtf(std::cell::OnceCell<Result<Btf, String>>);
+
+impl LazyBtf {
+    /// A BTF already at hand (or why there is none).
+    pub fn given(btf: Result<Btf, String>) -> LazyBtf {
+        LazyBtf(std::cell::OnceCell::from(btf))
+    }
+
+    /// vmlinux BTF (needed for fentry), or why there is none.
+    pub fn get(&self) -> Result<&Btf, String> {
+        self.0
+            .get_or_init(|| {
+                let btf = Btf::from_sys_fs().map_err(|e| {
+                    format!(
+                        "no vmlinux BTF ({e}): fentry needs a kernel built with \
+                         CONFIG_DEBUG_INFO_BTF"
+                    )
+                });
+                phases::done("aya vmlinux BTF (for fentry)");
+                btf
+            })
+            .as_ref()
+            .map_err(|e| e.clone())
+    }
+}
+
 /// What the environment offers for attaching, gathered once.
 pub struct Env<'a> {
     pub ksyms: &'a Kallsyms,
-    /// vmlinux BTF (needed for fentry), or why there is none.
-    pub btf: Result<&'a Btf, String>,
+    /// vmlinux BTF (needed for fentry), parsed when first needed.
+    pub btf: &'a LazyBtf,
     /// Whether the kernel can do kprobes, with the reason when not.
     pub kprobes: Result<(), String>,
     /// Whether a tracepoint exists: (group, name) -> bool.
@@ -286,7 +319,7 @@ fn attach_hook(
             } else if let Some(why) = trampolines_broken.as_ref() {
                 Err(why.clone())
             } else {
-                env.btf.clone()
+                env.btf.get()
             };
             match plan {
                 Err(why) => notes.push(format!("fentry: {why}")),
@@ -357,8 +390,10 @@ pub fn attach_tracepoint(ebpf: &mut Ebpf, tp: &TpHook, env: &Env<'_>) -> Outcome
             target = format!("{group}:{name}");
             let res = program(ebpf, tp.program).and_then(|p| {
                 let p: &mut TracePoint = p.try_into().map_err(|e| format!("{e}"))?;
-                p.load()
-                    .map_err(|e| format!("loading {}: {}", tp.program, error_chain(&e)))?;
+                if p.fd().is_err() {
+                    p.load()
+                        .map_err(|e| format!("loading {}: {}", tp.program, error_chain(&e)))?;
+                }
                 p.attach(group, name)
                     .map_err(|e| format!("attaching to {target}: {}", error_chain(&e)))?;
                 Ok(())

@@ -8,6 +8,7 @@ pub mod hooks;
 pub mod offsets;
 pub mod open;
 pub mod phases;
+pub mod preload;
 pub mod ring;
 pub mod witness;
 

@@ -7,11 +7,12 @@
 //! Nothing here panics on bad input: a truncated or garbage blob gives a [`BtfError`].
 
 use std::{
-    collections::HashMap,
     fmt,
     path::{Path, PathBuf},
     sync::{Arc, Mutex, OnceLock, Weak},
 };
+
+use crate::kernel::names::NameIndex;
 
 /// Where the kernel exposes its own BTF.
 pub const VMLINUX_BTF_PATH: &str = "/sys/kernel/btf/vmlinux";
@@ -313,7 +314,7 @@ struct Inner {
     start_str: u32,
     types: Vec<RawType>,
     strings: Vec<u8>,
-    name_index: OnceLock<HashMap<String, Vec<u32>>>,
+    name_index: OnceLock<NameIndex>,
 }
 
 /// Parsed BTF (base or split). Cloning is cheap: the data is shared.

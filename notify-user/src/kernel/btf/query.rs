@@ -24,33 +24,40 @@ impl Btf {
         Some((self, t))
     }
 
-    pub(super) fn name_index(&self) -> &HashMap<String, Vec<u32>> {
-        self.inner.name_index.get_or_init(|| {
-            let mut index: HashMap<String, Vec<u32>> = HashMap::new();
-            for (i, t) in self.inner.types.iter().enumerate() {
-                if t.name_off == 0 {
-                    continue;
-                }
-                if let Some(name) = self.string(t.name_off).filter(|n| !n.is_empty()) {
-                    index
-                        .entry(name.to_string())
-                        .or_default()
-                        .push(self.inner.start_id + i as u32);
-                }
+    /// The raw name bytes of this blob's own type `i` (not its base's), None when unnamed.
+    fn own_name(&self, i: usize) -> Option<&[u8]> {
+        let off = self.inner.types.get(i)?.name_off;
+        if off == 0 {
+            return None;
+        }
+        match self.inner.base.as_ref() {
+            // A split blob's type may be named by a string of its base.
+            Some(b) if off < self.inner.start_str => b.string(off).map(str::as_bytes),
+            _ => {
+                let rel = off.checked_sub(self.inner.start_str)? as usize;
+                let tail = self.inner.strings.get(rel..)?;
+                let len = tail.iter().position(|&b| b == 0)?;
+                Some(&tail[..len])
             }
-            index
-        })
+        }
+        .filter(|n| !n.is_empty())
+    }
+
+    /// Names -> this blob's type indexes, built on the first lookup (no allocation per name:
+    /// [`NameIndex`]).
+    fn name_index(&self) -> &NameIndex {
+        self.inner
+            .name_index
+            .get_or_init(|| NameIndex::build(self.inner.types.len(), |i| self.own_name(i)))
     }
 
     /// Ids of all types named `name` of one of `kinds`, this blob first, then its base.
     pub(super) fn find_ids(&self, name: &str, kinds: &[BtfKind]) -> Vec<u32> {
         let mut out: Vec<u32> = self
             .name_index()
-            .get(name)
-            .into_iter()
-            .flatten()
-            .copied()
-            .filter(|&id| self.get(id).is_some_and(|(_, t)| kinds.contains(&t.kind)))
+            .find(name.as_bytes(), |i| self.own_name(i))
+            .filter(|&i| kinds.contains(&self.inner.types[i].kind))
+            .map(|i| self.inner.start_id + i as u32)
             .collect();
         if let Some(base) = &self.inner.base {
             out.extend(base.find_ids(name, kinds));
