@@ -91,8 +91,24 @@ pub struct Outcome {
 /// Loads the BPF object with the offsets filled in. Maps are created here; no program is
 /// loaded into the kernel yet.
 pub fn load_object(offsets: &Offsets) -> anyhow::Result<Ebpf> {
+    load_object_with(prepare_loader(), offsets)
+}
+
+/// The part of loading that needs no offsets, to run while they are worked out: aya's loader
+/// parses the whole vmlinux BTF when it is made, and its first load probes the kernel's BPF
+/// features (a dozen trial loads).
+pub fn prepare_loader() -> EbpfLoader<'static> {
     raise_memlock_rlimit();
+    let _ = aya::features();
     EbpfLoader::new()
+}
+
+/// [`load_object`] with a loader from [`prepare_loader`].
+pub fn load_object_with<'a>(
+    mut loader: EbpfLoader<'a>,
+    offsets: &'a Offsets,
+) -> anyhow::Result<Ebpf> {
+    loader
         .override_global(GLOBAL_OFFSETS, offsets, true)
         .load(EBPF_OBJECT)
         .context(

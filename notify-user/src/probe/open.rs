@@ -45,11 +45,21 @@ impl Probes {
             .name("kallsyms".into())
             .spawn(Kallsyms::load)
             .map_err(|e| anyhow::anyhow!("cannot start a thread to read kallsyms: {e}"))?;
+        // aya's loader (its own vmlinux BTF parse, the feature probes) is made on a third
+        // thread while this one works out the offsets it needs.
+        let loader = std::thread::Builder::new()
+            .name("bpf-loader".into())
+            .spawn(attach::prepare_loader)
+            .map_err(|e| anyhow::anyhow!("cannot start a thread to prepare the BPF loader: {e}"))?;
         let tracefs = Tracefs::find_or_mount().ok();
         let (offsets, fields) = resolve_offsets(tracefs.as_ref());
         phases::done("offsets (BTF, tracefs formats)");
         let symbols = Symbols::read(tracefs.as_ref());
-        let ebpf = attach::load_object(&offsets);
+        let loader = loader
+            .join()
+            .map_err(|_| anyhow::anyhow!("preparing the BPF loader panicked"))?;
+        phases::done("BPF loader ready (joined)");
+        let ebpf = attach::load_object_with(loader, &offsets);
         phases::done("object load (maps)");
         let ksyms = kallsyms
             .join()

@@ -89,3 +89,44 @@ pub fn load(ebpf: &mut Ebpf, names: &[&str], threads: usize) -> usize {
 pub fn threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The plan follows the attach step's order of trial: kprobes first for module functions
+    /// and in kprobe mode, fentry first (so nothing preloaded) for vmlinux functions otherwise.
+    #[test]
+    fn plans_the_flavour_each_hook_tries_first() {
+        let k = Kallsyms::parse(
+            "ffffffff81000000 T memory_failure\n\
+             ffffffff81000100 T dax_holder_notify_failure\n\
+             ffffffffc0000000 t xfs_fs_fill_super\t[xfs]\n",
+        );
+        let only_mount = |g: &str, n: &str| g == "syscalls" && n == "sys_exit_mount";
+        let kp = planned(&k, AttachMode::Kprobe, true, &only_mount);
+        for p in [
+            "memory_failure_kprobe",
+            "memory_failure_kretprobe",
+            "notify_kprobe",
+            "fill_super_kprobe",
+            "fill_super_kretprobe",
+        ] {
+            assert!(kp.contains(&p), "{p} in {kp:?}");
+        }
+        // Absent functions are not loaded; one tracepoint program, the one that exists.
+        assert!(!kp.iter().any(|p| p.starts_with("mountfs")), "{kp:?}");
+        assert_eq!(
+            kp.iter()
+                .filter(|p| !p.contains("kprobe") && !p.contains("kretprobe"))
+                .count(),
+            1,
+            "{kp:?}"
+        );
+        let auto = planned(&k, AttachMode::Auto, true, &only_mount);
+        assert!(auto.contains(&"fill_super_kprobe"), "{auto:?}");
+        assert!(!auto.contains(&"memory_failure_kprobe"), "{auto:?}");
+        let none = planned(&k, AttachMode::Kprobe, false, &|_: &str, _: &str| false);
+        assert!(none.is_empty(), "{none:?}");
+    }
+}
