@@ -132,7 +132,7 @@ pub(super) fn report(
                 .collect()
         };
         let vs_bpftrace = ratio_to("bpftrace");
-        let vs_baseline = if variants.contains(&"baseline") && *v != "baseline" {
+        let vs_baseline = if variants.contains(&"baseline") && *v == "notify" {
             spread(ratio_to("baseline"), 3)
         } else {
             "-".to_string()
