@@ -268,9 +268,10 @@ impl Btf {
         let Some((owner, t)) = self.get(id) else {
             return Ok(None);
         };
-        let Extra::Members(members) = &t.extra else {
+        let Extra::Members(records) = t.extra else {
             return Ok(None);
         };
+        let members: Vec<RawMember> = owner.members(records).collect();
         let split = |m: &RawMember| {
             if t.kind_flag {
                 (m.offset & 0x00ff_ffff, m.offset >> 24)
@@ -278,14 +279,14 @@ impl Btf {
                 (m.offset, 0)
             }
         };
-        for m in members {
+        for m in &members {
             let mname = owner.string(m.name_off).unwrap_or("");
             if !mname.is_empty() && mname == name {
                 let (bit_offset, bits) = split(m);
                 return Ok(Some((bit_offset, bits, m.type_id)));
             }
         }
-        for m in members {
+        for m in &members {
             if owner.string(m.name_off).unwrap_or("").is_empty() {
                 let inner = self.resolve(m.type_id);
                 let is_aggregate = self
@@ -328,7 +329,7 @@ impl Btf {
                 format!("FUNC `{name}` points at missing type {}", func.size_or_type),
             )
         })?;
-        let Extra::Params(params) = &proto.extra else {
+        let Extra::Params(records) = proto.extra else {
             return Err(malformed(
                 self.source(),
                 format!(
@@ -337,8 +338,8 @@ impl Btf {
                 ),
             ));
         };
-        Ok(params
-            .iter()
+        Ok(owner
+            .params(records)
             .filter(|p| !(p.type_id == 0 && p.name_off == 0))
             .map(|p| FuncParam {
                 name: owner.string(p.name_off).unwrap_or("").to_string(),
@@ -357,8 +358,10 @@ impl Btf {
         let mut btf = Some(self);
         while let Some(b) = btf {
             for t in &b.inner.types {
-                if let Extra::Enumerators(values) = &t.extra
-                    && let Some(e) = values.iter().find(|e| b.string(e.name_off) == Some(name))
+                if let Extra::Enumerators { records, wide } = t.extra
+                    && let Some(e) = b
+                        .enumerators(records, wide, t.kind_flag)
+                        .find(|e| b.string(e.name_off) == Some(name))
                 {
                     return Ok(e.value);
                 }
