@@ -10,7 +10,7 @@
 //! caveat that a clone may have a changed argument list). `foo.cold` is the out-of-line cold
 //! part of `foo`, never its entry.
 
-use std::{fmt, path::PathBuf};
+use std::{fmt, path::PathBuf, sync::OnceLock};
 
 use crate::kernel::names::NameIndex;
 
@@ -128,8 +128,10 @@ pub struct Kallsyms {
     /// Module names, interned: `Entry::module` is an index + 1 (0: vmlinux).
     module_names: Vec<String>,
     by_name: NameIndex,
-    /// Dotted names (`foo.isra.0`, `foo.cold`) by their base (before the first '.').
-    clones: NameIndex,
+    /// Dotted names (`foo.isra.0`, `foo.cold`) by their base (before the first '.'), built on
+    /// the first [`Kallsyms::variants`] (`doctor`, kprobe targets): the agent's start never
+    /// asks.
+    clones: OnceLock<NameIndex>,
     addresses_hidden: bool,
 }
 
@@ -208,12 +210,6 @@ impl Kallsyms {
             text.as_bytes().get(a as usize..(a + n) as usize)
         };
         k.by_name = NameIndex::build(k.entries.len(), name);
-        let base = |i: usize| {
-            let n = name(i)?;
-            let dot = n.iter().position(|&b| b == b'.').filter(|&d| d > 0)?;
-            Some(&n[..dot])
-        };
-        k.clones = NameIndex::build(k.entries.len(), base);
         k.addresses_hidden = !k.entries.is_empty() && hidden;
         k.text = text;
         k
@@ -301,6 +297,7 @@ impl Kallsyms {
             Some(&n[..dot])
         };
         self.clones
+            .get_or_init(|| NameIndex::build(self.entries.len(), base))
             .find(name.as_bytes(), base)
             .map(|i| self.symbol(&self.entries[i]))
             .collect()
