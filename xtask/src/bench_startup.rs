@@ -33,25 +33,17 @@ fn rows(text: &str) -> Vec<Row> {
         .collect()
 }
 
-/// Quantile of sorted values (nearest rank).
-fn q(sorted: &[f64], f: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() - 1) as f64 * f).round() as usize]
-}
-
 /// "median (min .. max)" of values.
 fn spread(mut v: Vec<f64>, digits: usize) -> String {
     if v.is_empty() {
         return "-".to_string();
     }
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let (lo, hi) = (v[0], v[v.len() - 1]);
+    // The same median as the goal's verdict (the mean of the middle two for an even count).
     format!(
-        "{:.digits$} ({:.digits$} .. {:.digits$})",
-        q(&v, 0.5),
-        v[0],
-        v[v.len() - 1]
+        "{:.digits$} ({lo:.digits$} .. {hi:.digits$})",
+        median(&mut v)
     )
 }
 
@@ -229,6 +221,7 @@ mod tests {
         );
         assert_eq!(phase("round=2 variant=notify notify: ready: x"), None);
         assert_eq!(spread(vec![3.0, 1.0, 2.0], 1), "2.0 (1.0 .. 3.0)");
+        assert_eq!(spread(vec![4.0, 1.0, 2.0, 3.0], 1), "2.5 (1.0 .. 4.0)");
         assert_eq!(spread(vec![], 1), "-");
     }
 }
