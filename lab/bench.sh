@@ -344,6 +344,101 @@ bench_probe() {
 	echo "@@NOTIFY-SCENARIO-END $D"
 }
 
+# Start-up latency (cargo xtask bench startup): exec -> ready, timed by `benchhelp startup`, for
+# the agent (every probe attached and the start-up replay of a journal holding one pending
+# record done: its "notify: ready" line) and for bpftrace attaching the same probe set
+# (lab/probecost.bt + lab/startup.bt: its BEGIN line), alternated in one boot, the order
+# rotated every round; /bin/notify-baseline (an older build, when the image has one) is a third
+# variant. One untimed warm-up run of each first (page cache, 9p). Lines in rounds.txt:
+# "round=R pos=P variant=V ready_ns=N found=F status=S"; the agent's NOTIFY_TIMINGS lines in
+# phases.txt prefixed with "round=R variant=V".
+bench_startup() {
+	D=bench-startup
+	mkdir -p "$OUT/$D"
+	echo "@@NOTIFY-SCENARIO-BEGIN $D"
+	: > "$OUT/$D/rounds.txt"
+	: > "$OUT/$D/phases.txt"
+	host_usr || echo "@@NOTIFY-WARN startup: no host /usr over 9p"
+	"$AGENT" doctor > "$OUT/$D/doctor.txt" 2>&1
+	off() { awk -v f="$1" '$1 == f { print $2; exit }' "$OUT/$D/doctor.txt"; }
+	cat /lab/probecost.bt /lab/startup.bt | sed \
+		-e "s/@HD@/$(off dax_holder_data)/g; s/@HO@/$(off dax_holder_ops)/g" \
+		-e "s/@MS@/$(off xfs_m_super)/g; s/@SF@/$(off sb_s_flags)/g" \
+		-e "s/@SFI@/$(off sb_s_fs_info)/g; s/@SDEV@/$(off sb_s_dev)/g" \
+		-e "s/@FCR@/$(off fc_root)/g; s/@DSB@/$(off dentry_d_sb)/g; s/@BDD@/$(off bdev_bd_dev)/g" \
+		-e "s/@LMP@/$(off xlog_l_mp)/g" > "$OUT/$D/startup.bt"
+	$HOSTRUN /host/usr/bin/bpftrace --version > "$OUT/$D/versions.txt" 2>&1
+	VARIANTS="notify bpftrace"
+	[ -x /bin/notify-baseline ] && VARIANTS="notify baseline bpftrace"
+	# A journal with one pending record: a notification XFS cannot take (no holder: unmounted),
+	# journaled by a seed agent; every timed agent starts from a copy of it, mounted, so its
+	# start-up replay resolves the record's owner.
+	mkfs.xfs -f -m rmapbt=1,reflink=1 $PMEM > /dev/null 2>&1
+	mount -t xfs -o dax=always $PMEM /mnt
+	benchhelp mkfiles /mnt/victim 1 > /dev/null
+	sync
+	benchhelp pfns /mnt/victim 1 > /tmp/pfns
+	umount /mnt
+	J0=/tmp/startup-journal0
+	rm -f $J0
+	"$AGENT" agent -o json --journal $J0 --attach "$ATTACH" --metrics-addr off \
+		--output "$OUT/$D/events-seed.jsonl" > /dev/null 2> "$OUT/$D/agent-seed.log" &
+	AGENT_PID=$!
+	i=0
+	while [ $i -lt 1800 ] && ! grep -q "notify: ready" "$OUT/$D/agent-seed.log"; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	inj=$(benchhelp inject /tmp/pfns)
+	i=0
+	while [ $i -lt 600 ] && ! grep -q '"kind":"journaled"' "$OUT/$D/events-seed.jsonl"; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	agent_down
+	echo "@@NOTIFY-SAY [$D] seed journal: $inj; $(grep -c '"kind":"journaled"' "$OUT/$D/events-seed.jsonl") journaled"
+	mount -t xfs -o dax=always $PMEM /mnt || echo "@@NOTIFY-WARN startup: mount failed"
+	run_variant() { # run_variant V TAG
+		case $1 in
+		notify | baseline)
+			bin=$AGENT
+			[ "$1" = baseline ] && bin=/bin/notify-baseline
+			cp $J0 /tmp/startup-journal
+			NOTIFY_TIMINGS=1 benchhelp startup "$OUT/$D/log-$2.txt" "notify: ready" -- \
+				"$bin" agent -o json --journal /tmp/startup-journal --attach "$ATTACH" \
+				--metrics-addr off --output "$OUT/$D/events-$2.jsonl"
+			;;
+		bpftrace)
+			# shellcheck disable=SC2086 # HOSTRUN is a command prefix
+			benchhelp startup "$OUT/$D/log-$2.txt" "@@STARTUP-READY" -- \
+				$HOSTRUN /host/usr/bin/bpftrace "$OUT/$D/startup.bt"
+			;;
+		esac
+	}
+	for v in $VARIANTS; do
+		echo "@@NOTIFY-SAY [$D] warm-up $v: $(run_variant $v warm-$v)"
+	done
+	n=$(echo $VARIANTS | wc -w)
+	r=0
+	while [ $r -lt "$ROUNDS" ]; do
+		# Rotate the order by the round number.
+		order=$(echo $VARIANTS $VARIANTS | tr ' ' '\n' | tail -n +$((r % n + 1)) | head -n $n)
+		pos=0
+		for v in $order; do
+			out=$(run_variant $v $r-$v)
+			echo "round=$r pos=$pos variant=$v $out" >> "$OUT/$D/rounds.txt"
+			grep "notify: timing:" "$OUT/$D/log-$r-$v.txt" | sed "s/^/round=$r variant=$v /" >> "$OUT/$D/phases.txt"
+			pos=$((pos + 1))
+		done
+		echo "@@NOTIFY-SAY [$D] round $r: $(grep "^round=$r " "$OUT/$D/rounds.txt" | sed 's/round=[0-9]* //' | tr '\n' ';')"
+		r=$((r + 1))
+	done
+	umount /mnt 2>/dev/null
+	for v in $VARIANTS; do cp "$OUT/$D/log-0-$v.txt" "$OUT/$D/log-first-$v.txt" 2>/dev/null; done
+	emit "$D" rounds.txt phases.txt versions.txt startup.bt agent-seed.log $(for v in $VARIANTS; do echo log-first-$v.txt; done)
+	echo "@@NOTIFY-SCENARIO-END $D"
+}
+
 # Footprint (cargo xtask bench footprint): RSS, CPU and wakeups of one tracer at a time, idle
 # and under a storm, for notify agent, notify trace, rasdaemon -f -r and bpftrace running
 # lab/probecost.bt (rasdaemon and bpftrace from the host's /usr over virtio-9p). Per round, the
@@ -514,6 +609,7 @@ for b in $(echo "$BENCH" | tr ',' ' '); do
 	contain) bench_contain ;;
 	probe) bench_probe ;;
 	foot) bench_foot ;;
+	startup) bench_startup ;;
 	*) echo "@@NOTIFY-WARN unknown bench $b" ;;
 	esac
 done

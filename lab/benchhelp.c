@@ -35,6 +35,11 @@
 //       check. A fanotify group marked on DIR's filesystem counts XFS's own data-loss reports
 //       (FAN_FS_ERROR, EIO; Linux 7.0+) from t0: "xfs_reports=R xfs_last_ns=T", T when the
 //       last of them arrived.
+//   benchhelp startup LOG PATTERN -- CMD ARGS...
+//       Start-up latency. t0 = now, fork+exec CMD with its stdout and stderr on one pipe; every
+//       line read is copied to LOG; at the first line containing PATTERN, t1 = now. Then SIGINT
+//       (SIGKILL after 60 s), read to EOF, reap. Prints "ready_ns=T1-T0 found=0|1 status=S".
+//       Timed here so no shell polling interval is in the figure.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -595,6 +600,62 @@ static int cmd_holdmon(int argc, char **argv) {
 	return 0;
 }
 
+static int cmd_startup(int argc, char **argv) {
+	if (argc < 6 || strcmp(argv[4], "--") != 0) {
+		fprintf(stderr, "usage: benchhelp startup LOG PATTERN -- CMD ARGS...\n");
+		return 2;
+	}
+	FILE *log = fopen(argv[2], "w");
+	if (!log) {
+		perror(argv[2]);
+		return 1;
+	}
+	const char *pattern = argv[3];
+	int p[2];
+	if (pipe(p) != 0) {
+		perror("pipe");
+		return 1;
+	}
+	long long t0 = now_ns(), t1 = -1;
+	pid_t pid = fork();
+	if (pid < 0) {
+		perror("fork");
+		return 1;
+	}
+	if (pid == 0) {
+		dup2(p[1], 1);
+		dup2(p[1], 2);
+		close(p[0]);
+		close(p[1]);
+		execvp(argv[5], argv + 5);
+		perror(argv[5]);
+		_exit(127);
+	}
+	close(p[1]);
+	FILE *in = fdopen(p[0], "r");
+	char line[4096];
+	int found = 0;
+	while (fgets(line, sizeof(line), in)) {
+		if (!found && strstr(line, pattern)) {
+			t1 = now_ns();
+			found = 1;
+			kill(pid, SIGINT);
+			// No SA_RESTART: the alarm ends a read that a child ignoring SIGINT would block.
+			struct sigaction sa = {.sa_handler = on_alarm};
+			sigaction(SIGALRM, &sa, NULL);
+			alarm(60);
+		}
+		fputs(line, log);
+	}
+	if (alarmed || !found)
+		kill(pid, SIGKILL);
+	int st = 0;
+	waitpid(pid, &st, 0);
+	fclose(log);
+	printf("ready_ns=%lld found=%d status=%d\n", found ? t1 - t0 : -1, found, st);
+	return found ? 0 : 1;
+}
+
 int main(int argc, char **argv) {
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (argc > 1 && strcmp(argv[1], "holdmon") == 0)
@@ -611,8 +672,10 @@ int main(int argc, char **argv) {
 		return cmd_inject(argc, argv);
 	if (argc > 1 && strcmp(argv[1], "contain") == 0)
 		return cmd_contain(argc, argv);
+	if (argc > 1 && strcmp(argv[1], "startup") == 0)
+		return cmd_startup(argc, argv);
 	fprintf(stderr, "usage: benchhelp mount DEV DIR N [recover] | storm FILE NPAGES | mkfiles DIR N |"
 			" pfns DIR N | inject PFNFILE | contain DIR N kernel|replay [--list-bad] [-- CMD] |"
-			" holdmon DIR SECS\n");
+			" holdmon DIR SECS | startup LOG PATTERN -- CMD\n");
 	return 2;
 }

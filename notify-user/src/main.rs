@@ -6,6 +6,7 @@ use clap::{CommandFactory, FromArgMatches, parser::ValueSource};
 use notify::cmd::{self, Cli, exit, logging};
 
 fn main() -> ExitCode {
+    notify::probe::phases::start();
     logging::init();
     let matches = Cli::command().get_matches();
     let cli = match Cli::from_arg_matches(&matches) {

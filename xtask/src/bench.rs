@@ -14,6 +14,7 @@
 //! - `containment` (VM lab): lab/bench.sh `bench_contain` (module `bench_contain`)
 //! - `probe-cost` (VM lab): lab/bench.sh `bench_probe` (module `bench_probe`)
 //! - `footprint` (VM lab): lab/bench.sh `bench_foot` (module `bench_foot`)
+//! - `startup` (VM lab): lab/bench.sh `bench_startup` (module `bench_startup`)
 
 use std::{
     collections::BTreeMap,
@@ -36,6 +37,8 @@ mod foot;
 mod journal;
 #[path = "bench_probe.rs"]
 mod probe;
+#[path = "bench_startup.rs"]
+mod startup;
 
 pub const NAMES: &[&str] = &[
     "pipeline",
@@ -46,6 +49,7 @@ pub const NAMES: &[&str] = &[
     "containment",
     "probe-cost",
     "footprint",
+    "startup",
 ];
 
 pub struct BenchOpts {
@@ -179,6 +183,7 @@ pub fn run(o: &BenchOpts) -> Result<()> {
         "containment" => vm_bench(o, "contain"),
         "probe-cost" => vm_bench(o, "probe"),
         "footprint" => vm_bench(o, "foot"),
+        "startup" => vm_bench(o, "startup"),
         other => bail!("unknown benchmark {other:?} (known: {})", NAMES.join(", ")),
     }
 }
@@ -210,7 +215,7 @@ pub(crate) fn command_line(o: &BenchOpts) -> String {
     }
     if matches!(
         o.name.as_str(),
-        "mount-overhead" | "storm" | "containment" | "probe-cost" | "footprint"
+        "mount-overhead" | "storm" | "containment" | "probe-cost" | "footprint" | "startup"
     ) {
         write!(s, " --kernel {} --attach {}", o.kernel, o.attach).unwrap();
         if let Some(n) = o.size {
@@ -433,7 +438,7 @@ fn vm_bench(o: &BenchOpts, which: &str) -> Result<()> {
     let agent = util::target_dir().join("release/notify");
     let kern = kernel::ensure(*k)?;
     let (mut img, _) = initramfs::ensure(&kern, Some(&agent))?;
-    if which == "probe" || which == "foot" {
+    if which == "probe" || which == "foot" || which == "startup" {
         img = probe::image(&kern, &img)?;
     }
     let out = util::target_dir().join("bench").join(k.label()).join(which);
@@ -499,6 +504,11 @@ fn vm_bench(o: &BenchOpts, which: &str) -> Result<()> {
             o.rounds.unwrap_or(6)
         ),
         "foot" => foot::agent_cmd(o),
+        "startup" => format!(
+            "notify agent -o json --attach {}` vs bpftrace running `lab/probecost.bt` + `lab/startup.bt`; rounds {}; `notify",
+            o.attach,
+            o.rounds.unwrap_or(6)
+        ),
         "contain" => format!(
             "notify agent -o json --policy sigbus --attach {}` and `notify journal replay --policy sigbus",
             o.attach
@@ -516,6 +526,7 @@ fn vm_bench(o: &BenchOpts, which: &str) -> Result<()> {
         "contain" => contain::report(o, &mach, &vm_line, &t, &out),
         "probe" => probe::report(o, &mach, &vm_line, &t, &out),
         "foot" => foot::report(o, &mach, &vm_line, &t, &out),
+        "startup" => startup::report(o, &mach, &vm_line, &t, &out),
         _ => storm_report(o, &mach, &vm_line, &t, &out),
     }
 }

@@ -56,10 +56,19 @@ pub(super) fn image(k: &Kernel, base: &Path) -> Result<PathBuf> {
         list.push_str(&format!("{m}.ko\n"));
     }
     fs::write(dir.join("lab/modules-extra.list"), list)?;
-    fs::copy(
-        util::workspace_root().join("lab/probecost.bt"),
-        dir.join("lab/probecost.bt"),
-    )?;
+    for f in ["probecost.bt", "startup.bt"] {
+        fs::copy(
+            util::workspace_root().join("lab").join(f),
+            dir.join("lab").join(f),
+        )?;
+    }
+    // bench startup: an older build, side by side with this one.
+    if let Some(b) = std::env::var_os(super::startup::BASELINE_ENV) {
+        util::mkdirp(&dir.join("bin"))?;
+        fs::copy(&b, dir.join("bin/notify-baseline")).with_context(|| {
+            format!("{}: {}", super::startup::BASELINE_ENV, b.to_string_lossy())
+        })?;
+    }
     let extra = base.with_file_name("bench-extra.cpio.gz");
     util::run(Command::new("sh").arg("-c").arg(format!(
         "cd '{}' && find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet | gzip -1 > '{}'",

@@ -16,7 +16,7 @@ use crate::{
     },
     probe::{
         AttachMode, Method,
-        attach::{self, Env, Location},
+        attach::{self, Env, LazyBtf, Location},
         hooks::{HOOKS, TRACEPOINTS},
         offsets::{FieldSource, resolve_offsets},
         open::kprobes_supported,
@@ -96,8 +96,10 @@ pub fn diagnose() -> anyhow::Result<Report> {
     let ksyms = Kallsyms::load()?;
     let tracefs = Tracefs::find_or_mount().ok();
     let (offsets, fields) = resolve_offsets(tracefs.as_ref());
-    let aya_btf = aya::Btf::from_sys_fs()
-        .map_err(|e| format!("no vmlinux BTF ({e}): fentry needs CONFIG_DEBUG_INFO_BTF"));
+    let aya_btf = LazyBtf::given(
+        aya::Btf::from_sys_fs()
+            .map_err(|e| format!("no vmlinux BTF ({e}): fentry needs CONFIG_DEBUG_INFO_BTF")),
+    );
     let exists = |g: &str, n: &str| tracefs.as_ref().is_some_and(|t| t.has_tracepoint(g, n));
 
     let mut hooks = Vec::new();
@@ -112,7 +114,7 @@ pub fn diagnose() -> anyhow::Result<Report> {
             let mut ebpf = attach::load_object(&offsets)?;
             let env = Env {
                 ksyms: &ksyms,
-                btf: aya_btf.as_ref().map_err(|e| e.clone()),
+                btf: &aya_btf,
                 kprobes: kprobes_supported(&kernel),
                 tracepoint_exists: &exists,
             };
@@ -146,11 +148,12 @@ pub fn diagnose() -> anyhow::Result<Report> {
             auto,
         });
     }
+    let no_btf = LazyBtf::given(Err(String::new()));
     for tp in TRACEPOINTS {
         let mut ebpf = attach::load_object(&offsets)?;
         let env = Env {
             ksyms: &ksyms,
-            btf: Err(String::new()),
+            btf: &no_btf,
             kprobes: Err(String::new()),
             tracepoint_exists: &exists,
         };

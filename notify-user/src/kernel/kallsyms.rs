@@ -10,7 +10,9 @@
 //! caveat that a clone may have a changed argument list). `foo.cold` is the out-of-line cold
 //! part of `foo`, never its entry.
 
-use std::{collections::HashMap, fmt, path::PathBuf};
+use std::{fmt, path::PathBuf, sync::OnceLock};
+
+use crate::kernel::names::NameIndex;
 
 /// Where the kernel publishes its symbol table.
 pub const KALLSYMS_PATH: &str = "/proc/kallsyms";
@@ -115,14 +117,31 @@ impl std::error::Error for KallsymsError {
 }
 
 /// An in-memory copy of `/proc/kallsyms`.
+///
+/// The file is kept as read; an entry is a few offsets into it, indexed by name and by base
+/// name ([`NameIndex`]: no allocation per symbol). A [`Symbol`] is built only for what a query
+/// returns.
 #[derive(Debug, Clone, Default)]
 pub struct Kallsyms {
-    symbols: Vec<Symbol>,
-    /// Name -> indexes into `symbols`, in file order (vmlinux before modules).
-    by_name: HashMap<String, Vec<usize>>,
-    /// Base name (before the first '.') -> indexes of dotted symbols (`foo.isra.0`, `foo.cold`).
-    clones: HashMap<String, Vec<usize>>,
+    text: String,
+    entries: Vec<Entry>,
+    /// Module names, interned: `Entry::module` is an index + 1 (0: vmlinux).
+    module_names: Vec<String>,
+    by_name: NameIndex,
+    /// Dotted names (`foo.isra.0`, `foo.cold`) by their base (before the first '.'), built on
+    /// the first [`Kallsyms::variants`] (`doctor`, kprobe targets): the agent's start never
+    /// asks.
+    clones: OnceLock<NameIndex>,
     addresses_hidden: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    /// Byte range of the name in `text`.
+    name: (u32, u32),
+    address: u64,
+    kind: u8,
+    module: u16,
 }
 
 impl Kallsyms {
@@ -138,7 +157,9 @@ impl Kallsyms {
             path: path.clone(),
             source,
         })?;
-        let k = Self::parse(&String::from_utf8_lossy(&text));
+        let text = String::from_utf8(text)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+        let k = Self::from_text(text);
         if k.is_empty() {
             return Err(KallsymsError::Empty { path });
         }
@@ -147,32 +168,96 @@ impl Kallsyms {
 
     /// Parses kallsyms text; malformed lines are skipped.
     pub fn parse(text: &str) -> Self {
+        Self::from_text(text.to_string())
+    }
+
+    fn from_text(text: String) -> Self {
         let mut k = Self::default();
-        for line in text.lines() {
-            let Some(sym) = parse_line(line) else {
+        let mut hidden = true;
+        let mut pos = 0usize;
+        for line in text.split_inclusive('\n') {
+            let at = pos;
+            pos += line.len();
+            let line = line.strip_suffix('\n').unwrap_or(line);
+            let Some(p) = parse_line(line) else {
                 continue;
             };
-            let i = k.symbols.len();
-            k.by_name.entry(sym.name.clone()).or_default().push(i);
-            if let Some((base, _)) = sym.name.split_once('.')
-                && !base.is_empty()
-            {
-                k.clones.entry(base.to_string()).or_default().push(i);
-            }
-            k.symbols.push(sym);
+            // The text is at most a few tens of MiB: offsets fit in u32.
+            let (Ok(start), Ok(len)) = (u32::try_from(at + p.name.0), u32::try_from(p.name.1))
+            else {
+                continue;
+            };
+            let module = match p.module {
+                None => 0,
+                Some(m) => match k.module_names.iter().rposition(|n| n == m) {
+                    Some(i) => i + 1,
+                    None => {
+                        k.module_names.push(m.to_string());
+                        k.module_names.len()
+                    }
+                },
+            };
+            hidden &= p.address == 0;
+            k.entries.push(Entry {
+                name: (start, len),
+                address: p.address,
+                kind: p.kind,
+                module: u16::try_from(module).unwrap_or(u16::MAX),
+            });
         }
-        k.addresses_hidden = !k.symbols.is_empty() && k.symbols.iter().all(|s| s.address == 0);
+        let name = |i: usize| {
+            let (a, n) = k.entries[i].name;
+            text.as_bytes().get(a as usize..(a + n) as usize)
+        };
+        k.by_name = NameIndex::build(k.entries.len(), name);
+        k.addresses_hidden = !k.entries.is_empty() && hidden;
+        k.text = text;
         k
+    }
+
+    fn name_of(&self, e: &Entry) -> &str {
+        &self.text[e.name.0 as usize..(e.name.0 + e.name.1) as usize]
+    }
+
+    fn module_name(&self, e: &Entry) -> Option<&str> {
+        match e.module {
+            0 => None,
+            m => self
+                .module_names
+                .get(usize::from(m) - 1)
+                .map(String::as_str),
+        }
+    }
+
+    fn symbol(&self, e: &Entry) -> Symbol {
+        Symbol {
+            name: self.name_of(e).to_string(),
+            address: e.address,
+            kind: char::from(e.kind),
+            module: self.module_name(e).map(str::to_string),
+        }
+    }
+
+    fn name_bytes(&self, i: usize) -> Option<&[u8]> {
+        let (a, n) = self.entries.get(i)?.name;
+        self.text.as_bytes().get(a as usize..(a + n) as usize)
+    }
+
+    /// Entries named exactly `name`, in file order.
+    fn named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Entry> + 'a {
+        self.by_name
+            .find(name.as_bytes(), |i| self.name_bytes(i))
+            .map(|i| &self.entries[i])
     }
 
     /// Number of symbols.
     pub fn len(&self) -> usize {
-        self.symbols.len()
+        self.entries.len()
     }
 
     /// Whether no symbol was read.
     pub fn is_empty(&self) -> bool {
-        self.symbols.is_empty()
+        self.entries.is_empty()
     }
 
     /// Whether every address reads 0: `kernel.kptr_restrict` (or running without
@@ -183,49 +268,43 @@ impl Kallsyms {
 
     /// Whether a symbol with exactly this name exists.
     pub fn contains(&self, name: &str) -> bool {
-        self.by_name.contains_key(name)
+        self.named(name).next().is_some()
     }
 
     /// All symbols with exactly this name.
-    pub fn lookup(&self, name: &str) -> Vec<&Symbol> {
-        self.by_name
-            .get(name)
-            .into_iter()
-            .flatten()
-            .map(|&i| &self.symbols[i])
-            .collect()
+    pub fn lookup(&self, name: &str) -> Vec<Symbol> {
+        self.named(name).map(|e| self.symbol(e)).collect()
     }
 
     /// `None`: absent; `Some(None)`: in vmlinux; `Some(Some("xfs"))`: in module xfs. With
     /// duplicates, the first one (vmlinux is listed before modules).
     pub fn module_of(&self, name: &str) -> Option<Option<&str>> {
-        self.lookup(name).first().map(|s| s.module.as_deref())
+        self.named(name).next().map(|e| self.module_name(e))
     }
 
     /// Address of the first symbol with this name. `Some(0)` when addresses are hidden (see
     /// [`Kallsyms::addresses_hidden`]).
     pub fn address(&self, name: &str) -> Option<u64> {
-        self.lookup(name).first().map(|s| s.address)
+        self.named(name).next().map(|e| e.address)
     }
 
     /// Compiler clones and parts of `name`: `name.isra.0`, `name.constprop.0`, `name.part.0`,
     /// `name.cold`, `name.llvm.123`... (not `name` itself).
-    pub fn variants(&self, name: &str) -> Vec<&Symbol> {
+    pub fn variants(&self, name: &str) -> Vec<Symbol> {
+        let base = |i: usize| {
+            let n = self.name_bytes(i)?;
+            let dot = n.iter().position(|&b| b == b'.').filter(|&d| d > 0)?;
+            Some(&n[..dot])
+        };
         self.clones
-            .get(name)
-            .into_iter()
-            .flatten()
-            .map(|&i| &self.symbols[i])
-            .filter(|s| {
-                s.name
-                    .strip_prefix(name)
-                    .is_some_and(|rest| rest.starts_with('.'))
-            })
+            .get_or_init(|| NameIndex::build(self.entries.len(), base))
+            .find(name.as_bytes(), base)
+            .map(|i| self.symbol(&self.entries[i]))
             .collect()
     }
 
     /// Module-filtered lookup: symbols named `name` in `module` (`None`: vmlinux).
-    pub fn lookup_in(&self, name: &str, module: Option<&str>) -> Vec<&Symbol> {
+    pub fn lookup_in(&self, name: &str, module: Option<&str>) -> Vec<Symbol> {
         self.lookup(name)
             .into_iter()
             .filter(|s| s.module.as_deref() == module)
@@ -243,7 +322,7 @@ impl Kallsyms {
                     .to_string(),
             );
         }
-        let exact: Vec<&Symbol> = self
+        let exact: Vec<Symbol> = self
             .lookup(name)
             .into_iter()
             .filter(|s| s.is_text())
@@ -257,11 +336,11 @@ impl Kallsyms {
                     exact.len()
                 ));
             }
-            let clones: Vec<&str> = self
+            let clones: Vec<String> = self
                 .variants(name)
                 .into_iter()
                 .filter(|s| s.is_text() && !is_cold(&s.name))
-                .map(|s| s.name.as_str())
+                .map(|s| s.name)
                 .collect();
             if !clones.is_empty() {
                 notes.push(format!(
@@ -277,16 +356,12 @@ impl Kallsyms {
                 notes,
             });
         }
-        let variants: Vec<&Symbol> = self
+        let variants: Vec<Symbol> = self
             .variants(name)
             .into_iter()
             .filter(|s| s.is_text())
             .collect();
-        let clones: Vec<&Symbol> = variants
-            .iter()
-            .copied()
-            .filter(|s| !is_cold(&s.name))
-            .collect();
+        let clones: Vec<&Symbol> = variants.iter().filter(|s| !is_cold(&s.name)).collect();
         let mut names: Vec<String> = clones.iter().map(|s| s.name.clone()).collect();
         names.sort_unstable();
         names.dedup();
@@ -320,11 +395,7 @@ impl Kallsyms {
 
     /// Names of modules that have symbols here (loaded modules, plus `bpf` etc.).
     pub fn modules(&self) -> Vec<&str> {
-        let mut m: Vec<&str> = self
-            .symbols
-            .iter()
-            .filter_map(|s| s.module.as_deref())
-            .collect();
+        let mut m: Vec<&str> = self.module_names.iter().map(String::as_str).collect();
         m.sort_unstable();
         m.dedup();
         m
@@ -335,36 +406,99 @@ fn is_cold(name: &str) -> bool {
     name.split('.').skip(1).any(|part| part == "cold")
 }
 
-fn parse_line(line: &str) -> Option<Symbol> {
-    let (main, module) = match line.split_once('\t') {
-        Some((main, rest)) => {
-            let m = rest.trim();
-            let m = m.strip_prefix('[')?.strip_suffix(']')?;
-            (main, Some(m.to_string()))
+/// One line's fields; `name` is (offset in the line, length).
+struct Parsed<'a> {
+    name: (usize, usize),
+    address: u64,
+    kind: u8,
+    module: Option<&'a str>,
+}
+
+/// `addr kind name` or `addr kind name\t[module]` (some kernels: `addr kind name [module]`).
+/// This runs for every one of the ~120k-200k lines at every start: the kernel's own layout (a
+/// 16-digit address, `ADDR K NAME` then an optional `\t[MODULE]`) takes a fast path, anything
+/// else the general split.
+fn parse_line(line: &str) -> Option<Parsed<'_>> {
+    fast_line(line).or_else(|| general_line(line))
+}
+
+/// `ffffffff81000000 T name` / `...\t[module]`, exactly as the kernel prints it on 64 bits.
+fn fast_line(line: &str) -> Option<Parsed<'_>> {
+    let b = line.as_bytes();
+    if b.len() < 20 || b[16] != b' ' || b[18] != b' ' || !b[17].is_ascii_graphic() {
+        return None;
+    }
+    let mut address = 0u64;
+    for &c in &b[..16] {
+        let d = match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            b'A'..=b'F' => c - b'A' + 10,
+            _ => return None,
+        };
+        address = address << 4 | u64::from(d);
+    }
+    let rest = &b[19..];
+    let end = rest.iter().position(|&c| c == b'\t').unwrap_or(rest.len());
+    let name = &rest[..end];
+    if name.is_empty() || name.contains(&b' ') {
+        return None;
+    }
+    let module = if end < rest.len() {
+        let m = line[19 + end + 1..].trim();
+        let m = m.strip_prefix('[')?.strip_suffix(']')?;
+        if m.contains([' ', '\t']) {
+            return None;
         }
-        None => (line, None),
+        Some(m)
+    } else {
+        None
     };
-    let mut parts = main.split_whitespace();
-    let address = u64::from_str_radix(parts.next()?, 16).ok()?;
-    let kind_str = parts.next()?;
-    let mut kind_chars = kind_str.chars();
-    let kind = kind_chars.next()?;
-    if kind_chars.next().is_some() {
+    Some(Parsed {
+        name: (19, end),
+        address,
+        kind: b[17],
+        module,
+    })
+}
+
+/// Any layout with fields split on spaces and tabs: `ADDR K NAME [MODULE]`.
+fn general_line(line: &str) -> Option<Parsed<'_>> {
+    let bytes = line.as_bytes();
+    // Up to 5 fields split on spaces and tabs: one more than a valid line has, to reject it.
+    let mut fields: [(usize, usize); 5] = [(0, 0); 5];
+    let mut n = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b' ' || bytes[i] == b'\t' {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < bytes.len() && bytes[i] != b' ' && bytes[i] != b'\t' {
+            i += 1;
+        }
+        if n == fields.len() {
+            return None;
+        }
+        fields[n] = (start, i - start);
+        n += 1;
+    }
+    if !(3..=4).contains(&n) {
         return None;
     }
-    let name = parts.next()?.to_string();
-    // Some kernels print the module without a tab: `addr t name [mod]`.
-    let module = match (module, parts.next()) {
-        (Some(m), None) => Some(m),
-        (None, Some(m)) => Some(m.strip_prefix('[')?.strip_suffix(']')?.to_string()),
-        (None, None) => None,
-        (Some(_), Some(_)) => return None,
+    let field = |k: usize| &line[fields[k].0..fields[k].0 + fields[k].1];
+    let address = u64::from_str_radix(field(0), 16).ok()?;
+    let kind = match field(1).as_bytes() {
+        [k] if k.is_ascii() => *k,
+        _ => return None,
     };
-    if parts.next().is_some() {
-        return None;
-    }
-    Some(Symbol {
-        name,
+    let module = match n {
+        4 => Some(field(3).strip_prefix('[')?.strip_suffix(']')?),
+        _ => None,
+    };
+    Some(Parsed {
+        name: fields[2],
         address,
         kind,
         module,
@@ -457,6 +591,28 @@ ffffffff81000000 TT bad_kind
             k.variants("wait_for_initramfs")[0].name,
             "wait_for_initramfs.cold"
         );
+    }
+
+    /// The fast path takes the kernel's own layout and must read it exactly as the general
+    /// split does; other layouts fall through to the general split.
+    #[test]
+    fn fast_and_general_line_parsers_agree() {
+        let real = std::fs::read_to_string(KALLSYMS_PATH).unwrap_or_default();
+        let extra = "ffffffff81000000 t name [mod]\nffffffffc0000000 t x\t[m] \n\
+                     ffffffffc0000000 t x\t[m n]\nffffffff8100000g t bad_hex\n";
+        let mut fast = 0;
+        for line in SAMPLE
+            .lines()
+            .chain(extra.lines())
+            .chain(real.lines().take(20_000))
+        {
+            let g = general_line(line).map(|p| (p.name, p.address, p.kind, p.module));
+            if let Some(f) = fast_line(line) {
+                fast += 1;
+                assert_eq!(Some((f.name, f.address, f.kind, f.module)), g, "{line:?}");
+            }
+        }
+        assert!(fast >= 10, "the fast path took only {fast} lines");
     }
 
     #[test]

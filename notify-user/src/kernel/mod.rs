@@ -6,5 +6,6 @@ pub mod channels;
 pub mod facts;
 pub mod kallsyms;
 pub mod mountinfo;
+pub mod names;
 pub mod pmem;
 pub mod tracefs;

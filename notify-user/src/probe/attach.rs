@@ -18,9 +18,12 @@ use serde::Serialize;
 
 use crate::{
     kernel::kallsyms::Kallsyms,
-    probe::hooks::{
-        At::{self, Entry, Return},
-        HOOKS, Hook, TRACEPOINTS, TpHook,
+    probe::{
+        hooks::{
+            At::{self, Entry, Return},
+            HOOKS, Hook, TRACEPOINTS, TpHook,
+        },
+        phases,
     },
 };
 
@@ -88,8 +91,24 @@ pub struct Outcome {
 /// Loads the BPF object with the offsets filled in. Maps are created here; no program is
 /// loaded into the kernel yet.
 pub fn load_object(offsets: &Offsets) -> anyhow::Result<Ebpf> {
+    load_object_with(prepare_loader(), offsets)
+}
+
+/// The part of loading that needs no offsets, to run while they are worked out: aya's loader
+/// parses the whole vmlinux BTF when it is made, and its first load probes the kernel's BPF
+/// features (a dozen trial loads).
+pub fn prepare_loader() -> EbpfLoader<'static> {
     raise_memlock_rlimit();
+    let _ = aya::features();
     EbpfLoader::new()
+}
+
+/// [`load_object`] with a loader from [`prepare_loader`].
+pub fn load_object_with<'a>(
+    mut loader: EbpfLoader<'a>,
+    offsets: &'a Offsets,
+) -> anyhow::Result<Ebpf> {
+    loader
         .override_global(GLOBAL_OFFSETS, offsets, true)
         .load(EBPF_OBJECT)
         .context(
@@ -156,8 +175,11 @@ fn attach_kprobe_flavour(ebpf: &mut Ebpf, hook: &Hook) -> Result<(), String> {
         let p: &mut KProbe = program(ebpf, prog)?
             .try_into()
             .map_err(|e| format!("{prog}: {e}"))?;
-        p.load()
-            .map_err(|e| format!("loading {prog}: {}", error_chain(&e)))?;
+        // Loaded already when probe::preload did it.
+        if p.fd().is_err() {
+            p.load()
+                .map_err(|e| format!("loading {prog}: {}", error_chain(&e)))?;
+        }
         p.attach(hook.function, 0).map_err(|e| {
             format!(
                 "attaching {} to {}: {}",
@@ -218,11 +240,41 @@ fn unload(ebpf: &mut Ebpf, progs: &[(&'static str, At)]) {
     }
 }
 
+/// aya's parse of the vmlinux BTF, which fentry needs to name its target, made on the first
+/// fentry attempt: a kprobe-only start (`--attach kprobe`, or every hook in a module) never
+/// pays for it (~10 ms of CPU on a host, a large share of the start-up under emulation).
+#[derive(Default)]
+pub struct LazyBtf(std::cell::OnceCell<Result<Btf, String>>);
+
+impl LazyBtf {
+    /// A BTF already at hand (or why there is none).
+    pub fn given(btf: Result<Btf, String>) -> LazyBtf {
+        LazyBtf(std::cell::OnceCell::from(btf))
+    }
+
+    /// vmlinux BTF (needed for fentry), or why there is none.
+    pub fn get(&self) -> Result<&Btf, String> {
+        self.0
+            .get_or_init(|| {
+                let btf = Btf::from_sys_fs().map_err(|e| {
+                    format!(
+                        "no vmlinux BTF ({e}): fentry needs a kernel built with \
+                         CONFIG_DEBUG_INFO_BTF"
+                    )
+                });
+                phases::done("aya vmlinux BTF (for fentry)");
+                btf
+            })
+            .as_ref()
+            .map_err(|e| e.clone())
+    }
+}
+
 /// What the environment offers for attaching, gathered once.
 pub struct Env<'a> {
     pub ksyms: &'a Kallsyms,
-    /// vmlinux BTF (needed for fentry), or why there is none.
-    pub btf: Result<&'a Btf, String>,
+    /// vmlinux BTF (needed for fentry), parsed when first needed.
+    pub btf: &'a LazyBtf,
     /// Whether the kernel can do kprobes, with the reason when not.
     pub kprobes: Result<(), String>,
     /// Whether a tracepoint exists: (group, name) -> bool.
@@ -236,13 +288,17 @@ pub fn attach_all(ebpf: &mut Ebpf, mode: AttachMode, env: &Env<'_>) -> Vec<Outco
     let mut trampolines_broken = None;
     let mut outcomes: Vec<Outcome> = HOOKS
         .iter()
-        .map(|hook| attach_hook(ebpf, hook, mode, env, &mut trampolines_broken))
+        .map(|hook| {
+            let o = attach_hook(ebpf, hook, mode, env, &mut trampolines_broken);
+            phases::done(&format!("attach {}", hook.name));
+            o
+        })
         .collect();
-    outcomes.extend(
-        TRACEPOINTS
-            .iter()
-            .map(|tp| attach_tracepoint(ebpf, tp, env)),
-    );
+    outcomes.extend(TRACEPOINTS.iter().map(|tp| {
+        let o = attach_tracepoint(ebpf, tp, env);
+        phases::done(&format!("attach {}", tp.name));
+        o
+    }));
     outcomes
 }
 
@@ -279,7 +335,7 @@ fn attach_hook(
             } else if let Some(why) = trampolines_broken.as_ref() {
                 Err(why.clone())
             } else {
-                env.btf.clone()
+                env.btf.get()
             };
             match plan {
                 Err(why) => notes.push(format!("fentry: {why}")),
@@ -350,8 +406,10 @@ pub fn attach_tracepoint(ebpf: &mut Ebpf, tp: &TpHook, env: &Env<'_>) -> Outcome
             target = format!("{group}:{name}");
             let res = program(ebpf, tp.program).and_then(|p| {
                 let p: &mut TracePoint = p.try_into().map_err(|e| format!("{e}"))?;
-                p.load()
-                    .map_err(|e| format!("loading {}: {}", tp.program, error_chain(&e)))?;
+                if p.fd().is_err() {
+                    p.load()
+                        .map_err(|e| format!("loading {}: {}", tp.program, error_chain(&e)))?;
+                }
                 p.attach(group, name)
                     .map_err(|e| format!("attaching to {target}: {}", error_chain(&e)))?;
                 Ok(())

@@ -7,6 +7,8 @@ pub mod healthmon;
 pub mod hooks;
 pub mod offsets;
 pub mod open;
+pub mod phases;
+pub mod preload;
 pub mod ring;
 pub mod witness;
 

@@ -7,7 +7,10 @@ use std::collections::BTreeMap;
 use notify_common::Offsets;
 use serde::Serialize;
 
-use crate::kernel::{btf::Btf, tracefs::Tracefs};
+use crate::{
+    kernel::{btf::Btf, tracefs::Tracefs},
+    probe::phases,
+};
 
 /// One structure field the probes read, and where its offset came from.
 #[derive(Clone, Debug, Serialize)]
@@ -73,13 +76,21 @@ pub fn resolve_offsets(tracefs: Option<&Tracefs>) -> (Offsets, Vec<FieldSource>)
     let mut offsets = Offsets::unknown();
     let mut sources = Vec::new();
     let vmlinux = Btf::vmlinux();
+    phases::done("vmlinux BTF parse");
+    let mut modules: BTreeMap<&str, Option<Btf>> = BTreeMap::new();
     for &(field, strukt, member, module) in FIELDS {
         let (offset, note) = match &vmlinux {
             Err(e) => (None, e.to_string()),
             Ok(base) => {
                 // A module's types live in its split BTF when it is a module, in vmlinux when it
                 // is built in.
-                let module_btf = module.and_then(|m| Btf::module(m, base).ok());
+                // Parsed once per module (xfs holds two of the fields).
+                let module_btf = module.and_then(|m| {
+                    modules
+                        .entry(m)
+                        .or_insert_with(|| Btf::module(m, base).ok())
+                        .clone()
+                });
                 let (btf, from) = match (&module_btf, module) {
                     (Some(b), Some(m)) => (b, format!("/sys/kernel/btf/{m}")),
                     _ => (base, "/sys/kernel/btf/vmlinux".to_string()),
@@ -107,6 +118,7 @@ pub fn resolve_offsets(tracefs: Option<&Tracefs>) -> (Offsets, Vec<FieldSource>)
             note,
         });
     }
+    phases::done("struct offsets (module BTF, lookups)");
     // Tracepoint record layouts, from their format files.
     let tp_fields: &[TracepointField] = &[
         (

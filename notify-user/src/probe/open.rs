@@ -8,8 +8,9 @@ use aya::Ebpf;
 use crate::{
     kernel::{channels::Channels, facts::KernelInfo, kallsyms::Kallsyms, tracefs::Tracefs},
     probe::{
-        attach::{self, AttachMode, Env, Method, Outcome},
+        attach::{self, AttachMode, Env, LazyBtf, Method, Outcome},
         offsets::{FieldSource, Symbols, resolve_offsets},
+        phases, preload,
     },
 };
 
@@ -30,29 +31,59 @@ pub struct Probes {
 impl Probes {
     pub fn open(mode: AttachMode) -> anyhow::Result<Probes> {
         let kernel = KernelInfo::collect();
+        phases::done("kernel facts");
         if !kernel.root.value {
             anyhow::bail!(
                 "notify must run as root to load BPF programs (try `sudo notify ...` or `cargo \
                  xtask run -- ...`)"
             );
         }
-        let ksyms = Kallsyms::load()?;
+        // /proc/kallsyms is read (mostly kernel time: the kernel formats every line) on its
+        // own thread while this one parses BTF and loads the object: on two CPUs the two
+        // overlap.
+        let kallsyms = std::thread::Builder::new()
+            .name("kallsyms".into())
+            .spawn(Kallsyms::load)
+            .map_err(|e| anyhow::anyhow!("cannot start a thread to read kallsyms: {e}"))?;
+        // aya's loader (its own vmlinux BTF parse, the feature probes) is made on a third
+        // thread while this one works out the offsets it needs.
+        let loader = std::thread::Builder::new()
+            .name("bpf-loader".into())
+            .spawn(attach::prepare_loader)
+            .map_err(|e| anyhow::anyhow!("cannot start a thread to prepare the BPF loader: {e}"))?;
         let tracefs = Tracefs::find_or_mount().ok();
         let (offsets, fields) = resolve_offsets(tracefs.as_ref());
+        phases::done("offsets (BTF, tracefs formats)");
         let symbols = Symbols::read(tracefs.as_ref());
-        let mut ebpf = attach::load_object(&offsets)?;
-        let aya_btf = aya::Btf::from_sys_fs().map_err(|e| {
-            format!("no vmlinux BTF ({e}): fentry needs a kernel built with CONFIG_DEBUG_INFO_BTF")
-        });
+        let loader = loader
+            .join()
+            .map_err(|_| anyhow::anyhow!("preparing the BPF loader panicked"))?;
+        phases::done("BPF loader ready (joined)");
+        let ebpf = attach::load_object_with(loader, &offsets);
+        phases::done("object load (maps)");
+        let ksyms = kallsyms
+            .join()
+            .map_err(|_| anyhow::anyhow!("reading kallsyms panicked"))??;
+        phases::done("kallsyms (joined)");
+        let mut ebpf = ebpf?;
+        let btf = LazyBtf::default();
         let exists = |g: &str, n: &str| tracefs.as_ref().is_some_and(|t| t.has_tracepoint(g, n));
         let env = Env {
             ksyms: &ksyms,
-            btf: aya_btf.as_ref().map_err(|e| e.clone()),
+            btf: &btf,
             kprobes: kprobes_supported(&kernel),
             tracepoint_exists: &exists,
         };
+        let planned = preload::planned(&ksyms, mode, env.kprobes.is_ok(), &exists);
+        let threads = preload::threads();
+        let loaded = preload::load(&mut ebpf, &planned, threads);
+        phases::done(&format!(
+            "preload {loaded}/{} programs on {threads} thread(s)",
+            planned.len()
+        ));
         let outcomes = attach::attach_all(&mut ebpf, mode, &env);
         let channels = Channels::detect(&ksyms);
+        phases::done("channels");
         Ok(Probes {
             kernel,
             fields,

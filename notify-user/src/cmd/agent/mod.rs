@@ -23,7 +23,7 @@ use crate::{
         sd_notify::Notifier,
         sink::{Format, Sink},
     },
-    probe::{AttachMode, Probes},
+    probe::{AttachMode, Probes, phases},
     session::log::SessionLog,
     stream::{Listener, Stream, Totals},
 };
@@ -226,6 +226,7 @@ async fn agent(loaded: Loaded, session: Option<PathBuf>, opt: Opt) -> anyhow::Re
         .listen()
         .await
         .map_err(|e| bad_input(format!("{e:#}")))?;
+    phases::done("agent set-up (config, event log, metrics)");
     systemd.status("attaching probes");
     let mut probes = Probes::open(s.attach)?;
     probes.report_to_stderr();
@@ -237,6 +238,7 @@ async fn agent(loaded: Loaded, session: Option<PathBuf>, opt: Opt) -> anyhow::Re
     systemd.status(&format!("{attached}; opening the journal"));
     let mut session = session.map(|p| SessionLog::new(p, &probes));
     fleet.start(&probes).await?;
+    phases::done("report, metrics start");
     sink.derived = s.verbose;
     trim_heap();
     let (agent, _) = Agent::open(AgentOptions {
@@ -248,6 +250,7 @@ async fn agent(loaded: Loaded, session: Option<PathBuf>, opt: Opt) -> anyhow::Re
         metadata_shutdown,
     })?;
     let pending = agent.pending_count();
+    phases::done("journal open");
     let mut fa = FleetAgent { agent, fleet };
     let mut listeners: Vec<&mut dyn Listener> = Vec::new();
     if let Some(s) = session.as_mut() {
@@ -256,6 +259,7 @@ async fn agent(loaded: Loaded, session: Option<PathBuf>, opt: Opt) -> anyhow::Re
     listeners.push(&mut sink);
     listeners.push(&mut fa);
     let mut stream = Stream::open(&mut probes, listeners)?;
+    phases::done("stream open (rings, fanotify)");
     if healthmon {
         stream.hold_health_monitors();
     }
@@ -265,6 +269,7 @@ async fn agent(loaded: Loaded, session: Option<PathBuf>, opt: Opt) -> anyhow::Re
     // The start-up replay (and, on 7.x, telling XFS) happens here: only then is the agent
     // what a unit ordered after it expects.
     stream.start()?;
+    phases::done("start-up replay");
     let ready = format!("{attached}; start-up replay done ({pending} pending record(s) at start)");
     eprintln!("notify: ready: {ready}");
     systemd.ready(&ready);

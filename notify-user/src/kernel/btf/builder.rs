@@ -52,6 +52,20 @@ impl BtfBuilder {
         trailing: &[u32],
     ) -> u32 {
         let name_off = self.string(name);
+        self.raw_named_at(name_off, kind, kind_flag, vlen, size_or_type, trailing)
+    }
+
+    /// Like [`BtfBuilder::raw`], naming the type by a string offset already in this blob or,
+    /// for split BTF, in its base (as pahole does for names the base has).
+    pub fn raw_named_at(
+        &mut self,
+        name_off: u32,
+        kind: u32,
+        kind_flag: bool,
+        vlen: u16,
+        size_or_type: u32,
+        trailing: &[u32],
+    ) -> u32 {
         let info = (u32::from(kind_flag) << 31) | (kind << 24) | u32::from(vlen);
         for w in [name_off, info, size_or_type].iter().chain(trailing) {
             self.types.extend_from_slice(&w.to_le_bytes());

@@ -7,11 +7,12 @@
 //! Nothing here panics on bad input: a truncated or garbage blob gives a [`BtfError`].
 
 use std::{
-    collections::HashMap,
     fmt,
     path::{Path, PathBuf},
     sync::{Arc, Mutex, OnceLock, Weak},
 };
+
+use crate::kernel::names::NameIndex;
 
 /// Where the kernel exposes its own BTF.
 pub const VMLINUX_BTF_PATH: &str = "/sys/kernel/btf/vmlinux";
@@ -265,13 +266,29 @@ struct RawEnumerator {
     value: i128,
 }
 
+/// Where a type's trailing records are in the kept type section: decoded when a query needs
+/// them, not at parse time (a `Vec` per struct, prototype and enum was most of the parse).
+#[derive(Debug, Clone, Copy)]
+struct Records {
+    /// Byte offset in `Inner::type_data`.
+    at: u32,
+    count: u16,
+}
+
 #[derive(Debug, Clone)]
 enum Extra {
     None,
-    Array { elem_type: u32, nelems: u32 },
-    Members(Vec<RawMember>),
-    Params(Vec<RawParam>),
-    Enumerators(Vec<RawEnumerator>),
+    Array {
+        elem_type: u32,
+        nelems: u32,
+    },
+    Members(Records),
+    Params(Records),
+    /// ENUM (8-byte records) or ENUM64 (12-byte records, `wide`).
+    Enumerators {
+        records: Records,
+        wide: bool,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -312,8 +329,11 @@ struct Inner {
     /// Global offset of `strings[0]`: 0 for base BTF, base's string length for split BTF.
     start_str: u32,
     types: Vec<RawType>,
+    /// The type section as read (the records `Records` point into).
+    type_data: Vec<u8>,
+    big_endian: bool,
     strings: Vec<u8>,
-    name_index: OnceLock<HashMap<String, Vec<u32>>>,
+    name_index: OnceLock<NameIndex>,
 }
 
 /// Parsed BTF (base or split). Cloning is cheap: the data is shared.

@@ -169,68 +169,26 @@ impl Btf {
                     "{kind:?} with vlen {vlen} needs {trailing} more bytes than the section has"
                 )));
             }
+            // Offsets are relative to the type section, which is kept as is (below).
+            let records = Records {
+                at: (body - t_start) as u32,
+                count: vlen,
+            };
             let extra = match kind {
                 BtfKind::Array => Extra::Array {
                     elem_type: word(body)?,
                     nelems: word(body + 8)?,
                 },
-                BtfKind::Struct | BtfKind::Union => Extra::Members(
-                    (0..usize::from(vlen))
-                        .map(|i| {
-                            let p = body + 12 * i;
-                            Ok(RawMember {
-                                name_off: word(p)?,
-                                type_id: word(p + 4)?,
-                                offset: word(p + 8)?,
-                            })
-                        })
-                        .collect::<Result<_, BtfError>>()?,
-                ),
-                BtfKind::FuncProto => Extra::Params(
-                    (0..usize::from(vlen))
-                        .map(|i| {
-                            let p = body + 8 * i;
-                            Ok(RawParam {
-                                name_off: word(p)?,
-                                type_id: word(p + 4)?,
-                            })
-                        })
-                        .collect::<Result<_, BtfError>>()?,
-                ),
-                BtfKind::Enum => Extra::Enumerators(
-                    (0..usize::from(vlen))
-                        .map(|i| {
-                            let p = body + 8 * i;
-                            let v = word(p + 4)?;
-                            let value = if kind_flag {
-                                i128::from(v as i32)
-                            } else {
-                                i128::from(v)
-                            };
-                            Ok(RawEnumerator {
-                                name_off: word(p)?,
-                                value,
-                            })
-                        })
-                        .collect::<Result<_, BtfError>>()?,
-                ),
-                BtfKind::Enum64 => Extra::Enumerators(
-                    (0..usize::from(vlen))
-                        .map(|i| {
-                            let p = body + 12 * i;
-                            let v = u64::from(word(p + 4)?) | (u64::from(word(p + 8)?) << 32);
-                            let value = if kind_flag {
-                                i128::from(v as i64)
-                            } else {
-                                i128::from(v)
-                            };
-                            Ok(RawEnumerator {
-                                name_off: word(p)?,
-                                value,
-                            })
-                        })
-                        .collect::<Result<_, BtfError>>()?,
-                ),
+                BtfKind::Struct | BtfKind::Union => Extra::Members(records),
+                BtfKind::FuncProto => Extra::Params(records),
+                BtfKind::Enum => Extra::Enumerators {
+                    records,
+                    wide: false,
+                },
+                BtfKind::Enum64 => Extra::Enumerators {
+                    records,
+                    wide: true,
+                },
                 _ => Extra::None,
             };
             types.push(RawType {
@@ -250,9 +208,81 @@ impl Btf {
                 start_id,
                 start_str,
                 types,
+                type_data: data[t_start..t_end].to_vec(),
+                big_endian,
                 strings,
                 name_index: OnceLock::new(),
             }),
+        })
+    }
+}
+
+/// Decoding a type's trailing records from the kept type section. Their bounds were checked
+/// when the blob was parsed; a word out of range would read 0, never panic.
+impl Btf {
+    fn word_at(&self, pos: usize) -> u32 {
+        Reader {
+            data: &self.inner.type_data,
+            big_endian: self.inner.big_endian,
+        }
+        .u32_at(pos)
+        .unwrap_or(0)
+    }
+
+    /// A struct's or union's members (`records` from this blob's own type).
+    pub(super) fn members(&self, r: Records) -> impl Iterator<Item = RawMember> + '_ {
+        (0..usize::from(r.count)).map(move |i| {
+            let p = r.at as usize + 12 * i;
+            RawMember {
+                name_off: self.word_at(p),
+                type_id: self.word_at(p + 4),
+                offset: self.word_at(p + 8),
+            }
+        })
+    }
+
+    /// A function prototype's parameters.
+    pub(super) fn params(&self, r: Records) -> impl Iterator<Item = RawParam> + '_ {
+        (0..usize::from(r.count)).map(move |i| {
+            let p = r.at as usize + 8 * i;
+            RawParam {
+                name_off: self.word_at(p),
+                type_id: self.word_at(p + 4),
+            }
+        })
+    }
+
+    /// An enum's values, signed when `signed` (the type's kind_flag).
+    pub(super) fn enumerators(
+        &self,
+        r: Records,
+        wide: bool,
+        signed: bool,
+    ) -> impl Iterator<Item = RawEnumerator> + '_ {
+        (0..usize::from(r.count)).map(move |i| {
+            if wide {
+                let p = r.at as usize + 12 * i;
+                let v = u64::from(self.word_at(p + 4)) | (u64::from(self.word_at(p + 8)) << 32);
+                RawEnumerator {
+                    name_off: self.word_at(p),
+                    value: if signed {
+                        i128::from(v as i64)
+                    } else {
+                        i128::from(v)
+                    },
+                }
+            } else {
+                let p = r.at as usize + 8 * i;
+                let v = self.word_at(p + 4);
+                RawEnumerator {
+                    name_off: self.word_at(p),
+                    value: if signed {
+                        i128::from(v as i32)
+                    } else {
+                        i128::from(v)
+                    },
+                }
+            }
         })
     }
 }

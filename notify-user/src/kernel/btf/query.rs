@@ -24,33 +24,40 @@ impl Btf {
         Some((self, t))
     }
 
-    pub(super) fn name_index(&self) -> &HashMap<String, Vec<u32>> {
-        self.inner.name_index.get_or_init(|| {
-            let mut index: HashMap<String, Vec<u32>> = HashMap::new();
-            for (i, t) in self.inner.types.iter().enumerate() {
-                if t.name_off == 0 {
-                    continue;
-                }
-                if let Some(name) = self.string(t.name_off).filter(|n| !n.is_empty()) {
-                    index
-                        .entry(name.to_string())
-                        .or_default()
-                        .push(self.inner.start_id + i as u32);
-                }
+    /// The raw name bytes of this blob's own type `i` (not its base's), None when unnamed.
+    fn own_name(&self, i: usize) -> Option<&[u8]> {
+        let off = self.inner.types.get(i)?.name_off;
+        if off == 0 {
+            return None;
+        }
+        match self.inner.base.as_ref() {
+            // A split blob's type may be named by a string of its base.
+            Some(b) if off < self.inner.start_str => b.string(off).map(str::as_bytes),
+            _ => {
+                let rel = off.checked_sub(self.inner.start_str)? as usize;
+                let tail = self.inner.strings.get(rel..)?;
+                let len = tail.iter().position(|&b| b == 0)?;
+                Some(&tail[..len])
             }
-            index
-        })
+        }
+        .filter(|n| !n.is_empty())
+    }
+
+    /// Names -> this blob's type indexes, built on the first lookup (no allocation per name:
+    /// [`NameIndex`]).
+    fn name_index(&self) -> &NameIndex {
+        self.inner
+            .name_index
+            .get_or_init(|| NameIndex::build(self.inner.types.len(), |i| self.own_name(i)))
     }
 
     /// Ids of all types named `name` of one of `kinds`, this blob first, then its base.
     pub(super) fn find_ids(&self, name: &str, kinds: &[BtfKind]) -> Vec<u32> {
         let mut out: Vec<u32> = self
             .name_index()
-            .get(name)
-            .into_iter()
-            .flatten()
-            .copied()
-            .filter(|&id| self.get(id).is_some_and(|(_, t)| kinds.contains(&t.kind)))
+            .find(name.as_bytes(), |i| self.own_name(i))
+            .filter(|&i| kinds.contains(&self.inner.types[i].kind))
+            .map(|i| self.inner.start_id + i as u32)
             .collect();
         if let Some(base) = &self.inner.base {
             out.extend(base.find_ids(name, kinds));
@@ -261,9 +268,10 @@ impl Btf {
         let Some((owner, t)) = self.get(id) else {
             return Ok(None);
         };
-        let Extra::Members(members) = &t.extra else {
+        let Extra::Members(records) = t.extra else {
             return Ok(None);
         };
+        let members: Vec<RawMember> = owner.members(records).collect();
         let split = |m: &RawMember| {
             if t.kind_flag {
                 (m.offset & 0x00ff_ffff, m.offset >> 24)
@@ -271,14 +279,14 @@ impl Btf {
                 (m.offset, 0)
             }
         };
-        for m in members {
+        for m in &members {
             let mname = owner.string(m.name_off).unwrap_or("");
             if !mname.is_empty() && mname == name {
                 let (bit_offset, bits) = split(m);
                 return Ok(Some((bit_offset, bits, m.type_id)));
             }
         }
-        for m in members {
+        for m in &members {
             if owner.string(m.name_off).unwrap_or("").is_empty() {
                 let inner = self.resolve(m.type_id);
                 let is_aggregate = self
@@ -321,7 +329,7 @@ impl Btf {
                 format!("FUNC `{name}` points at missing type {}", func.size_or_type),
             )
         })?;
-        let Extra::Params(params) = &proto.extra else {
+        let Extra::Params(records) = proto.extra else {
             return Err(malformed(
                 self.source(),
                 format!(
@@ -330,8 +338,8 @@ impl Btf {
                 ),
             ));
         };
-        Ok(params
-            .iter()
+        Ok(owner
+            .params(records)
             .filter(|p| !(p.type_id == 0 && p.name_off == 0))
             .map(|p| FuncParam {
                 name: owner.string(p.name_off).unwrap_or("").to_string(),
@@ -350,8 +358,10 @@ impl Btf {
         let mut btf = Some(self);
         while let Some(b) = btf {
             for t in &b.inner.types {
-                if let Extra::Enumerators(values) = &t.extra
-                    && let Some(e) = values.iter().find(|e| b.string(e.name_off) == Some(name))
+                if let Extra::Enumerators { records, wide } = t.extra
+                    && let Some(e) = b
+                        .enumerators(records, wide, t.kind_flag)
+                        .find(|e| b.string(e.name_off) == Some(name))
                 {
                     return Ok(e.value);
                 }

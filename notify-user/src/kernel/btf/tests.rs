@@ -187,6 +187,27 @@ fn split_btf_continues_ids_and_strings() {
     assert!(Btf::from_bytes(&m.build()).is_err());
 }
 
+/// A module type named by a string of vmlinux's string section is found by that name (split
+/// BTF may name its types with its base's strings).
+#[test]
+fn split_types_named_by_base_strings_are_found() {
+    let mut b = BtfBuilder::new();
+    b.int("int", 4);
+    let shared = b.string("shared_name");
+    let base = Btf::from_bytes(&b.build()).unwrap();
+    let mut m = BtfBuilder::split(base.next_id(), base.str_end());
+    let own = m.composite("own_s", false, 4, &[("x", 1, 0, 0)]);
+    let by_base = m.raw_named_at(shared, 4, false, 0, 16, &[]);
+    let split = Btf::from_split_bytes(&m.build(), &base).unwrap();
+    assert_eq!(
+        split.find_types("shared_name", BtfKind::Struct),
+        vec![by_base]
+    );
+    assert_eq!(split.find_types("own_s", BtfKind::Struct), vec![own]);
+    assert_eq!(split.struct_size("shared_name").unwrap(), 16);
+    assert!(base.find_types("shared_name", BtfKind::Struct).is_empty());
+}
+
 #[test]
 fn garbage_and_truncation_never_panic() {
     let blob = sample();
