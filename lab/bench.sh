@@ -12,6 +12,7 @@
 #
 # Results come back as files (same transport as scenarios.sh):
 #   bench-mount/cycles.txt   "mode=clean|recover probes=none|all block=B cycle=C mount_ns= umount_ns="
+#   bench-mount/kinds.txt    "mode=M count=N kind=K" (first agent run of each mode), env.txt
 #   bench-storm/result.txt   key=value facts, bench-storm/agent.log (the agent's totals line)
 #   bench-contain/rounds.txt "round=R pos=P n=N mode=kernel|replay sigbus= first_ns= last_ns= ..."
 
@@ -96,7 +97,17 @@ bench_mount() {
 		echo "$(basename "$f") get_tree_exit=$n lines=$(wc -l < "$f")"
 	done > "$OUT/$D/agent-events.txt"
 	tail -q -n 1 "$OUT/$D"/agent-*.log > "$OUT/$D/agent-totals.txt"
-	emit "$D" cycles.txt agent-events.txt agent-totals.txt
+	# Where the cost is: event kinds of the first agent run of each mode.
+	for mode in clean recover; do
+		f="$OUT/$D/events-$mode-0.jsonl"
+		[ -f "$f" ] || continue
+		grep -o '"kind":"[a-z_]*"' "$f" | sort | uniq -c |
+			sed "s/^ *\([0-9]*\) \"kind\":\"\(.*\)\"/mode=$mode count=\1 kind=\2/"
+	done > "$OUT/$D/kinds.txt"
+	# What CLOCK_MONOTONIC reads (under qemu -icount every clocksource follows the instruction
+	# counter).
+	echo "clocksource=$(cat /sys/devices/system/clocksource/clocksource0/current_clocksource 2>/dev/null) cycles_per_block=$CYCLES" > "$OUT/$D/env.txt"
+	emit "$D" cycles.txt agent-events.txt agent-totals.txt kinds.txt env.txt
 	echo "@@NOTIFY-SCENARIO-END $D"
 }
 

@@ -87,6 +87,10 @@ enum Cmd {
         /// Hard limit for the VM, seconds.
         #[arg(long, default_value_t = 1800)]
         timeout: u64,
+        /// mount-overhead: guest clock driven by executed instructions (qemu `-icount
+        /// shift=N,sleep=off`, 2^N ns per instruction; 0: guest ns = instructions).
+        #[arg(long, value_name = "SHIFT")]
+        icount: Option<u32>,
     },
 }
 
@@ -223,6 +227,7 @@ fn run(cmd: Cmd) -> Result<()> {
             attach,
             size,
             timeout,
+            icount,
         } => bench::run(&bench::BenchOpts {
             name,
             rounds,
@@ -231,6 +236,7 @@ fn run(cmd: Cmd) -> Result<()> {
             quick,
             timeout: Duration::from_secs(timeout),
             size,
+            icount,
         }),
         Cmd::Deb { binary, check } => {
             let deb = deb::build(&deb::DebOpts {
