@@ -536,7 +536,7 @@ fn vm_bench(o: &BenchOpts, which: &str) -> Result<()> {
         if boot.timed_out { " (TIMED OUT)" } else { "" }
     );
     match which {
-        "mount" => mount::report(o, &mach, &vm_line, &t, &out),
+        "mount" => mount::report(o, k.label(), &mach, &vm_line, &t, &out),
         "contain" => contain::report(o, &mach, &vm_line, &t, &out),
         "probe" => probe::report(o, &mach, &vm_line, &t, &out),
         "foot" => foot::report(o, &mach, &vm_line, &t, &out),

@@ -160,15 +160,17 @@ pub fn parse_kinds(text: &str) -> Vec<(String, String, u64)> {
         .collect()
 }
 
+/// `kernel`: the resolved line (`newest` names its section by the line it ran).
 pub fn report(
     o: &BenchOpts,
+    kernel: &str,
     mach: &str,
     vm_line: &str,
     t: &vm::Transcript,
     out: &Path,
 ) -> Result<()> {
     let rows = parse_cycles(t.file("bench-mount", "cycles.txt").unwrap_or(""));
-    let name = section_name(o.icount, &o.kernel, &o.attach);
+    let name = section_name(o.icount, kernel, &o.attach);
     let goal = if o.icount.is_some() {
         GOAL_ICOUNT
     } else {
@@ -180,7 +182,7 @@ pub fn report(
             .to_string(),
         Some(_) => format!(
             "mount-overhead, instruction-driven guest clock (VM lab, {}, {}): mount+umount of XFS on pmem, all probes attached vs none",
-            o.kernel, o.attach
+            kernel, o.attach
         ),
     };
     section_head(
