@@ -83,13 +83,24 @@ impl Stats {
     }
 }
 
-/// `what`: "mount_ns", "umount_ns" or "total" (their sum). None when a side has no cycle.
+/// The rows of a report: guest clock, then the mounting thread's CPU time.
+pub const WHATS: [&str; 6] = [
+    "mount_ns",
+    "umount_ns",
+    "total",
+    "mount_cpu_ns",
+    "umount_cpu_ns",
+    "total_cpu",
+];
+
+/// `what`: a key of the cycle lines, or "total" / "total_cpu" (mount + umount). None when a
+/// side has no cycle with that figure.
 pub fn stats(rows: &[Row], mode: &str, what: &str) -> Option<Stats> {
     let val = |r: &Row| -> f64 {
-        if what == "total" {
-            num(r, "mount_ns") + num(r, "umount_ns")
-        } else {
-            num(r, what)
+        match what {
+            "total" => num(r, "mount_ns") + num(r, "umount_ns"),
+            "total_cpu" => num(r, "mount_cpu_ns") + num(r, "umount_cpu_ns"),
+            _ => num(r, what),
         }
     };
     let sel = |probes: &str, block: Option<&str>| -> Vec<f64> {
@@ -146,6 +157,9 @@ pub fn verdict(q1: f64, q3: f64, goal: f64) -> String {
     }
 }
 
+/// Items the agent derives in user space (no probe fires for them).
+pub const DERIVED: [&str; 2] = ["holder_state", "notification"];
+
 /// Event kinds of one agent run: "mode=M count=N kind=K" lines from bench.sh.
 pub fn parse_kinds(text: &str) -> Vec<(String, String, u64)> {
     parse_cycles(text)
@@ -161,6 +175,41 @@ pub fn parse_kinds(text: &str) -> Vec<(String, String, u64)> {
 }
 
 /// `kernel`: the resolved line (`newest` names its section by the line it ran).
+/// The guest's own count (bench.sh's default applies when --size is not given).
+fn cycles_per_block(env: &str, o: &BenchOpts) -> f64 {
+    parse_cycles(env)
+        .first()
+        .map(|r| num(r, "cycles_per_block"))
+        .filter(|c| c.is_finite() && *c > 0.0)
+        .unwrap_or(f64::from(o.size.unwrap_or(8)))
+}
+
+#[derive(Debug, PartialEq)]
+pub struct Hit {
+    pub mode: String,
+    pub prog: String,
+    pub runs: u64,
+    pub ns: u64,
+}
+
+/// bpf_stats of the agent's programs, those that ran, most runs first.
+pub fn parse_hits(text: &str) -> Vec<Hit> {
+    let mut v: Vec<Hit> = parse_cycles(text)
+        .iter()
+        .filter_map(|r| {
+            Some(Hit {
+                mode: get(r, "mode").to_string(),
+                prog: get(r, "prog").to_string(),
+                runs: get(r, "run_cnt").parse().ok()?,
+                ns: get(r, "run_time_ns").parse().ok()?,
+            })
+        })
+        .filter(|h| h.runs > 0)
+        .collect();
+    v.sort_by(|a, b| a.mode.cmp(&b.mode).then(b.runs.cmp(&a.runs)));
+    v
+}
+
 pub fn report(
     o: &BenchOpts,
     kernel: &str,
@@ -199,7 +248,7 @@ pub fn report(
     }
     writeln!(
         b,
-        "Blocks alternate none/all (A B, then B A, ...); a block is N mount(2)+umount(2) cycles timed with CLOCK_MONOTONIC around the syscalls; `all` starts the agent (every probe it can attach) before its block and stops it after. `recover`: every cycle first dirties the log untimed (mount, write+fsync, XFS_IOC_GOINGDOWN with log flush, umount), so the timed mount replays the log. Ratio = median over block pairs of (median cycle time with probes / median cycle time without) in the same pair."
+        "Blocks alternate none/all (A B, then B A, ...); a block is N mount(2)+umount(2) cycles timed with CLOCK_MONOTONIC around the syscalls; `all` starts the agent (every probe it can attach) before its block and stops it after. `recover`: every cycle first dirties the log untimed (mount, write+fsync, XFS_IOC_GOINGDOWN with log flush, umount), so the timed mount replays the log. The filesystem is made afresh (mkfs, 8 files) before each block and one untimed cycle runs, so each block starts from the same log state. Two clocks: `mount`/`umount`/`total` read CLOCK_MONOTONIC; `*_cpu` read CLOCK_THREAD_CPUTIME_ID of the mounting thread (the syscall's own work, kprobe traps and BPF programs included, waits and other tasks excluded). Ratio = median over block pairs of (median cycle time with probes / median cycle time without) in the same pair."
     )?;
     match o.icount {
         None => writeln!(b, "Under TCG absolute times mean nothing; ratios do.\n")?,
@@ -228,7 +277,7 @@ pub fn report(
     };
     let mut deltas = Vec::new();
     for mode in ["clean", "recover"] {
-        for what in ["mount_ns", "umount_ns", "total"] {
+        for what in WHATS {
             let Some(s) = stats(&rows, mode, what) else {
                 continue;
             };
@@ -244,14 +293,14 @@ pub fn report(
                 s.ratio,
                 s.quantile(0.0),
                 s.quantile(1.0),
-                if what == "total" {
+                if what.starts_with("total") {
                     verdict(q1, q3, goal)
                 } else {
                     String::new()
                 }
             )?;
-            if what == "total" {
-                deltas.push((mode, s.med_all - s.med_none));
+            if what.starts_with("total") {
+                deltas.push((mode, what, s.med_all - s.med_none));
             }
         }
     }
@@ -259,24 +308,24 @@ pub fn report(
     if let Some(u) = unit
         && !kinds.is_empty()
     {
-        // The guest's own count (bench.sh's default applies when --size is not given).
-        let cycles = parse_cycles(env)
-            .first()
-            .map(|r| num(r, "cycles_per_block"))
-            .filter(|c| c.is_finite() && *c > 0.0)
-            .unwrap_or(f64::from(o.size.unwrap_or(8)));
+        let cycles = cycles_per_block(env, o);
         writeln!(
             b,
-            "\nWhere the cost is: events the agent recorded in the first `all` block of each mode ({cycles} timed cycles; in `recover` also the untimed dirtying mounts), and the extra instructions per cycle (median all - median none, total):\n"
+            "\nWhere the cost is: events the agent recorded in the first `all` block of each mode ({cycles} timed cycles; in `recover` also the untimed dirtying mounts), and the extra instructions per cycle (median all - median none of mount+umount; `total`: the guest clock, `total_cpu`: the mounting thread):\n"
         )?;
         writeln!(
             b,
-            "| mode | events per block by kind | events per timed cycle | extra instructions per cycle | per event |"
+            "| mode | clock | events per block by kind (holder_state: derived by the agent, no probe) | kernel events per timed cycle | extra instructions per cycle | per kernel event |"
         )?;
-        writeln!(b, "|---|---|---:|---:|---:|")?;
-        for (mode, d) in &deltas {
+        writeln!(b, "|---|---|---|---:|---:|---:|")?;
+        for (mode, what, d) in &deltas {
             let mine: Vec<_> = kinds.iter().filter(|k| k.0 == *mode).collect();
-            let total: u64 = mine.iter().map(|k| k.2).sum();
+            // Kernel events only: the agent derives holder_state and notification lines itself.
+            let total: u64 = mine
+                .iter()
+                .filter(|k| !DERIVED.contains(&k.1.as_str()))
+                .map(|k| k.2)
+                .sum();
             let list = mine
                 .iter()
                 .map(|k| format!("{} {}", k.1, k.2))
@@ -286,13 +335,37 @@ pub fn report(
             let insn = d / u;
             writeln!(
                 b,
-                "| {mode} | {list} | {per_cycle:.1} | {:.0} k | {} |",
+                "| {mode} | {what} | {list} | {per_cycle:.1} | {:.0} k | {} |",
                 insn / 1e3,
                 if per_cycle > 0.0 {
                     format!("{:.1} k", insn / per_cycle / 1e3)
                 } else {
                     "-".into()
                 }
+            )?;
+        }
+    }
+    let hits = parse_hits(t.file("bench-mount", "hits.txt").unwrap_or(""));
+    if !hits.is_empty() {
+        writeln!(
+            b,
+            "\nProgram runs in one more, untimed, `all` block per mode with kernel.bpf_stats_enabled (run time is the program alone, without the trap or trampoline that enters it{}); programs that did not run are left out:\n",
+            if o.icount.is_some() {
+                "; under -icount, ns are instructions"
+            } else {
+                ""
+            }
+        )?;
+        writeln!(b, "| mode | program | runs per cycle | ns per run |")?;
+        writeln!(b, "|---|---|---:|---:|")?;
+        for h in &hits {
+            writeln!(
+                b,
+                "| {} | {} | {:.1} | {:.0} |",
+                h.mode,
+                h.prog,
+                h.runs as f64 / cycles_per_block(env, o),
+                h.ns as f64 / h.runs as f64
             )?;
         }
     }
@@ -346,6 +419,15 @@ mod tests {
         assert!((s.ratio - 1.075).abs() < 1e-12);
         assert_eq!(s.quantile(0.0), 1.05);
         assert_eq!(s.quantile(1.0), 1.1);
+        assert!(
+            stats(&rows, "clean", "total_cpu").is_none(),
+            "no cpu figures"
+        );
+        let cpu = parse_cycles(
+            "mode=clean probes=none block=0 mount_ns=9 umount_ns=1 mount_cpu_ns=4 umount_cpu_ns=1\nmode=clean probes=all block=0 mount_ns=9 umount_ns=1 mount_cpu_ns=5 umount_cpu_ns=1\n",
+        );
+        assert_eq!(stats(&cpu, "clean", "total_cpu").unwrap().ratio, 1.2);
+        assert_eq!(stats(&cpu, "clean", "total").unwrap().ratio, 1.0);
         let m = stats(&rows, "clean", "umount_ns").unwrap();
         assert_eq!(m.ratio, 1.0);
         assert!(stats(&rows, "recover", "total").is_none());
@@ -380,6 +462,19 @@ mod tests {
         let e = check_shift(11).unwrap_err().to_string();
         assert!(e.contains("0..10"), "{e}");
         assert_eq!(icount_args(0)[1], "shift=0,sleep=off");
+    }
+
+    #[test]
+    fn hits_lines() {
+        let h = parse_hits(
+            "mode=clean prog=get_tree_exit run_cnt=8 run_time_ns=4000\nmode=clean prog=storm run_cnt=0 run_time_ns=0\nmode=clean prog=xfs_tp run_cnt=900 run_time_ns=90000\nmode=clean prog=cut run_cnt=\n",
+        );
+        assert_eq!(
+            h.iter()
+                .map(|h| (h.prog.as_str(), h.runs))
+                .collect::<Vec<_>>(),
+            [("xfs_tp", 900), ("get_tree_exit", 8)]
+        );
     }
 
     #[test]
