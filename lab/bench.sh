@@ -11,7 +11,10 @@
 #   lab.sizes=1,10,100       contain: affected files per figure
 #
 # Results come back as files (same transport as scenarios.sh):
-#   bench-mount/cycles.txt   "mode=clean|recover probes=none|all block=B cycle=C mount_ns= umount_ns="
+#   bench-mount/cycles.txt   "mode=clean|recover probes=none|all block=B cycle=C mount_ns= umount_ns=
+#                            mount_cpu_ns= umount_cpu_ns=" (wall, and the mounting thread's CPU)
+#   bench-mount/kinds.txt    "mode=M count=N kind=K" (first agent run of each mode), env.txt
+#   bench-mount/hits.txt     "mode=M prog=NAME run_cnt=N run_time_ns=T" (bpf_stats, untimed block)
 #   bench-storm/result.txt   key=value facts, bench-storm/agent.log (the agent's totals line)
 #   bench-contain/rounds.txt "round=R pos=P n=N mode=kernel|replay sigbus= first_ns= last_ns= ..."
 
@@ -63,22 +66,29 @@ bench_mount() {
 	D=bench-mount
 	mkdir -p "$OUT/$D"
 	echo "@@NOTIFY-SCENARIO-BEGIN $D"
-	mkfs.xfs -f -m rmapbt=1,reflink=1 $PMEM > /dev/null 2>&1 || echo "@@NOTIFY-WARN mkfs failed"
-	# Some content, so the mount has an AG to read and the log something to do.
-	mount -t xfs -o dax=always $PMEM /mnt
-	for i in 1 2 3 4 5 6 7 8; do dd if=/dev/zero of=/mnt/f$i bs=64k count=16 2>/dev/null; done
-	umount /mnt
+	# Every block starts from the same filesystem: a mount's cost follows the log's state (the
+	# head moves with every mount; under an instruction-driven clock a 6.12 clean mount went
+	# from 8 to 16 M instructions over 128 cycles, in steps), so blocks on one aging
+	# filesystem differ by more than the probes do.
+	fresh_fs() {
+		mkfs.xfs -f -m rmapbt=1,reflink=1 $PMEM > /dev/null 2>&1 || echo "@@NOTIFY-WARN mkfs failed"
+		# Some content, so the mount has an AG to read and the log something to do.
+		mount -t xfs -o dax=always $PMEM /mnt
+		for i in 1 2 3 4 5 6 7 8; do dd if=/dev/zero of=/mnt/f$i bs=64k count=16 2>/dev/null; done
+		umount /mnt
+	}
 	: > "$OUT/$D/cycles.txt"
 	for mode in clean recover; do
 		arg=
 		[ $mode = recover ] && arg=recover
-		# One warm-up block, not recorded.
-		benchhelp mount $PMEM /mnt 2 $arg > /dev/null
 		b=0
 		while [ $b -lt "$ROUNDS" ]; do
 			# A B on even blocks, B A on odd ones.
 			if [ $((b % 2)) -eq 0 ]; then order="none all"; else order="all none"; fi
 			for probes in $order; do
+				fresh_fs
+				# One warm-up cycle, not recorded.
+				benchhelp mount $PMEM /mnt 1 $arg > /dev/null
 				if [ $probes = all ]; then
 					agent_up "$D" "$mode-$b" || { b=$ROUNDS; break; }
 				fi
@@ -90,13 +100,45 @@ bench_mount() {
 			b=$((b + 1))
 		done
 	done
+	# Which programs run how often on a mount: one more `all` block per mode, untimed, with
+	# kernel.bpf_stats_enabled (it adds two clock reads per program run, so never in a timed
+	# block); the agent's prog fds give run_cnt and run_time_ns, /proc/kallsyms the names.
+	for mode in clean recover; do
+		arg=
+		[ $mode = recover ] && arg=recover
+		fresh_fs
+		agent_up "$D" "$mode-hits" || continue
+		echo 1 > /proc/sys/kernel/bpf_stats_enabled
+		benchhelp mount $PMEM /mnt "$CYCLES" $arg > /dev/null
+		# kallsyms read once: under TCG each read of it takes seconds.
+		grep ' bpf_prog_' /proc/kallsyms > /tmp/bpfsyms
+		for f in /proc/$AGENT_PID/fdinfo/*; do
+			tag=$(awk '/^prog_tag:/{print $2}' "$f" 2>/dev/null)
+			[ -n "$tag" ] || continue
+			name=$(grep -m1 "bpf_prog_${tag}_" /tmp/bpfsyms | awk '{print $3}')
+			name=${name#bpf_prog_"${tag}"_}
+			echo "mode=$mode prog=${name:-$tag} $(awk '/^run_cnt:/{c=$2} /^run_time_ns:/{t=$2} END{print "run_cnt=" c " run_time_ns=" t}' "$f")"
+		done >> "$OUT/$D/hits.txt"
+		echo 0 > /proc/sys/kernel/bpf_stats_enabled
+		agent_down
+	done
 	# Evidence that the probes saw the mounts: event kinds of the last agent run.
 	for f in "$OUT/$D"/events-*.jsonl; do
 		n=$(grep -c get_tree_exit "$f")
 		echo "$(basename "$f") get_tree_exit=$n lines=$(wc -l < "$f")"
 	done > "$OUT/$D/agent-events.txt"
 	tail -q -n 1 "$OUT/$D"/agent-*.log > "$OUT/$D/agent-totals.txt"
-	emit "$D" cycles.txt agent-events.txt agent-totals.txt
+	# Where the cost is: event kinds of the first agent run of each mode.
+	for mode in clean recover; do
+		f="$OUT/$D/events-$mode-0.jsonl"
+		[ -f "$f" ] || continue
+		grep -o '"kind":"[a-z_]*"' "$f" | sort | uniq -c |
+			sed "s/^ *\([0-9]*\) \"kind\":\"\(.*\)\"/mode=$mode count=\1 kind=\2/"
+	done > "$OUT/$D/kinds.txt"
+	# What CLOCK_MONOTONIC reads (under qemu -icount every clocksource follows the instruction
+	# counter).
+	echo "clocksource=$(cat /sys/devices/system/clocksource/clocksource0/current_clocksource 2>/dev/null) cycles_per_block=$CYCLES" > "$OUT/$D/env.txt"
+	emit "$D" cycles.txt agent-events.txt agent-totals.txt kinds.txt env.txt hits.txt
 	echo "@@NOTIFY-SCENARIO-END $D"
 }
 

@@ -9,7 +9,7 @@
 //! - `pipeline` (host): criterion bench notify-user/benches/pipeline.rs
 //! - `mappers` (host, root): notify-user/benches/mappers.rs
 //! - `journal` (host, root): notify-user/benches/journal.rs (module `bench_journal`)
-//! - `mount-overhead` (VM lab): lab/bench.sh `bench_mount`
+//! - `mount-overhead` (VM lab): lab/bench.sh `bench_mount` (module `bench_mount`; `--icount N`)
 //! - `storm` (VM lab): lab/bench.sh `bench_storm`
 //! - `containment` (VM lab): lab/bench.sh `bench_contain` (module `bench_contain`)
 //! - `probe-cost` (VM lab): lab/bench.sh `bench_probe` (module `bench_probe`)
@@ -35,6 +35,8 @@ mod contain;
 mod foot;
 #[path = "bench_journal.rs"]
 mod journal;
+#[path = "bench_mount.rs"]
+mod mount;
 #[path = "bench_probe.rs"]
 mod probe;
 #[path = "bench_startup.rs"]
@@ -64,6 +66,9 @@ pub struct BenchOpts {
     pub timeout: Duration,
     /// mount-overhead: mount+umount cycles per block; storm: pages.
     pub size: Option<u32>,
+    /// mount-overhead: drive the guest clock by executed instructions (qemu `-icount
+    /// shift=N,sleep=off`), so host noise leaves the figure.
+    pub icount: Option<u32>,
 }
 
 pub(crate) type Row = BTreeMap<String, String>;
@@ -220,6 +225,9 @@ pub(crate) fn command_line(o: &BenchOpts) -> String {
         write!(s, " --kernel {} --attach {}", o.kernel, o.attach).unwrap();
         if let Some(n) = o.size {
             write!(s, " --size {n}").unwrap();
+        }
+        if let Some(n) = o.icount {
+            write!(s, " --icount {n}").unwrap();
         }
     }
     s
@@ -430,6 +438,14 @@ fn vm_bench(o: &BenchOpts, which: &str) -> Result<()> {
     let [k] = flavors.as_slice() else {
         bail!("pick one kernel for a VM benchmark (--kernel 6.1, 6.12, 7.2, 7.3 or newest)");
     };
+    if let Some(shift) = o.icount {
+        if which != "mount" {
+            bail!(
+                "--icount applies to mount-overhead only (the other VM benches time host-visible waits or count events)"
+            );
+        }
+        mount::check_shift(shift)?;
+    }
     let mach = machine();
     // The release agent: what a fleet runs, and the user-space side of the cost.
     let mut c = Command::new(env!("CARGO"));
@@ -472,8 +488,16 @@ fn vm_bench(o: &BenchOpts, which: &str) -> Result<()> {
             _ => write!(append, " lab.pages={n}")?,
         }
     }
+    let accel = match o.icount {
+        Some(shift) => {
+            let args = mount::icount_args(shift);
+            vm::set_extra_args(&args.iter().map(String::as_str).collect::<Vec<_>>());
+            format!("TCG with `{}`", args.join(" "))
+        }
+        None => "TCG".to_string(),
+    };
     println!(
-        "== {} ({}) bench {which}: booting qemu (TCG)",
+        "== {} ({}) bench {which}: booting qemu ({accel})",
         k.label(),
         kern.release
     );
@@ -516,132 +540,19 @@ fn vm_bench(o: &BenchOpts, which: &str) -> Result<()> {
         _ => format!("notify trace -o json --attach {}", o.attach),
     };
     let vm_line = format!(
-        "VM: qemu TCG, 2 vCPUs, 3 GiB, emulated pmem (memmap=1G!1G), guest kernel {guest}; agent `{agent_cmd}` (release build); VM {} in {:.0?}{}",
+        "VM: qemu {accel}, 2 vCPUs, 3 GiB, emulated pmem (memmap=1G!1G), guest kernel {guest}; agent `{agent_cmd}` (release build); VM {} in {:.0?}{}",
         if t.done { "finished" } else { "did NOT finish" },
         boot.elapsed,
         if boot.timed_out { " (TIMED OUT)" } else { "" }
     );
     match which {
-        "mount" => mount_report(o, &mach, &vm_line, &t, &out),
+        "mount" => mount::report(o, k.label(), &mach, &vm_line, &t, &out),
         "contain" => contain::report(o, &mach, &vm_line, &t, &out),
         "probe" => probe::report(o, &mach, &vm_line, &t, &out),
         "foot" => foot::report(o, &mach, &vm_line, &t, &out),
         "startup" => startup::report(o, &mach, &vm_line, &t, &out),
         _ => storm_report(o, &mach, &vm_line, &t, &out),
     }
-}
-
-fn mount_report(
-    o: &BenchOpts,
-    mach: &str,
-    vm_line: &str,
-    t: &vm::Transcript,
-    out: &std::path::Path,
-) -> Result<()> {
-    let cycles = t.file("bench-mount", "cycles.txt").unwrap_or("");
-    let rows: Vec<Row> = cycles
-        .lines()
-        .map(|l| {
-            l.split_whitespace()
-                .filter_map(|kv| kv.split_once('='))
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect()
-        })
-        .collect();
-    let mut b = String::new();
-    section_head(
-        &mut b,
-        o,
-        "mount-overhead (VM lab): mount+umount of XFS on pmem, all probes attached vs none",
-        "guest loop `bench_mount` in `lab/bench.sh`, timing in `lab/benchhelp.c`",
-        Some(mach),
-    )?;
-    writeln!(b, "{vm_line}\n")?;
-    writeln!(
-        b,
-        "Blocks alternate none/all (A B, then B A, ...); a block is N mount(2)+umount(2) cycles timed with CLOCK_MONOTONIC around the syscalls; `all` starts the agent (every probe it can attach) before its block and stops it after. `recover`: every cycle first dirties the log untimed (mount, write+fsync, XFS_IOC_GOINGDOWN with log flush, umount), so the timed mount replays the log. Ratio = median over block pairs of (median cycle time with probes / median cycle time without) in the same pair. Under TCG absolute times mean nothing; ratios do.\n"
-    )?;
-    if rows.is_empty() {
-        writeln!(
-            b,
-            "**No results**: the guest sent no cycles (see {}/console.log).",
-            out.display()
-        )?;
-        return write_section("mount-overhead", &b);
-    }
-    writeln!(
-        b,
-        "| mode | what | cycles none / all | median none | median all | ratio all/none (median of block pairs) | pair ratios q1 .. q3 | goal <= 1.02 (met only if q3 <= 1.02) |"
-    )?;
-    writeln!(b, "|---|---|---:|---:|---:|---:|---:|---|")?;
-    for mode in ["clean", "recover"] {
-        for what in ["mount_ns", "umount_ns", "total"] {
-            let val = |r: &Row| -> f64 {
-                if what == "total" {
-                    num(r, "mount_ns") + num(r, "umount_ns")
-                } else {
-                    num(r, what)
-                }
-            };
-            let sel = |probes: &str, block: Option<&str>| -> Vec<f64> {
-                rows.iter()
-                    .filter(|r| get(r, "mode") == mode && get(r, "probes") == probes)
-                    .filter(|r| block.is_none_or(|bl| get(r, "block") == bl))
-                    .map(val)
-                    .collect()
-            };
-            let mut none = sel("none", None);
-            let mut all = sel("all", None);
-            if none.is_empty() || all.is_empty() {
-                continue;
-            }
-            let blocks: std::collections::BTreeSet<&str> = rows
-                .iter()
-                .filter(|r| get(r, "mode") == mode)
-                .map(|r| get(r, "block"))
-                .collect();
-            let mut ratios: Vec<f64> = blocks
-                .iter()
-                .filter_map(|bl| {
-                    let mut a = sel("all", Some(bl));
-                    let mut n = sel("none", Some(bl));
-                    (!a.is_empty() && !n.is_empty()).then(|| median(&mut a) / median(&mut n))
-                })
-                .collect();
-            let ratio = median(&mut ratios);
-            // Spread of the per-pair ratios (sorted by median()): quartiles.
-            let q = |f: f64| ratios[((ratios.len() - 1) as f64 * f).round() as usize];
-            let (q1, q3) = (q(0.25), q(0.75));
-            let (nn, na) = (none.len(), all.len());
-            writeln!(
-                b,
-                "| {mode} | {} | {nn} / {na} | {:.2} ms | {:.2} ms | {ratio:.3} | {q1:.3} .. {q3:.3} | {} |",
-                what.trim_end_matches("_ns"),
-                median(&mut none) / 1e6,
-                median(&mut all) / 1e6,
-                if what != "total" {
-                    ""
-                } else if q3 <= 1.02 {
-                    "met"
-                } else if q1 > 1.02 {
-                    "**MISSED**"
-                } else {
-                    "**not shown**: the pair ratios' spread straddles 1.02, the noise is larger than the effect"
-                }
-            )?;
-        }
-    }
-    if let Some(ev) = t.file("bench-mount", "agent-events.txt") {
-        writeln!(
-            b,
-            "\nThe probes saw the mounts (get_tree_exit events per agent run):\n\n```\n{}```",
-            ev
-        )?;
-    }
-    if let Some(tot) = t.file("bench-mount", "agent-totals.txt") {
-        writeln!(b, "\nAgent totals per run:\n\n```\n{}```", tot)?;
-    }
-    write_section("mount-overhead", &b)
 }
 
 fn storm_report(

@@ -104,6 +104,10 @@ enum Cmd {
         /// Hard limit for the VM, seconds.
         #[arg(long, default_value_t = 1800)]
         timeout: u64,
+        /// mount-overhead: guest clock driven by executed instructions (qemu `-icount
+        /// shift=N,sleep=off`, 2^N ns per instruction; 0: guest ns = instructions).
+        #[arg(long, value_name = "SHIFT")]
+        icount: Option<u32>,
     },
 }
 
@@ -256,6 +260,7 @@ fn run(cmd: Cmd) -> Result<()> {
             attach,
             size,
             timeout,
+            icount,
         } => bench::run(&bench::BenchOpts {
             name,
             rounds,
@@ -264,6 +269,7 @@ fn run(cmd: Cmd) -> Result<()> {
             quick,
             timeout: Duration::from_secs(timeout),
             size,
+            icount,
         }),
         Cmd::Deb { binary, check } => {
             let deb = deb::build(&deb::DebOpts {
