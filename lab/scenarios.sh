@@ -920,7 +920,7 @@ sc_crash_loop() {
 		res "kill_${cl_k}_acked" "$(ids_of "$OUT/$SC/events_$cl_k.jsonl" journaled)"
 		cl_i=$((cl_i + 1))
 	done
-	say "-- replays: mounted, a victim maps each poisoned page and a bystander the next page"
+	say "-- replays: mounted, a victim maps each poisoned page and a bystander the pages before it"
 	mount -t xfs -o dax=always $PMEM /mnt
 	res mount2_rc $?
 	victims=
@@ -929,7 +929,9 @@ sc_crash_loop() {
 	while [ $cl_i -le $CRASH_N ]; do
 		victim --tag v$cl_i --default-sigbus --page 2 --sleep 900 /mnt/f$cl_i > /dev/null 2>&1 &
 		victims="$victims${victims:+,}$!"
-		victim --tag b$cl_i --default-sigbus --page 3 --sleep 900 /mnt/f$cl_i > /dev/null 2>&1 &
+		# victim maps its file from offset 0 through page N: the bystander maps pages 0-1,
+		# the same file but not the damaged page 2 (page 3 would map it too).
+		victim --tag b$cl_i --default-sigbus --page 1 --sleep 900 /mnt/f$cl_i > /dev/null 2>&1 &
 		bystanders="$bystanders${bystanders:+,}$!"
 		cl_i=$((cl_i + 1))
 	done
