@@ -152,6 +152,21 @@ pub(crate) fn write_section(name: &str, body: &str) -> Result<()> {
     Ok(())
 }
 
+/// A host bench's output and its `@@BENCH` rows: `cargo bench --bench NAME` with `--rounds`
+/// passed on as NOTIFY_BENCH_ROUNDS; an error when it printed none.
+pub(crate) fn host_bench_rows(name: &str, o: &BenchOpts) -> Result<(String, Vec<Row>)> {
+    let mut env = vec![];
+    if let Some(r) = o.rounds {
+        env.push(("NOTIFY_BENCH_ROUNDS", r.to_string()));
+    }
+    let text = cargo_bench(name, &env)?;
+    let rows = parse_rows(&text);
+    if rows.is_empty() {
+        bail!("the {name} bench printed no @@BENCH lines");
+    }
+    Ok((text, rows))
+}
+
 /// Runs `cargo bench -p notify-user --bench NAME`, streaming its output; returns stdout.
 fn cargo_bench(name: &str, env: &[(&str, String)]) -> Result<String> {
     let mut c = Command::new(env!("CARGO"));
@@ -370,15 +385,7 @@ fn mappers(o: &BenchOpts) -> Result<()> {
             .unwrap_or_default()
             .trim()
     );
-    let mut env = vec![];
-    if let Some(r) = o.rounds {
-        env.push(("NOTIFY_BENCH_ROUNDS", r.to_string()));
-    }
-    let text = cargo_bench("mappers", &env)?;
-    let rows = parse_rows(&text);
-    if rows.is_empty() {
-        bail!("the mappers bench printed no @@BENCH lines");
-    }
+    let (text, rows) = host_bench_rows("mappers", o)?;
     let mut b = String::new();
     section_head(
         &mut b,

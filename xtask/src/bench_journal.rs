@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use anyhow::{Result, bail};
 
-use super::{BenchOpts, cargo_bench, get, machine, num, parse_rows, section_head, write_section};
+use super::{BenchOpts, get, host_bench_rows, machine, num, section_head, write_section};
 use crate::util;
 
 /// Issue #13's goal for group commit.
@@ -16,15 +16,7 @@ pub fn run(o: &BenchOpts) -> Result<()> {
         bail!("the journal bench needs root (mkfs.xfs, losetup, mount of a loop device)");
     }
     let mach = machine();
-    let mut env = vec![];
-    if let Some(r) = o.rounds {
-        env.push(("NOTIFY_BENCH_ROUNDS", r.to_string()));
-    }
-    let text = cargo_bench("journal", &env)?;
-    let rows = parse_rows(&text);
-    if rows.is_empty() {
-        bail!("the journal bench printed no @@BENCH lines");
-    }
+    let (text, rows) = host_bench_rows("journal", o)?;
     let mut b = String::new();
     section_head(
         &mut b,

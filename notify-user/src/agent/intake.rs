@@ -400,10 +400,6 @@ mod tests {
     use notify_model::{Dev, event::Header};
 
     use super::*;
-    use crate::{
-        agent::AgentOptions,
-        kernel::{channels::Channels, kallsyms::Kallsyms},
-    };
 
     fn dropped(seq: u64, offset: u64, dev: Dev) -> Item {
         Item::Notification(Derived {
@@ -442,15 +438,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("notify-stage-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let path = dir.join("journal");
-        let (mut agent, _) = Agent::open(AgentOptions {
-            journal: path.clone(),
-            enforce: Default::default(),
-            channels: Channels::detect(&Kallsyms::parse("")),
-            rescan: None,
-            redrive: false,
-            metadata_shutdown: false,
-        })
-        .unwrap();
+        let mut agent = Agent::for_test(path.clone());
         let dev = Dev(259 << 20 | 99);
         let disk = PmemDisk {
             name: "pmem-notify-test".into(),

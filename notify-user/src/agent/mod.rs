@@ -194,6 +194,23 @@ impl Agent {
             .unwrap_or_default()
     }
 
+    /// An agent on `journal` with the default policy and no kernel channels, for unit tests.
+    #[cfg(test)]
+    pub(crate) fn for_test(journal: PathBuf) -> Agent {
+        Agent::open(AgentOptions {
+            journal,
+            enforce: Default::default(),
+            channels: crate::kernel::channels::Channels::detect(
+                &crate::kernel::kallsyms::Kallsyms::parse(""),
+            ),
+            rescan: None,
+            redrive: false,
+            metadata_shutdown: false,
+        })
+        .expect("open a test agent's journal")
+        .0
+    }
+
     /// Records awaiting replay.
     pub fn pending_count(&self) -> usize {
         self.journal.pending().len()

@@ -439,10 +439,7 @@ mod tests {
     };
 
     use super::*;
-    use crate::{
-        agent::AgentOptions,
-        kernel::{channels::Channels, kallsyms::Kallsyms, pmem::Namespace},
-    };
+    use crate::kernel::pmem::Namespace;
 
     fn namespace(uuid: &str) -> Namespace {
         Namespace {
@@ -480,15 +477,7 @@ mod tests {
     fn a_record_of_another_namespace_is_closed_stale_and_never_acted_on() {
         let dir = std::env::temp_dir().join(format!("notify-stale-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let (mut agent, _) = Agent::open(AgentOptions {
-            journal: dir.join("journal"),
-            enforce: Default::default(),
-            channels: Channels::detect(&Kallsyms::parse("")),
-            rescan: None,
-            redrive: false,
-            metadata_shutdown: false,
-        })
-        .unwrap();
+        let mut agent = Agent::for_test(dir.join("journal"));
         let (was, is) = (namespace("aaaa-old"), namespace("bbbb-new"));
         let stale = agent.journal.append(damage(Some(&was))).unwrap();
         let same = agent.journal.append(damage(Some(&is))).unwrap();
@@ -548,15 +537,7 @@ mod tests {
             .success();
         assert!(ok, "mount tmpfs on {}", dir.display());
         let fs = SmallFs(dir);
-        let (mut agent, _) = Agent::open(AgentOptions {
-            journal: fs.0.join("journal"),
-            enforce: Default::default(),
-            channels: Channels::detect(&Kallsyms::parse("")),
-            rescan: None,
-            redrive: false,
-            metadata_shutdown: false,
-        })
-        .unwrap();
+        let mut agent = Agent::for_test(fs.0.join("journal"));
         let (was, is) = (namespace("aaaa-old"), namespace("bbbb-new"));
         let stale = agent.journal.append(damage(Some(&was))).unwrap();
         // Records that stay open, until the last page of the journal has no room for the
