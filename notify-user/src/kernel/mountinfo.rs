@@ -3,7 +3,7 @@
 //! Replay needs a path on the filesystem to issue `FS_IOC_GETFSMAP` and to resolve owner paths;
 //! the kernel events give the device number only.
 
-use std::{fs, io, path::PathBuf};
+use std::{ffi::OsString, fs, io, os::unix::ffi::OsStringExt, path::PathBuf};
 
 use notify_model::Dev;
 
@@ -21,9 +21,10 @@ pub struct Mount {
 
 /// Undoes mountinfo's octal escapes (`\040` for a space). The kernel escapes one byte, so the
 /// first digit is 0-3; anything above `\377` is not an escape and stays as written (it used to
-/// overflow the byte: found by the mountinfo fuzz target).
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
+/// overflow the byte: found by the mountinfo fuzz target). Bytes, not text: the kernel escapes
+/// only space, tab, newline and backslash and writes every other byte of a path as it is, so a
+/// mount point need not be UTF-8.
+fn unescape(b: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
@@ -40,30 +41,53 @@ fn unescape(s: &str) -> String {
             i += 1;
         }
     }
-    String::from_utf8_lossy(&out).into_owned()
+    out
 }
 
-/// Parses mountinfo text. Malformed lines are skipped: the file is the kernel's, a line we cannot
-/// read is not worth failing a replay over.
-pub fn parse(text: &str) -> Vec<Mount> {
-    text.lines()
+/// A field shown to people (root, source): text, with any non-UTF-8 byte replaced.
+fn unescape_text(b: &[u8]) -> String {
+    String::from_utf8_lossy(&unescape(b)).into_owned()
+}
+
+/// The kernel's own device number of a `MAJOR:MINOR` field: 12 bits of major, 20 of minor
+/// (`MINORBITS`), the encoding of the events' `s_dev`. A field outside it is not a device the
+/// kernel could have written: the line is malformed, not a device to alias onto another (a
+/// major above 4095 used to shift into the minor's neighbours: found by the fuzz target).
+fn dev_field(f: &[u8]) -> Option<Dev> {
+    let f = std::str::from_utf8(f).ok()?;
+    let (maj, min) = f.split_once(':')?;
+    let (maj, min): (u32, u32) = (maj.parse().ok()?, min.parse().ok()?);
+    // Checked before the shift, which would overflow for a major past 12 bits.
+    if maj < 1 << 12 && min < 1 << 20 {
+        Some(Dev((maj << 20) | min))
+    } else {
+        None
+    }
+}
+
+/// Parses mountinfo. Malformed lines are skipped: the file is the kernel's, a line we cannot
+/// read is not worth failing a replay over. Bytes in (`&str` works too): one mount point that
+/// is not UTF-8 must not hide every other mount.
+pub fn parse(text: impl AsRef<[u8]>) -> Vec<Mount> {
+    text.as_ref()
+        .split(|&c| c == b'\n')
         .filter_map(|line| {
             // id parent maj:min root mount_point options [optional...] - fstype source super_opts
-            let (left, right) = line.split_once(" - ")?;
-            let l: Vec<&str> = left.split(' ').collect();
-            let r: Vec<&str> = right.split(' ').collect();
+            let sep = line.windows(3).position(|w| w == b" - ")?;
+            let (left, right) = (&line[..sep], &line[sep + 3..]);
+            let l: Vec<&[u8]> = left.split(|&c| c == b' ').collect();
+            let r: Vec<&[u8]> = right.split(|&c| c == b' ').collect();
             if l.len() < 6 || r.len() < 2 {
                 return None;
             }
-            let (maj, min) = l[2].split_once(':')?;
-            let (maj, min): (u32, u32) = (maj.parse().ok()?, min.parse().ok()?);
+            let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
             Some(Mount {
-                dev: Dev((maj << 20) | min),
-                root: unescape(l[3]),
-                mount_point: PathBuf::from(unescape(l[4])),
-                fstype: r[0].to_string(),
-                source: unescape(r[1]),
-                options: r.get(2).map(|s| s.to_string()).unwrap_or_default(),
+                dev: dev_field(l[2])?,
+                root: unescape_text(l[3]),
+                mount_point: PathBuf::from(OsString::from_vec(unescape(l[4]))),
+                fstype: text(r[0]),
+                source: unescape_text(r[1]),
+                options: r.get(2).map(|s| text(s)).unwrap_or_default(),
             })
         })
         .collect()
@@ -71,7 +95,7 @@ pub fn parse(text: &str) -> Vec<Mount> {
 
 /// All current mounts.
 pub fn read() -> io::Result<Vec<Mount>> {
-    Ok(parse(&fs::read_to_string("/proc/self/mountinfo")?))
+    Ok(parse(fs::read("/proc/self/mountinfo")?))
 }
 
 /// The mount of `dev` whose root is the filesystem's root (so that paths under it cover the
@@ -121,7 +145,35 @@ garbage line
         let m = parse("36 35 259:0 /a\\777 /mnt\\377x rw - xfs /dev/pmem0 rw\n");
         assert_eq!(m.len(), 1);
         assert_eq!(m[0].root, "/a\\777");
-        assert_eq!(m[0].mount_point, PathBuf::from("/mnt\u{fffd}x"));
+        // `\377` is one byte, 0xff: kept as it is, not replaced.
+        assert_eq!(
+            m[0].mount_point,
+            PathBuf::from(OsString::from_vec(b"/mnt\xffx".to_vec()))
+        );
+    }
+
+    #[test]
+    fn a_mount_point_that_is_not_utf8_is_kept_byte_for_byte() {
+        let mut text = b"36 35 7:1 / /mnt/a\xfe\xffb rw - xfs /dev/loop1 rw\n".to_vec();
+        text.extend_from_slice(SAMPLE.as_bytes());
+        let m = parse(&text);
+        assert_eq!(m.len(), 5, "the other mounts are still there");
+        assert_eq!(m[0].dev, Dev((7 << 20) | 1));
+        assert_eq!(
+            m[0].mount_point,
+            PathBuf::from(OsString::from_vec(b"/mnt/a\xfe\xffb".to_vec()))
+        );
+    }
+
+    #[test]
+    fn device_numbers_outside_the_kernels_encoding_are_malformed_lines() {
+        // 4096:0 would have shifted into 0:0's neighbourhood; 0:1048576 into major 1.
+        for dev in ["4096:0", "0:1048576", "7:", "x:1", "7:1:2"] {
+            let line = format!("36 35 {dev} / /mnt rw - xfs /dev/pmem0 rw\n");
+            assert!(parse(&line).is_empty(), "{dev} must not parse");
+        }
+        let m = parse("36 35 4095:1048575 / /mnt rw - xfs /dev/pmem0 rw\n");
+        assert_eq!(m[0].dev, Dev(u32::MAX));
     }
 
     #[test]
