@@ -6,10 +6,13 @@ use std::{path::PathBuf, process::ExitCode};
 use anyhow::Context as _;
 use notify_model::session::SessionFile;
 
-use crate::session::{
-    svg::{render_svg, svg_to_png},
-    text::render_text,
-    timeline::Timeline,
+use crate::{
+    cmd::exit,
+    session::{
+        svg::{render_svg, svg_to_png},
+        text::render_text,
+        timeline::Timeline,
+    },
 };
 
 #[derive(clap::Args, Debug)]
@@ -26,7 +29,9 @@ pub struct ReportArgs {
 }
 
 pub fn run(a: ReportArgs) -> anyhow::Result<ExitCode> {
-    let s = SessionFile::load(&a.session)?;
+    // A session that cannot be read is bad input (exit 78), not a failure of notify's: the
+    // file named is missing, damaged or not a session, and no retry fixes that.
+    let s = SessionFile::load(&a.session).map_err(exit::bad_input)?;
     let tl = Timeline::build(&s.events);
     print!("{}", render_text(&s, &tl));
     if a.svg.is_some() || a.png.is_some() {
