@@ -19,7 +19,7 @@ mod schema;
 use std::{
     collections::BTreeSet,
     fs,
-    io::{BufRead, BufReader, Read, Write},
+    io::{BufRead, BufReader, Write},
     net::{TcpListener, TcpStream},
     os::unix::net::UnixDatagram,
     path::{Path, PathBuf},
@@ -900,22 +900,6 @@ fn agent_says_ready_to_systemd_only_after_start_up() {
 // Prometheus
 // ---------------------------------------------------------------------------------------------
 
-/// GET over HTTP/1.0; (status, body).
-fn http_get(addr: &str, path: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
-    let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
-    let code = head
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (code, body.to_string())
-}
-
 fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
@@ -986,7 +970,8 @@ impl Prometheus {
         let p = Prometheus { child, addr };
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            if TcpStream::connect(&p.addr).is_ok() && http_get(&p.addr, "/-/ready").0 == 200 {
+            if TcpStream::connect(&p.addr).is_ok() && common::http_get(&p.addr, "/-/ready").0 == 200
+            {
                 return Some(p);
             }
             assert!(
@@ -1000,7 +985,8 @@ impl Prometheus {
 
     /// Instant query; every sample as (labels, value).
     fn query(&self, q: &str) -> Vec<(serde_json::Value, f64)> {
-        let (code, body) = http_get(&self.addr, &format!("/api/v1/query?query={}", urlencode(q)));
+        let (code, body) =
+            common::http_get(&self.addr, &format!("/api/v1/query?query={}", urlencode(q)));
         assert_eq!(code, 200, "query {q}: {body}");
         let v: serde_json::Value = serde_json::from_str(&body).unwrap();
         v["data"]["result"]
@@ -1025,7 +1011,7 @@ impl Prometheus {
                 return r;
             }
             if Instant::now() > deadline {
-                let targets = http_get(&self.addr, "/api/v1/targets").1;
+                let targets = common::http_get(&self.addr, "/api/v1/targets").1;
                 panic!("query {q} never satisfied; last answer {r:?}\ntargets: {targets}");
             }
             std::thread::sleep(Duration::from_millis(300));
@@ -1104,7 +1090,7 @@ fn prometheus_scrapes_the_agent() {
 
     // /healthz agrees with the probes: 503 naming the missing required ones, or 200.
     let missing = prom.wait_for("notify_probes_required_missing", |_| true)[0].1;
-    let (code, body) = http_get(&target, "/healthz");
+    let (code, body) = common::http_get(&target, "/healthz");
     let h: serde_json::Value = serde_json::from_str(&body).unwrap();
     let named = h["missing_required"].as_array().unwrap().len();
     assert_eq!(named as f64, missing, "{body}");

@@ -721,3 +721,20 @@ fn journal_replay_loop(a: &[String]) -> ! {
         }
     }
 }
+
+/// GET over HTTP/1.0: (status, body). For the agent's metrics and health endpoints.
+pub fn http_get(addr: &str, path: &str) -> (u16, String) {
+    use std::{io::Read, net::TcpStream};
+    let mut s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
+    let code = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (code, body.to_string())
+}
