@@ -5,6 +5,7 @@ mod bench;
 mod checks;
 mod deb;
 mod deb_check;
+mod disk;
 mod fuzz;
 mod host_report;
 mod initramfs;

@@ -14,13 +14,16 @@ use std::process::Command;
 
 use anyhow::{Result, bail};
 
-use crate::{deb, deb_check, fuzz, lab, setup, util};
+use crate::{deb, deb_check, disk, fuzz, lab, setup, util};
 
 pub struct TestOpts {
     pub vm: Option<lab::Opts>,
 }
 
 pub fn run(opts: TestOpts) -> Result<()> {
+    // Before the first download or build: a full disk fails minutes in with rustc's or qemu's
+    // word for it, not ours.
+    disk::check_room(disk::NEEDED_BYTES)?;
     setup::setup()?;
     if !util::is_root() {
         bail!(

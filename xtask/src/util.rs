@@ -17,12 +17,12 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// `target/` of the workspace, honouring CARGO_TARGET_DIR.
 /// Downloaded kernels and packages of the lab (`target/lab/cache/`).
 pub fn lab_cache_dir() -> PathBuf {
     target_dir().join("lab/cache")
 }
 
+/// `target/` of the workspace, honouring CARGO_TARGET_DIR.
 pub fn target_dir() -> PathBuf {
     match std::env::var_os("CARGO_TARGET_DIR") {
         Some(d) => PathBuf::from(d),
