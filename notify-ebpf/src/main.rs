@@ -48,9 +48,24 @@ static LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 static SEQ: Array<u64> = Array::with_max_entries(1, 0);
 
 /// Arguments stashed by a kprobe for its kretprobe: key (pid_tgid, [`StashKey`]). LRU, so that
-/// entries orphaned by a missed kretprobe (maxactive exhausted) age out instead of filling it.
+/// the slots of threads that are gone (and entries orphaned by a missed kretprobe, maxactive
+/// exhausted) age out instead of filling it.
+///
+/// A thread keeps its slot per hook: the entry writes the arguments into it in place and the
+/// return reads them and clears `live`, both through a lookup (inlined by the verifier, no lock).
+/// Only a thread's first call of a hook (or one after its slot aged out) pays for an insert,
+/// which in an LRU hash takes the map's LRU lock; an insert and a remove per call was most of
+/// what the kprobe flavour's entry cost beyond the fentry flavour's.
 #[map(name = "STASH")]
-static STASH: LruHashMap<[u64; 2], Args> = LruHashMap::with_max_entries(8192, 0);
+static STASH: LruHashMap<[u64; 2], Stashed> = LruHashMap::with_max_entries(8192, 0);
+
+/// A stash slot: the arguments, and whether an entry wrote them since the last return read them.
+#[derive(Clone, Copy)]
+#[repr(C)]
+struct Stashed {
+    args: Args,
+    live: u64,
+}
 
 /// Filled in by the loader from the running kernel's BTF and tracefs formats.
 #[unsafe(no_mangle)]
@@ -131,16 +146,42 @@ type Args = [u64; 4];
 
 #[inline(always)]
 fn stash(hook: StashKey, args: Args) {
-    let _ = STASH.insert([bpf_get_current_pid_tgid(), hook as u64], args, 0);
+    let key = [bpf_get_current_pid_tgid(), hook as u64];
+    let slot = Stashed { args, live: 1 };
+    match STASH.get_ptr_mut(key) {
+        // SAFETY: the map value, valid for the map's lifetime; only this thread writes its key.
+        Some(p) => unsafe { *p = slot },
+        None => {
+            let _ = STASH.insert(key, slot, 0);
+        }
+    }
 }
 
+/// The arguments the entry of `hook` stashed for this thread, and marks them read; zeros when
+/// there are none (entry not seen).
 #[inline(always)]
 fn unstash(hook: StashKey) -> Args {
-    let key = [bpf_get_current_pid_tgid(), hook as u64];
-    // SAFETY: the value is copied out before the remove.
-    let args = unsafe { STASH.get(key) }.copied().unwrap_or([0; 4]);
-    let _ = STASH.remove(key);
-    args
+    match STASH.get_ptr_mut([bpf_get_current_pid_tgid(), hook as u64]) {
+        // SAFETY: as in `stash`.
+        Some(p) => unsafe {
+            if (*p).live == 0 {
+                return [0; 4];
+            }
+            (*p).live = 0;
+            (*p).args
+        },
+        None => [0; 4],
+    }
+}
+
+/// The arguments `outer`'s entry stashed for this thread, left for `outer`'s own return: for
+/// a function called only from `outer` with `outer`'s own arguments (`xfs_dax_notify_failure`
+/// from `dax_holder_notify_failure`), whose return then needs no entry program.
+#[inline(always)]
+fn peek(outer: StashKey) -> Option<Args> {
+    // SAFETY: as in `stash`.
+    let p = STASH.get_ptr_mut([bpf_get_current_pid_tgid(), outer as u64])?;
+    unsafe { ((*p).live != 0).then(|| (*p).args) }
 }
 
 /// The kprobe flavour's arguments: the four argument registers, whatever the function's count
@@ -541,6 +582,7 @@ macro_rules! programs {
                     args: $args:literal,
                     kprobe: [$($kprobe:tt)*],
                     fentry: [$($fentry:tt)*],
+                    $(args_from: $outer:ident,)?
                     required: $required:literal,
                     role: $role:literal $(,)?
                 }
@@ -565,7 +607,7 @@ macro_rules! programs {
         }
 
         $(
-            programs!(@kprobe $name [$($kprobe)*]);
+            programs!(@kprobe $name [$($kprobe)*] [$($outer)?]);
             programs!(@fentry $name $function $args [$($fentry)*]);
         )*
 
@@ -579,7 +621,7 @@ macro_rules! programs {
     };
 
     // The kprobe flavour: the entry always, stashing the arguments when a kretprobe follows.
-    (@kprobe $name:ident [entry, return]) => {
+    (@kprobe $name:ident [entry, return] []) => {
         #[kprobe]
         pub fn ${concat($name, _kprobe)}(ctx: ProbeContext) -> u32 {
             let a = kp_args(&ctx);
@@ -594,7 +636,27 @@ macro_rules! programs {
             0
         }
     };
-    (@kprobe $name:ident [entry]) => {
+    // Arguments from the outer hook's stash when its kprobe entry ran (the loader then leaves
+    // this entry unattached), else from this hook's own.
+    (@kprobe $name:ident [entry, return] [$outer:ident]) => {
+        #[kprobe]
+        pub fn ${concat($name, _kprobe)}(ctx: ProbeContext) -> u32 {
+            let a = kp_args(&ctx);
+            stash(StashKey::$name, a);
+            ${concat($name, _enter)}(&a);
+            0
+        }
+        #[kretprobe]
+        pub fn ${concat($name, _kretprobe)}(ctx: RetProbeContext) -> u32 {
+            let a = match peek(StashKey::$outer) {
+                Some(a) => a,
+                None => unstash(StashKey::$name),
+            };
+            ${concat($name, _exit)}(&a, ctx.ret::<u64>());
+            0
+        }
+    };
+    (@kprobe $name:ident [entry] []) => {
         #[kprobe]
         pub fn ${concat($name, _kprobe)}(ctx: ProbeContext) -> u32 {
             ${concat($name, _enter)}(&kp_args(&ctx));
