@@ -446,9 +446,9 @@ fn vm_bench(o: &BenchOpts, which: &str) -> Result<()> {
         bail!("pick one kernel for a VM benchmark (--kernel 6.1, 6.12, 7.2, 7.3 or newest)");
     };
     if let Some(shift) = o.icount {
-        if which != "mount" {
+        if which != "mount" && which != "probe" {
             bail!(
-                "--icount applies to mount-overhead only (the other VM benches time host-visible waits or count events)"
+                "--icount applies to mount-overhead and probe-cost only (the other VM benches time host-visible waits or count events)"
             );
         }
         mount::check_shift(shift)?;
