@@ -24,15 +24,15 @@ use core::arch::asm;
 
 use aya_ebpf::{
     helpers::{
-        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_smp_processor_id, bpf_ktime_get_ns,
-        bpf_probe_read_kernel,
+        bpf_get_current_pid_tgid, bpf_get_smp_processor_id, bpf_ktime_get_ns,
+        bpf_probe_read_kernel, generated as bpfh,
     },
     macros::{fentry, fexit, kprobe, kretprobe, map, tracepoint},
     maps::{Array, LruHashMap, PerCpuArray, RingBuf},
     programs::{FEntryContext, FExitContext, ProbeContext, RetProbeContext, TracePointContext},
 };
 use notify_common::{
-    Event, Header, Holder, MemoryFailure, Mount, Notify, Offsets, Payload, RING_BYTES, Return,
+    COMM_LEN, Event, Holder, MemoryFailure, Mount, Notify, Offsets, Payload, RING_BYTES, Return,
     SB_BORN, Signal, kind, readiness, syscall, xfs_tp,
 };
 
@@ -71,11 +71,14 @@ struct Stashed {
 #[unsafe(no_mangle)]
 static OFFSETS: Offsets = Offsets::unknown();
 
-#[inline(always)]
-fn offsets() -> Offsets {
-    // SAFETY: a global the loader rewrites before load; volatile so the compiler keeps the load
-    // instead of folding the `unknown()` initialiser.
-    unsafe { core::ptr::read_volatile(&OFFSETS) }
+/// One field of [`OFFSETS`]. Volatile, so the compiler keeps the load instead of folding the
+/// `unknown()` initialiser; one field at a time, since a volatile copy of the whole struct is a
+/// load of every field (20) in every program, whichever it reads.
+macro_rules! off {
+    ($field:ident) => {
+        // SAFETY: a global the loader rewrites before load, never written after.
+        unsafe { core::ptr::read_volatile(&raw const OFFSETS.$field) }
+    };
 }
 
 /// Reads a `T` at `base + off` in kernel memory; `None` for a NULL base, an unknown offset or a
@@ -116,18 +119,26 @@ fn emit(kind: u32, payload: Payload) {
     let seq = next_seq();
     match EVENTS.reserve::<Event>(0) {
         Some(mut entry) => {
-            let ev = Event {
-                header: Header {
-                    seq,
-                    ktime_ns: unsafe { bpf_ktime_get_ns() },
-                    pid_tgid: bpf_get_current_pid_tgid(),
-                    cpu: unsafe { bpf_get_smp_processor_id() },
-                    kind,
-                    comm: bpf_get_current_comm().unwrap_or([0; 16]),
-                },
-                payload,
-            };
-            entry.write(ev);
+            // Written in place, field by field: an `Event` built on the stack and copied in was
+            // ~100 of the ~185 instructions of a small program (the `comm` array moved byte by
+            // byte through three stack copies, and memset/memcpy as BPF subprogram calls).
+            let ev = entry.as_mut_ptr();
+            // SAFETY: `ev` is the reserved record, `size_of::<Event>()` bytes, ours until the
+            // submit; every header field is written, and the payload as the caller built it
+            // (the bytes of a union past its variant were never written, nor read).
+            unsafe {
+                let h = &raw mut (*ev).header;
+                (*h).seq = seq;
+                (*h).ktime_ns = bpf_ktime_get_ns();
+                (*h).pid_tgid = bpf_get_current_pid_tgid();
+                (*h).cpu = bpf_get_smp_processor_id();
+                (*h).kind = kind;
+                let comm = &raw mut (*h).comm;
+                if bpfh::bpf_get_current_comm(comm.cast(), COMM_LEN as u32) != 0 {
+                    *comm = [0; COMM_LEN];
+                }
+                (&raw mut (*ev).payload).write(payload);
+            }
             entry.submit(0);
         }
         None => {
@@ -234,15 +245,14 @@ fn int(ret: u64) -> i64 {
 
 /// A step of the mount path: `holder` (the `struct xfs_mount *`, 0 if unknown), the function's
 /// own first argument, and what the superblock `sb` (0 if unknown) says of flags and device.
-/// `o` is the caller's [`offsets()`] (read once per program: it is a volatile copy).
 #[inline(always)]
-fn emit_mount(kind: u32, o: &Offsets, holder: u64, arg: u64, sb: u64, ret: i64) {
+fn emit_mount(kind: u32, holder: u64, arg: u64, sb: u64, ret: i64) {
     let payload = Mount {
         holder,
         arg,
-        s_flags: read_at::<u64>(sb, o.sb_s_flags).unwrap_or(0),
+        s_flags: read_at::<u64>(sb, off!(sb_s_flags)).unwrap_or(0),
         ret,
-        dev: read_at::<u32>(sb, o.sb_s_dev).unwrap_or(0),
+        dev: read_at::<u32>(sb, off!(sb_s_dev)).unwrap_or(0),
         _pad: 0,
     };
     emit(kind, Payload { mount: payload });
@@ -251,40 +261,36 @@ fn emit_mount(kind: u32, o: &Offsets, holder: u64, arg: u64, sb: u64, ret: i64) 
 /// Holder of a superblock: XFS keeps its `struct xfs_mount *` in `sb->s_fs_info`.
 #[inline(always)]
 fn sb_mount(kind: u32, sb: u64, ret: i64) {
-    let o = offsets();
-    let holder = read_at::<u64>(sb, o.sb_s_fs_info).unwrap_or(0);
-    emit_mount(kind, &o, holder, sb, sb, ret);
+    let holder = read_at::<u64>(sb, off!(sb_s_fs_info)).unwrap_or(0);
+    emit_mount(kind, holder, sb, sb, ret);
 }
 
 /// A step whose argument is the `struct xfs_mount *` itself.
 #[inline(always)]
 fn mp_mount(kind: u32, mp: u64, ret: i64) {
-    let o = offsets();
-    let sb = read_at::<u64>(mp, o.xfs_m_super).unwrap_or(0);
-    emit_mount(kind, &o, mp, mp, sb, ret);
+    let sb = read_at::<u64>(mp, off!(xfs_m_super)).unwrap_or(0);
+    emit_mount(kind, mp, mp, sb, ret);
 }
 
 /// A step whose argument is the `struct xlog *`.
 #[inline(always)]
 fn log_mount(kind: u32, log: u64, ret: i64) {
-    let o = offsets();
-    let mp = read_at::<u64>(log, o.xlog_l_mp).unwrap_or(0);
-    let sb = read_at::<u64>(mp, o.xfs_m_super).unwrap_or(0);
-    emit_mount(kind, &o, mp, log, sb, ret);
+    let mp = read_at::<u64>(log, off!(xlog_l_mp)).unwrap_or(0);
+    let sb = read_at::<u64>(mp, off!(xfs_m_super)).unwrap_or(0);
+    emit_mount(kind, mp, log, sb, ret);
 }
 
 /// `dax_holder_notify_failure(dax_dev, off, len, mf_flags)` entry. Reads what XFS itself will
 /// check: `holder->m_super->s_flags & SB_BORN`.
 #[inline(always)]
 fn on_notify_enter(a: Args) {
-    let o = offsets();
     let dax_dev = a[0];
-    let holder = read_at::<u64>(dax_dev, o.dax_holder_data).unwrap_or(0);
-    let holder_ops = read_at::<u64>(dax_dev, o.dax_holder_ops).unwrap_or(0);
-    let sb = read_at::<u64>(holder, o.xfs_m_super);
-    let s_flags = sb.and_then(|sb| read_at::<u64>(sb, o.sb_s_flags));
+    let holder = read_at::<u64>(dax_dev, off!(dax_holder_data)).unwrap_or(0);
+    let holder_ops = read_at::<u64>(dax_dev, off!(dax_holder_ops)).unwrap_or(0);
+    let sb = read_at::<u64>(holder, off!(xfs_m_super));
+    let s_flags = sb.and_then(|sb| read_at::<u64>(sb, off!(sb_s_flags)));
     let dev = sb
-        .and_then(|sb| read_at::<u32>(sb, o.sb_s_dev))
+        .and_then(|sb| read_at::<u32>(sb, off!(sb_s_dev)))
         .unwrap_or(0);
     let readiness = match (holder, s_flags) {
         (0, _) => readiness::NO_HOLDER,
@@ -325,7 +331,6 @@ fn on_ret(kind: u32, object: u64, offset: u64, len: u64, ret: i64) {
 /// `fs_dax_get_by_bdev(bdev, &start_off, holder, ops)` returned `dax_dev`.
 #[inline(always)]
 fn on_holder_get(a: Args, dax_dev: u64) {
-    let o = offsets();
     let start_off = if a[1] != 0 {
         unsafe { bpf_probe_read_kernel(a[1] as *const u64) }.unwrap_or(0)
     } else {
@@ -336,7 +341,7 @@ fn on_holder_get(a: Args, dax_dev: u64) {
         holder: a[2],
         holder_ops: a[3],
         start_off,
-        dev: read_at::<u32>(a[0], o.bdev_bd_dev).unwrap_or(0),
+        dev: read_at::<u32>(a[0], off!(bdev_bd_dev)).unwrap_or(0),
         _pad: 0,
     };
     emit(kind::HOLDER_GET, Payload { holder: payload });
@@ -345,11 +350,10 @@ fn on_holder_get(a: Args, dax_dev: u64) {
 /// `fs_put_dax(dax_dev, holder)`.
 #[inline(always)]
 fn on_holder_put(dax_dev: u64, holder: u64) {
-    let o = offsets();
     let payload = Holder {
         dax_dev,
         holder,
-        holder_ops: read_at::<u64>(dax_dev, o.dax_holder_ops).unwrap_or(0),
+        holder_ops: read_at::<u64>(dax_dev, off!(dax_holder_ops)).unwrap_or(0),
         start_off: 0,
         dev: 0,
         _pad: 0,
@@ -360,11 +364,10 @@ fn on_holder_put(dax_dev: u64, holder: u64) {
 /// `vfs_get_tree(fc)` returned: the superblock is `fc->root->d_sb`, born now if `ret == 0`.
 #[inline(always)]
 fn on_get_tree_exit(fc: u64, ret: i64) {
-    let o = offsets();
-    let root = read_at::<u64>(fc, o.fc_root).unwrap_or(0);
-    let sb = read_at::<u64>(root, o.dentry_d_sb).unwrap_or(0);
-    let holder = read_at::<u64>(sb, o.sb_s_fs_info).unwrap_or(0);
-    emit_mount(kind::GET_TREE_EXIT, &o, holder, fc, sb, ret);
+    let root = read_at::<u64>(fc, off!(fc_root)).unwrap_or(0);
+    let sb = read_at::<u64>(root, off!(dentry_d_sb)).unwrap_or(0);
+    let holder = read_at::<u64>(sb, off!(sb_s_fs_info)).unwrap_or(0);
+    emit_mount(kind::GET_TREE_EXIT, holder, fc, sb, ret);
 }
 
 #[inline(always)]
@@ -391,13 +394,12 @@ fn tp_read<T>(ctx: &TracePointContext, off: u32) -> Option<T> {
 /// `ras:memory_failure_event` (or `memory_failure:memory_failure_event`).
 #[inline(always)]
 fn on_mf_event(ctx: &TracePointContext) {
-    let o = offsets();
     let payload = MemoryFailure {
-        pfn: tp_read::<u64>(ctx, o.tp_mf_pfn).unwrap_or(0),
+        pfn: tp_read::<u64>(ctx, off!(tp_mf_pfn)).unwrap_or(0),
         ret: 0,
         flags: 0,
-        mf_type: tp_read::<i32>(ctx, o.tp_mf_type).unwrap_or(-1),
-        result: tp_read::<i32>(ctx, o.tp_mf_result).unwrap_or(-1),
+        mf_type: tp_read::<i32>(ctx, off!(tp_mf_type)).unwrap_or(-1),
+        result: tp_read::<i32>(ctx, off!(tp_mf_result)).unwrap_or(-1),
         _pad: 0,
     };
     emit(kind::MF_EVENT, Payload { mf: payload });
@@ -409,7 +411,7 @@ fn on_sys_exit(ctx: &TracePointContext, which: u64) {
         holder: 0,
         arg: which,
         s_flags: 0,
-        ret: tp_read::<i64>(ctx, offsets().tp_sys_ret).unwrap_or(0),
+        ret: tp_read::<i64>(ctx, off!(tp_sys_ret)).unwrap_or(0),
         dev: 0,
         _pad: 0,
     };
@@ -423,7 +425,7 @@ fn on_xfs_tp(ctx: &TracePointContext, which: u64) {
         arg: which,
         s_flags: 0,
         ret: 0,
-        dev: tp_read::<u32>(ctx, offsets().tp_xfs_dev).unwrap_or(0),
+        dev: tp_read::<u32>(ctx, off!(tp_xfs_dev)).unwrap_or(0),
         _pad: 0,
     };
     emit(kind::XFS_TRACEPOINT, Payload { mount: payload });
@@ -551,17 +553,16 @@ fn on_xfs_log_umount_write(ctx: &TracePointContext) {
 /// Every signal passes here; only SIGBUS is kept (the memory-failure kills and DAX faults).
 #[inline(always)]
 fn on_signal_generate(ctx: &TracePointContext) {
-    let o = offsets();
-    let sig = tp_read::<i32>(ctx, o.tp_sig_sig).unwrap_or(0);
+    let sig = tp_read::<i32>(ctx, off!(tp_sig_sig)).unwrap_or(0);
     if sig != SIGBUS {
         return;
     }
     let payload = Signal {
         sig,
-        code: tp_read::<i32>(ctx, o.tp_sig_code).unwrap_or(0),
-        target: tp_read::<i32>(ctx, o.tp_sig_pid).unwrap_or(0),
-        result: tp_read::<i32>(ctx, o.tp_sig_result).unwrap_or(-1),
-        comm: tp_read::<[u8; 16]>(ctx, o.tp_sig_comm).unwrap_or([0; 16]),
+        code: tp_read::<i32>(ctx, off!(tp_sig_code)).unwrap_or(0),
+        target: tp_read::<i32>(ctx, off!(tp_sig_pid)).unwrap_or(0),
+        result: tp_read::<i32>(ctx, off!(tp_sig_result)).unwrap_or(-1),
+        comm: tp_read::<[u8; 16]>(ctx, off!(tp_sig_comm)).unwrap_or([0; 16]),
     };
     emit(kind::SIGBUS, Payload { signal: payload });
 }
