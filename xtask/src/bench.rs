@@ -498,7 +498,8 @@ fn vm_bench(o: &BenchOpts, which: &str) -> Result<()> {
     let accel = match o.icount {
         Some(shift) => {
             let args = mount::icount_args(shift);
-            vm::set_extra_args(&args.iter().map(String::as_str).collect::<Vec<_>>());
+            // Added to the image's own (probe-cost: the host /usr share for bpftrace).
+            vm::add_extra_args(&args.iter().map(String::as_str).collect::<Vec<_>>());
             format!("TCG with `{}`", args.join(" "))
         }
         None => "TCG".to_string(),
