@@ -212,10 +212,10 @@ pub(super) fn report(
             e.2 += last.0 - first.0;
         }
     }
-    // The instruction-driven run has its own section, beside the wall-clock one.
+    // The instruction-driven runs have their own section per kernel, beside the wall-clock one.
     let section = match o.icount {
         None => "probe-cost".to_string(),
-        Some(_) => "probe-cost-icount".to_string(),
+        Some(_) => format!("probe-cost-icount-{}", o.kernel),
     };
     let mut b = String::new();
     section_head(
