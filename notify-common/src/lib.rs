@@ -355,6 +355,11 @@ impl Default for Offsets {
 ///   a kretprobe cannot see the arguments, so with a `return` half the entry stashes them for it.
 /// - `fentry`: the fentry flavour's halves, any of `entry` and `return` (`[]`: no fentry
 ///   flavour). fexit sees the arguments, so a hook that tells nothing at entry has no fentry.
+/// - `args_from` (optional): a hook whose function is the only caller of this one and passes it
+///   its own arguments. The kprobe return half then takes them from that hook's stash (left in
+///   place for its own return), and when that hook is attached by kprobe too the loader does not
+///   attach this one's entry program: a kprobe entry less per call. The entry program stays for
+///   an agent whose outer hook is an fentry (it does not stash).
 /// - `required`: whether notify's job needs it (health checks): the notification itself and the
 ///   holder's life.
 /// - `role`: what it tells, for reports.
@@ -392,6 +397,9 @@ macro_rules! hooks {
                     args: 4,
                     kprobe: [entry, return],
                     fentry: [return],
+                    // Called only as `holder_ops->notify_failure` from
+                    // dax_holder_notify_failure, with its arguments (drivers/dax/super.c).
+                    args_from: notify,
                     required: false,
                     role: "XFS's own verdict (-EIO: not ready, dropped)",
                 }

@@ -24,15 +24,15 @@ use core::arch::asm;
 
 use aya_ebpf::{
     helpers::{
-        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_smp_processor_id, bpf_ktime_get_ns,
-        bpf_probe_read_kernel,
+        bpf_get_current_pid_tgid, bpf_get_smp_processor_id, bpf_ktime_get_ns,
+        bpf_probe_read_kernel, generated as bpfh,
     },
     macros::{fentry, fexit, kprobe, kretprobe, map, tracepoint},
     maps::{Array, LruHashMap, PerCpuArray, RingBuf},
     programs::{FEntryContext, FExitContext, ProbeContext, RetProbeContext, TracePointContext},
 };
 use notify_common::{
-    Event, Header, Holder, MemoryFailure, Mount, Notify, Offsets, Payload, RING_BYTES, Return,
+    COMM_LEN, Event, Holder, MemoryFailure, Mount, Notify, Offsets, Payload, RING_BYTES, Return,
     SB_BORN, Signal, kind, readiness, syscall, xfs_tp,
 };
 
@@ -48,19 +48,37 @@ static LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 static SEQ: Array<u64> = Array::with_max_entries(1, 0);
 
 /// Arguments stashed by a kprobe for its kretprobe: key (pid_tgid, [`StashKey`]). LRU, so that
-/// entries orphaned by a missed kretprobe (maxactive exhausted) age out instead of filling it.
+/// the slots of threads that are gone (and entries orphaned by a missed kretprobe, maxactive
+/// exhausted) age out instead of filling it.
+///
+/// A thread keeps its slot per hook: the entry writes the arguments into it in place and the
+/// return reads them and clears `live`, both through a lookup (inlined by the verifier, no lock).
+/// Only a thread's first call of a hook (or one after its slot aged out) pays for an insert,
+/// which in an LRU hash takes the map's LRU lock; an insert and a remove per call was most of
+/// what the kprobe flavour's entry cost beyond the fentry flavour's.
 #[map(name = "STASH")]
-static STASH: LruHashMap<[u64; 2], Args> = LruHashMap::with_max_entries(8192, 0);
+static STASH: LruHashMap<[u64; 2], Stashed> = LruHashMap::with_max_entries(8192, 0);
+
+/// A stash slot: the arguments, and whether an entry wrote them since the last return read them.
+#[derive(Clone, Copy)]
+#[repr(C)]
+struct Stashed {
+    args: Args,
+    live: u64,
+}
 
 /// Filled in by the loader from the running kernel's BTF and tracefs formats.
 #[unsafe(no_mangle)]
 static OFFSETS: Offsets = Offsets::unknown();
 
-#[inline(always)]
-fn offsets() -> Offsets {
-    // SAFETY: a global the loader rewrites before load; volatile so the compiler keeps the load
-    // instead of folding the `unknown()` initialiser.
-    unsafe { core::ptr::read_volatile(&OFFSETS) }
+/// One field of [`OFFSETS`]. Volatile, so the compiler keeps the load instead of folding the
+/// `unknown()` initialiser; one field at a time, since a volatile copy of the whole struct is a
+/// load of every field (20) in every program, whichever it reads.
+macro_rules! off {
+    ($field:ident) => {
+        // SAFETY: a global the loader rewrites before load, never written after.
+        unsafe { core::ptr::read_volatile(&raw const OFFSETS.$field) }
+    };
 }
 
 /// Reads a `T` at `base + off` in kernel memory; `None` for a NULL base, an unknown offset or a
@@ -101,18 +119,26 @@ fn emit(kind: u32, payload: Payload) {
     let seq = next_seq();
     match EVENTS.reserve::<Event>(0) {
         Some(mut entry) => {
-            let ev = Event {
-                header: Header {
-                    seq,
-                    ktime_ns: unsafe { bpf_ktime_get_ns() },
-                    pid_tgid: bpf_get_current_pid_tgid(),
-                    cpu: unsafe { bpf_get_smp_processor_id() },
-                    kind,
-                    comm: bpf_get_current_comm().unwrap_or([0; 16]),
-                },
-                payload,
-            };
-            entry.write(ev);
+            // Written in place, field by field: an `Event` built on the stack and copied in was
+            // ~100 of the ~185 instructions of a small program (the `comm` array moved byte by
+            // byte through three stack copies, and memset/memcpy as BPF subprogram calls).
+            let ev = entry.as_mut_ptr();
+            // SAFETY: `ev` is the reserved record, `size_of::<Event>()` bytes, ours until the
+            // submit; every header field is written, and the payload as the caller built it
+            // (the bytes of a union past its variant were never written, nor read).
+            unsafe {
+                let h = &raw mut (*ev).header;
+                (*h).seq = seq;
+                (*h).ktime_ns = bpf_ktime_get_ns();
+                (*h).pid_tgid = bpf_get_current_pid_tgid();
+                (*h).cpu = bpf_get_smp_processor_id();
+                (*h).kind = kind;
+                let comm = &raw mut (*h).comm;
+                if bpfh::bpf_get_current_comm(comm.cast(), COMM_LEN as u32) != 0 {
+                    *comm = [0; COMM_LEN];
+                }
+                (&raw mut (*ev).payload).write(payload);
+            }
             entry.submit(0);
         }
         None => {
@@ -131,16 +157,42 @@ type Args = [u64; 4];
 
 #[inline(always)]
 fn stash(hook: StashKey, args: Args) {
-    let _ = STASH.insert([bpf_get_current_pid_tgid(), hook as u64], args, 0);
+    let key = [bpf_get_current_pid_tgid(), hook as u64];
+    let slot = Stashed { args, live: 1 };
+    match STASH.get_ptr_mut(key) {
+        // SAFETY: the map value, valid for the map's lifetime; only this thread writes its key.
+        Some(p) => unsafe { *p = slot },
+        None => {
+            let _ = STASH.insert(key, slot, 0);
+        }
+    }
 }
 
+/// The arguments the entry of `hook` stashed for this thread, and marks them read; zeros when
+/// there are none (entry not seen).
 #[inline(always)]
 fn unstash(hook: StashKey) -> Args {
-    let key = [bpf_get_current_pid_tgid(), hook as u64];
-    // SAFETY: the value is copied out before the remove.
-    let args = unsafe { STASH.get(key) }.copied().unwrap_or([0; 4]);
-    let _ = STASH.remove(key);
-    args
+    match STASH.get_ptr_mut([bpf_get_current_pid_tgid(), hook as u64]) {
+        // SAFETY: as in `stash`.
+        Some(p) => unsafe {
+            if (*p).live == 0 {
+                return [0; 4];
+            }
+            (*p).live = 0;
+            (*p).args
+        },
+        None => [0; 4],
+    }
+}
+
+/// The arguments `outer`'s entry stashed for this thread, left for `outer`'s own return: for
+/// a function called only from `outer` with `outer`'s own arguments (`xfs_dax_notify_failure`
+/// from `dax_holder_notify_failure`), whose return then needs no entry program.
+#[inline(always)]
+fn peek(outer: StashKey) -> Option<Args> {
+    // SAFETY: as in `stash`.
+    let p = STASH.get_ptr_mut([bpf_get_current_pid_tgid(), outer as u64])?;
+    unsafe { ((*p).live != 0).then(|| (*p).args) }
 }
 
 /// The kprobe flavour's arguments: the four argument registers, whatever the function's count
@@ -193,15 +245,14 @@ fn int(ret: u64) -> i64 {
 
 /// A step of the mount path: `holder` (the `struct xfs_mount *`, 0 if unknown), the function's
 /// own first argument, and what the superblock `sb` (0 if unknown) says of flags and device.
-/// `o` is the caller's [`offsets()`] (read once per program: it is a volatile copy).
 #[inline(always)]
-fn emit_mount(kind: u32, o: &Offsets, holder: u64, arg: u64, sb: u64, ret: i64) {
+fn emit_mount(kind: u32, holder: u64, arg: u64, sb: u64, ret: i64) {
     let payload = Mount {
         holder,
         arg,
-        s_flags: read_at::<u64>(sb, o.sb_s_flags).unwrap_or(0),
+        s_flags: read_at::<u64>(sb, off!(sb_s_flags)).unwrap_or(0),
         ret,
-        dev: read_at::<u32>(sb, o.sb_s_dev).unwrap_or(0),
+        dev: read_at::<u32>(sb, off!(sb_s_dev)).unwrap_or(0),
         _pad: 0,
     };
     emit(kind, Payload { mount: payload });
@@ -210,40 +261,36 @@ fn emit_mount(kind: u32, o: &Offsets, holder: u64, arg: u64, sb: u64, ret: i64) 
 /// Holder of a superblock: XFS keeps its `struct xfs_mount *` in `sb->s_fs_info`.
 #[inline(always)]
 fn sb_mount(kind: u32, sb: u64, ret: i64) {
-    let o = offsets();
-    let holder = read_at::<u64>(sb, o.sb_s_fs_info).unwrap_or(0);
-    emit_mount(kind, &o, holder, sb, sb, ret);
+    let holder = read_at::<u64>(sb, off!(sb_s_fs_info)).unwrap_or(0);
+    emit_mount(kind, holder, sb, sb, ret);
 }
 
 /// A step whose argument is the `struct xfs_mount *` itself.
 #[inline(always)]
 fn mp_mount(kind: u32, mp: u64, ret: i64) {
-    let o = offsets();
-    let sb = read_at::<u64>(mp, o.xfs_m_super).unwrap_or(0);
-    emit_mount(kind, &o, mp, mp, sb, ret);
+    let sb = read_at::<u64>(mp, off!(xfs_m_super)).unwrap_or(0);
+    emit_mount(kind, mp, mp, sb, ret);
 }
 
 /// A step whose argument is the `struct xlog *`.
 #[inline(always)]
 fn log_mount(kind: u32, log: u64, ret: i64) {
-    let o = offsets();
-    let mp = read_at::<u64>(log, o.xlog_l_mp).unwrap_or(0);
-    let sb = read_at::<u64>(mp, o.xfs_m_super).unwrap_or(0);
-    emit_mount(kind, &o, mp, log, sb, ret);
+    let mp = read_at::<u64>(log, off!(xlog_l_mp)).unwrap_or(0);
+    let sb = read_at::<u64>(mp, off!(xfs_m_super)).unwrap_or(0);
+    emit_mount(kind, mp, log, sb, ret);
 }
 
 /// `dax_holder_notify_failure(dax_dev, off, len, mf_flags)` entry. Reads what XFS itself will
 /// check: `holder->m_super->s_flags & SB_BORN`.
 #[inline(always)]
 fn on_notify_enter(a: Args) {
-    let o = offsets();
     let dax_dev = a[0];
-    let holder = read_at::<u64>(dax_dev, o.dax_holder_data).unwrap_or(0);
-    let holder_ops = read_at::<u64>(dax_dev, o.dax_holder_ops).unwrap_or(0);
-    let sb = read_at::<u64>(holder, o.xfs_m_super);
-    let s_flags = sb.and_then(|sb| read_at::<u64>(sb, o.sb_s_flags));
+    let holder = read_at::<u64>(dax_dev, off!(dax_holder_data)).unwrap_or(0);
+    let holder_ops = read_at::<u64>(dax_dev, off!(dax_holder_ops)).unwrap_or(0);
+    let sb = read_at::<u64>(holder, off!(xfs_m_super));
+    let s_flags = sb.and_then(|sb| read_at::<u64>(sb, off!(sb_s_flags)));
     let dev = sb
-        .and_then(|sb| read_at::<u32>(sb, o.sb_s_dev))
+        .and_then(|sb| read_at::<u32>(sb, off!(sb_s_dev)))
         .unwrap_or(0);
     let readiness = match (holder, s_flags) {
         (0, _) => readiness::NO_HOLDER,
@@ -284,7 +331,6 @@ fn on_ret(kind: u32, object: u64, offset: u64, len: u64, ret: i64) {
 /// `fs_dax_get_by_bdev(bdev, &start_off, holder, ops)` returned `dax_dev`.
 #[inline(always)]
 fn on_holder_get(a: Args, dax_dev: u64) {
-    let o = offsets();
     let start_off = if a[1] != 0 {
         unsafe { bpf_probe_read_kernel(a[1] as *const u64) }.unwrap_or(0)
     } else {
@@ -295,7 +341,7 @@ fn on_holder_get(a: Args, dax_dev: u64) {
         holder: a[2],
         holder_ops: a[3],
         start_off,
-        dev: read_at::<u32>(a[0], o.bdev_bd_dev).unwrap_or(0),
+        dev: read_at::<u32>(a[0], off!(bdev_bd_dev)).unwrap_or(0),
         _pad: 0,
     };
     emit(kind::HOLDER_GET, Payload { holder: payload });
@@ -304,11 +350,10 @@ fn on_holder_get(a: Args, dax_dev: u64) {
 /// `fs_put_dax(dax_dev, holder)`.
 #[inline(always)]
 fn on_holder_put(dax_dev: u64, holder: u64) {
-    let o = offsets();
     let payload = Holder {
         dax_dev,
         holder,
-        holder_ops: read_at::<u64>(dax_dev, o.dax_holder_ops).unwrap_or(0),
+        holder_ops: read_at::<u64>(dax_dev, off!(dax_holder_ops)).unwrap_or(0),
         start_off: 0,
         dev: 0,
         _pad: 0,
@@ -319,11 +364,10 @@ fn on_holder_put(dax_dev: u64, holder: u64) {
 /// `vfs_get_tree(fc)` returned: the superblock is `fc->root->d_sb`, born now if `ret == 0`.
 #[inline(always)]
 fn on_get_tree_exit(fc: u64, ret: i64) {
-    let o = offsets();
-    let root = read_at::<u64>(fc, o.fc_root).unwrap_or(0);
-    let sb = read_at::<u64>(root, o.dentry_d_sb).unwrap_or(0);
-    let holder = read_at::<u64>(sb, o.sb_s_fs_info).unwrap_or(0);
-    emit_mount(kind::GET_TREE_EXIT, &o, holder, fc, sb, ret);
+    let root = read_at::<u64>(fc, off!(fc_root)).unwrap_or(0);
+    let sb = read_at::<u64>(root, off!(dentry_d_sb)).unwrap_or(0);
+    let holder = read_at::<u64>(sb, off!(sb_s_fs_info)).unwrap_or(0);
+    emit_mount(kind::GET_TREE_EXIT, holder, fc, sb, ret);
 }
 
 #[inline(always)]
@@ -350,13 +394,12 @@ fn tp_read<T>(ctx: &TracePointContext, off: u32) -> Option<T> {
 /// `ras:memory_failure_event` (or `memory_failure:memory_failure_event`).
 #[inline(always)]
 fn on_mf_event(ctx: &TracePointContext) {
-    let o = offsets();
     let payload = MemoryFailure {
-        pfn: tp_read::<u64>(ctx, o.tp_mf_pfn).unwrap_or(0),
+        pfn: tp_read::<u64>(ctx, off!(tp_mf_pfn)).unwrap_or(0),
         ret: 0,
         flags: 0,
-        mf_type: tp_read::<i32>(ctx, o.tp_mf_type).unwrap_or(-1),
-        result: tp_read::<i32>(ctx, o.tp_mf_result).unwrap_or(-1),
+        mf_type: tp_read::<i32>(ctx, off!(tp_mf_type)).unwrap_or(-1),
+        result: tp_read::<i32>(ctx, off!(tp_mf_result)).unwrap_or(-1),
         _pad: 0,
     };
     emit(kind::MF_EVENT, Payload { mf: payload });
@@ -368,7 +411,7 @@ fn on_sys_exit(ctx: &TracePointContext, which: u64) {
         holder: 0,
         arg: which,
         s_flags: 0,
-        ret: tp_read::<i64>(ctx, offsets().tp_sys_ret).unwrap_or(0),
+        ret: tp_read::<i64>(ctx, off!(tp_sys_ret)).unwrap_or(0),
         dev: 0,
         _pad: 0,
     };
@@ -382,7 +425,7 @@ fn on_xfs_tp(ctx: &TracePointContext, which: u64) {
         arg: which,
         s_flags: 0,
         ret: 0,
-        dev: tp_read::<u32>(ctx, offsets().tp_xfs_dev).unwrap_or(0),
+        dev: tp_read::<u32>(ctx, off!(tp_xfs_dev)).unwrap_or(0),
         _pad: 0,
     };
     emit(kind::XFS_TRACEPOINT, Payload { mount: payload });
@@ -510,17 +553,16 @@ fn on_xfs_log_umount_write(ctx: &TracePointContext) {
 /// Every signal passes here; only SIGBUS is kept (the memory-failure kills and DAX faults).
 #[inline(always)]
 fn on_signal_generate(ctx: &TracePointContext) {
-    let o = offsets();
-    let sig = tp_read::<i32>(ctx, o.tp_sig_sig).unwrap_or(0);
+    let sig = tp_read::<i32>(ctx, off!(tp_sig_sig)).unwrap_or(0);
     if sig != SIGBUS {
         return;
     }
     let payload = Signal {
         sig,
-        code: tp_read::<i32>(ctx, o.tp_sig_code).unwrap_or(0),
-        target: tp_read::<i32>(ctx, o.tp_sig_pid).unwrap_or(0),
-        result: tp_read::<i32>(ctx, o.tp_sig_result).unwrap_or(-1),
-        comm: tp_read::<[u8; 16]>(ctx, o.tp_sig_comm).unwrap_or([0; 16]),
+        code: tp_read::<i32>(ctx, off!(tp_sig_code)).unwrap_or(0),
+        target: tp_read::<i32>(ctx, off!(tp_sig_pid)).unwrap_or(0),
+        result: tp_read::<i32>(ctx, off!(tp_sig_result)).unwrap_or(-1),
+        comm: tp_read::<[u8; 16]>(ctx, off!(tp_sig_comm)).unwrap_or([0; 16]),
     };
     emit(kind::SIGBUS, Payload { signal: payload });
 }
@@ -541,6 +583,7 @@ macro_rules! programs {
                     args: $args:literal,
                     kprobe: [$($kprobe:tt)*],
                     fentry: [$($fentry:tt)*],
+                    $(args_from: $outer:ident,)?
                     required: $required:literal,
                     role: $role:literal $(,)?
                 }
@@ -565,7 +608,7 @@ macro_rules! programs {
         }
 
         $(
-            programs!(@kprobe $name [$($kprobe)*]);
+            programs!(@kprobe $name [$($kprobe)*] [$($outer)?]);
             programs!(@fentry $name $function $args [$($fentry)*]);
         )*
 
@@ -579,7 +622,7 @@ macro_rules! programs {
     };
 
     // The kprobe flavour: the entry always, stashing the arguments when a kretprobe follows.
-    (@kprobe $name:ident [entry, return]) => {
+    (@kprobe $name:ident [entry, return] []) => {
         #[kprobe]
         pub fn ${concat($name, _kprobe)}(ctx: ProbeContext) -> u32 {
             let a = kp_args(&ctx);
@@ -594,7 +637,27 @@ macro_rules! programs {
             0
         }
     };
-    (@kprobe $name:ident [entry]) => {
+    // Arguments from the outer hook's stash when its kprobe entry ran (the loader then leaves
+    // this entry unattached), else from this hook's own.
+    (@kprobe $name:ident [entry, return] [$outer:ident]) => {
+        #[kprobe]
+        pub fn ${concat($name, _kprobe)}(ctx: ProbeContext) -> u32 {
+            let a = kp_args(&ctx);
+            stash(StashKey::$name, a);
+            ${concat($name, _enter)}(&a);
+            0
+        }
+        #[kretprobe]
+        pub fn ${concat($name, _kretprobe)}(ctx: RetProbeContext) -> u32 {
+            let a = match peek(StashKey::$outer) {
+                Some(a) => a,
+                None => unstash(StashKey::$name),
+            };
+            ${concat($name, _exit)}(&a, ctx.ret::<u64>());
+            0
+        }
+    };
+    (@kprobe $name:ident [entry] []) => {
         #[kprobe]
         pub fn ${concat($name, _kprobe)}(ctx: ProbeContext) -> u32 {
             ${concat($name, _enter)}(&kp_args(&ctx));

@@ -446,9 +446,9 @@ fn vm_bench(o: &BenchOpts, which: &str) -> Result<()> {
         bail!("pick one kernel for a VM benchmark (--kernel 6.1, 6.12, 7.2, 7.3 or newest)");
     };
     if let Some(shift) = o.icount {
-        if which != "mount" {
+        if which != "mount" && which != "probe" {
             bail!(
-                "--icount applies to mount-overhead only (the other VM benches time host-visible waits or count events)"
+                "--icount applies to mount-overhead and probe-cost only (the other VM benches time host-visible waits or count events)"
             );
         }
         mount::check_shift(shift)?;
@@ -498,7 +498,8 @@ fn vm_bench(o: &BenchOpts, which: &str) -> Result<()> {
     let accel = match o.icount {
         Some(shift) => {
             let args = mount::icount_args(shift);
-            vm::set_extra_args(&args.iter().map(String::as_str).collect::<Vec<_>>());
+            // Added to the image's own (probe-cost: the host /usr share for bpftrace).
+            vm::add_extra_args(&args.iter().map(String::as_str).collect::<Vec<_>>());
             format!("TCG with `{}`", args.join(" "))
         }
         None => "TCG".to_string(),

@@ -33,6 +33,14 @@ pub fn set_extra_args(args: &[&str]) {
     *EXTRA_ARGS.lock().unwrap() = args.iter().map(|s| s.to_string()).collect();
 }
 
+/// Adds to what [`set_extra_args`] set (probe-cost's 9p share and `--icount`'s clock together).
+pub fn add_extra_args(args: &[&str]) {
+    EXTRA_ARGS
+        .lock()
+        .unwrap()
+        .extend(args.iter().map(|s| s.to_string()));
+}
+
 /// Boots `vmlinuz` + `initrd` with `append` appended to the lab's base
 /// command line. The console goes to `console_log` as it arrives; `live`
 /// gets every line (for narration). The qemu process is killed after `timeout`.

@@ -170,8 +170,15 @@ pub fn error_chain(err: &dyn std::error::Error) -> String {
     s
 }
 
-fn attach_kprobe_flavour(ebpf: &mut Ebpf, hook: &Hook) -> Result<(), String> {
+/// `outer_stashes`: the hook's `args_from` hook is attached by kprobe, so this hook's return
+/// takes its arguments from that stash and its entry program is left unattached (and unloaded,
+/// if preloaded).
+fn attach_kprobe_flavour(ebpf: &mut Ebpf, hook: &Hook, outer_stashes: bool) -> Result<(), String> {
     for (prog, at) in hook.kprobe {
+        if outer_stashes && *at == Entry {
+            unload(ebpf, &[(*prog, *at)]);
+            continue;
+        }
         let p: &mut KProbe = program(ebpf, prog)?
             .try_into()
             .map_err(|e| format!("{prog}: {e}"))?;
@@ -286,14 +293,25 @@ pub fn attach_all(ebpf: &mut Ebpf, mode: AttachMode, env: &Env<'_>) -> Vec<Outco
     // Set once an fentry load fails for a reason that is the kernel's, not the function's: no
     // point trying the next hook the same way.
     let mut trampolines_broken = None;
-    let mut outcomes: Vec<Outcome> = HOOKS
-        .iter()
-        .map(|hook| {
-            let o = attach_hook(ebpf, hook, mode, env, &mut trampolines_broken);
-            phases::done(&format!("attach {}", hook.name));
-            o
-        })
-        .collect();
+    let mut outcomes: Vec<Outcome> = Vec::with_capacity(HOOKS.len() + TRACEPOINTS.len());
+    for hook in HOOKS {
+        // The outer hook comes first in HOOKS (a unit test in hooks.rs holds it to that).
+        let outer_stashes = hook.args_from.is_some_and(|outer| {
+            outcomes
+                .iter()
+                .any(|o| o.hook == outer && o.method == Some(Method::Kprobe))
+        });
+        let o = attach_hook(
+            ebpf,
+            hook,
+            mode,
+            env,
+            &mut trampolines_broken,
+            outer_stashes,
+        );
+        phases::done(&format!("attach {}", hook.name));
+        outcomes.push(o);
+    }
     outcomes.extend(TRACEPOINTS.iter().map(|tp| {
         let o = attach_tracepoint(ebpf, tp, env);
         phases::done(&format!("attach {}", tp.name));
@@ -304,7 +322,7 @@ pub fn attach_all(ebpf: &mut Ebpf, mode: AttachMode, env: &Env<'_>) -> Vec<Outco
 
 /// Attaches one hook by `mode` (used by `notify doctor` to try each method on its own).
 pub fn attach_one(ebpf: &mut Ebpf, hook: &Hook, mode: AttachMode, env: &Env<'_>) -> Outcome {
-    attach_hook(ebpf, hook, mode, env, &mut None)
+    attach_hook(ebpf, hook, mode, env, &mut None, false)
 }
 
 fn attach_hook(
@@ -313,6 +331,7 @@ fn attach_hook(
     mode: AttachMode,
     env: &Env<'_>,
     trampolines_broken: &mut Option<String>,
+    outer_stashes: bool,
 ) -> Outcome {
     let mut notes = Vec::new();
     let location = locate(env.ksyms, hook.function);
@@ -363,7 +382,7 @@ fn attach_hook(
         if method.is_none() {
             match &env.kprobes {
                 Err(why) => notes.push(format!("kprobe: {why}")),
-                Ok(()) => match attach_kprobe_flavour(ebpf, hook) {
+                Ok(()) => match attach_kprobe_flavour(ebpf, hook, outer_stashes) {
                     Ok(()) => method = Some(Method::Kprobe),
                     Err(e) => {
                         unload(ebpf, hook.kprobe);

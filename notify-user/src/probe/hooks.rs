@@ -27,6 +27,10 @@ pub struct Hook {
     /// Whether notify's job needs it (for health checks): the notification itself and the
     /// holder's life.
     pub required: bool,
+    /// The hook whose stash the kprobe return half reads first (`args_from` in the declaration):
+    /// the only caller of this function, passing its own arguments. When that hook is attached by
+    /// kprobe, this one's kprobe entry program is not attached.
+    pub args_from: Option<&'static str>,
     /// kprobe flavour programs.
     pub kprobe: &'static [(&'static str, At)],
     /// fentry flavour programs (empty: no fentry flavour).
@@ -56,6 +60,7 @@ macro_rules! tables {
                     args: $args:literal,
                     kprobe: [$($kprobe:tt)*],
                     fentry: [$($fentry:tt)*],
+                    $(args_from: $outer:ident,)?
                     required: $required:literal,
                     role: $role:literal $(,)?
                 }
@@ -79,6 +84,7 @@ macro_rules! tables {
                     args: $args,
                     role: $role,
                     required: $required,
+                    args_from: tables!(@outer $($outer)?),
                     kprobe: tables!(@kprobe $name [$($kprobe)*]),
                     fentry: tables!(@fentry $name [$($fentry)*]),
                 },
@@ -96,6 +102,13 @@ macro_rules! tables {
                 },
             )*
         ];
+    };
+
+    (@outer) => {
+        None
+    };
+    (@outer $outer:ident) => {
+        Some(stringify!($outer))
     };
 
     (@kprobe $name:ident [entry, return]) => {
@@ -161,6 +174,26 @@ mod tests {
                 h.name
             );
             assert!(h.args <= 4, "{}: the stash holds 4 arguments", h.name);
+            if let Some(outer) = h.args_from {
+                // attach_all decides on this hook's entry from the outer's outcome: the outer
+                // comes first, stashes at its kprobe entry, and has the same arguments.
+                let at = HOOKS.iter().position(|o| o.name == outer);
+                let me = HOOKS.iter().position(|o| o.name == h.name);
+                assert!(at < me, "{}: args_from {outer} must come before it", h.name);
+                let o = &HOOKS[at.unwrap()];
+                assert_eq!(
+                    o.kprobe.len(),
+                    2,
+                    "{outer} must stash (kprobe entry and return)"
+                );
+                assert_eq!(o.args, h.args, "{}: {outer} has other arguments", h.name);
+                assert_eq!(
+                    h.kprobe.len(),
+                    2,
+                    "{}: args_from needs a return half",
+                    h.name
+                );
+            }
         }
         for t in TRACEPOINTS {
             assert!(seen.insert(t.program));
