@@ -315,10 +315,16 @@ mod tests {
             assert!(e.contains("power of two from 64K to 1G"), "{bad}: {e}");
         }
         assert!(parse_ring_size("big").unwrap_err().contains("not a size"));
+        // Past u64: not a size at all; huge but representable: not a ring size.
+        assert!(
+            parse_ring_size("99999999999G")
+                .unwrap_err()
+                .contains("not a size")
+        );
         assert!(
             parse_ring_size("99999999G")
                 .unwrap_err()
-                .contains("not a size")
+                .contains("power of two")
         );
     }
 }
