@@ -104,7 +104,7 @@ pub fn prepare_loader() -> EbpfLoader<'static> {
 }
 
 /// [`load_object`] with a loader from [`prepare_loader`] and a ring buffer of `ring_bytes`
-/// (checked by [`crate::probe::ring::ring_size_ok`]).
+/// (a power of two from 64K to 1G, as `ring_size_ok` in the ring module checks).
 pub fn load_object_with<'a>(
     mut loader: EbpfLoader<'a>,
     offsets: &'a Offsets,

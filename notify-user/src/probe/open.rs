@@ -30,7 +30,7 @@ pub struct Probes {
 
 impl Probes {
     /// Opens the probes with a ring buffer of `ring_bytes` (checked by
-    /// [`crate::probe::ring::ring_size_ok`]; [`notify_common::RING_BYTES`] by default).
+    /// `ring_size_ok` in the ring module; `notify_common::RING_BYTES` by default).
     pub fn open(mode: AttachMode, ring_bytes: u32) -> anyhow::Result<Probes> {
         let kernel = KernelInfo::collect();
         phases::done("kernel facts");
