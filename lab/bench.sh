@@ -9,6 +9,7 @@
 #   lab.cycles=N             mount: mount+umount cycles per block (default 8)
 #   lab.pages=N              storm: pages to poison (default 10000)
 #   lab.sizes=1,10,100       contain: affected files per figure
+#   lab.ring=SIZE            storm: the agent's --ring-size (default: the agent's default)
 #
 # Results come back as files (same transport as scenarios.sh):
 #   bench-mount/cycles.txt   "mode=clean|recover probes=none|all block=B cycle=C mount_ns= umount_ns=
@@ -25,6 +26,7 @@ ROUNDS=6
 CYCLES=8
 PAGES=10000
 SIZES="1 10 100"
+RINGOPT=
 for kv in $(cat /proc/cmdline); do
 	case "$kv" in
 	lab.bench=*) BENCH=${kv#lab.bench=} ;;
@@ -33,6 +35,7 @@ for kv in $(cat /proc/cmdline); do
 	lab.cycles=*) CYCLES=${kv#lab.cycles=} ;;
 	lab.pages=*) PAGES=${kv#lab.pages=} ;;
 	lab.sizes=*) SIZES=$(echo "${kv#lab.sizes=}" | tr ',' ' ') ;;
+	lab.ring=*) RINGOPT="--ring-size ${kv#lab.ring=}" ;;
 	esac
 done
 AGENT=/bin/notify
@@ -43,7 +46,7 @@ mkdir -p $OUT
 
 # Starts the agent with every probe attached; waits for "attached". Sets AGENT_PID.
 agent_up() { # agent_up DIR TAG
-	"$AGENT" trace -o json --attach "$ATTACH" --output "$OUT/$1/events-$2.jsonl" \
+	"$AGENT" trace -o json --attach "$ATTACH" $RINGOPT --output "$OUT/$1/events-$2.jsonl" \
 		> /dev/null 2> "$OUT/$1/agent-$2.log" &
 	AGENT_PID=$!
 	i=0
@@ -156,6 +159,7 @@ bench_storm() {
 	sync
 	echo 0 > /proc/sys/vm/memory_failure_early_kill
 	res pages "$PAGES"
+	res ring "${RINGOPT#--ring-size }"
 	agent_up "$D" storm || { emit "$D" result.txt agent-storm.log; echo "@@NOTIFY-SCENARIO-END $D"; return; }
 	rss_idle=$(awk '/VmRSS/{print $2}' /proc/$AGENT_PID/status)
 	cpu0=$(awk '{print $14 + $15}' /proc/$AGENT_PID/stat)
@@ -190,7 +194,7 @@ bench_storm() {
 	res last_seq "$(tail -n 1 "$OUT/$D/events-storm.jsonl" | sed 's/.*"seq":\([0-9]*\).*/\1/')"
 	tail -n 1 "$OUT/$D/agent-storm.log" > "$OUT/$D/agent-totals.txt"
 	# Ring capacity: the same storm on fresh pages while the agent is stopped (SIGSTOP), so
-	# nothing drains the 4 MiB ring until it is over.
+	# nothing drains the ring until it is over.
 	dd if=/dev/zero of=/mnt/storm2 bs=1M count=$mb 2>/dev/null
 	sync
 	if agent_up "$D" paused; then
@@ -498,6 +502,13 @@ foot_tasks() { # foot_tasks PID: "tid comm vol nonvol" per thread
 		echo "${d##*/} $(tr ' ' '_' < $d/comm) $(awk '/^voluntary_ctxt/{v=$2} /^nonvoluntary_ctxt/{n=$2} END{print v, n}' $d/status)"
 	done 2>/dev/null
 }
+foot_smaps() { # foot_smaps PID: the rollup, then every mapping holding >= 16 kB of RSS
+	grep -E '^(Rss|Anonymous|AnonHugePages|Shared_Clean|Private_Clean|Private_Dirty):' /proc/$1/smaps_rollup 2>/dev/null | tr -s ' ' | tr '\n' ' '
+	echo
+	awk '/^[0-9a-f]+-[0-9a-f]+ /{n = $6; if (n == "") n = "[anon]"; p = $2; r = $1}
+		/^Rss:/{rss = $2}
+		/^AnonHugePages:/{if (rss >= 16) printf "%7d kB rss %6d kB thp %s %s %s\n", rss, $2, p, r, n}' /proc/$1/smaps 2>/dev/null
+}
 foot_quiet() { # foot_quiet PID FILE: until FILE's size and PID's CPU ticks stop changing (1 s)
 	last=x
 	i=0
@@ -619,6 +630,7 @@ bench_foot() {
 			sleep "$IDLE"
 			echo "round=$r pos=$pos tool=$t phase=idle1 $(foot_snap $P)" >> "$OUT/$D/rounds.txt"
 			foot_tasks $P > "$OUT/$D/tasks-$tag-1.txt"
+			[ $r = 0 ] && foot_smaps $P > "$OUT/$D/smaps-$tag.txt"
 			echo 5 > /proc/$P/clear_refs
 			b0=$(cat $out 2>/dev/null | wc -c)
 			echo "round=$r pos=$pos tool=$t phase=storm0 $(foot_snap $P)" >> "$OUT/$D/rounds.txt"
@@ -634,12 +646,13 @@ bench_foot() {
 	done
 	umount /mnt 2>/dev/null
 	for f in "$OUT/$D"/tasks-*.txt; do echo "== ${f##*/}"; cat "$f"; done > "$OUT/$D/tasks.txt"
+	for f in "$OUT/$D"/smaps-*.txt; do echo "== ${f##*/}"; cat "$f"; done > "$OUT/$D/smaps.txt"
 	for f in "$OUT/$D"/*-0.log "$OUT/$D"/*-instances.txt; do
 		[ -f "$f" ] || continue
 		echo "== ${f##*/}"
 		case $f in *rasdaemon*) cat "$f" ;; *) tail -n 5 "$f" ;; esac
 	done > "$OUT/$D/logs.txt"
-	emit "$D" rounds.txt tasks.txt logs.txt versions.txt
+	emit "$D" rounds.txt tasks.txt logs.txt versions.txt smaps.txt
 	echo "@@NOTIFY-SCENARIO-END $D"
 }
 

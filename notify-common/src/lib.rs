@@ -525,8 +525,16 @@ pub const MAP_EVENTS: &str = "EVENTS";
 pub const MAP_LOST: &str = "LOST";
 /// Name of the global holding the [`Offsets`].
 pub const GLOBAL_OFFSETS: &str = "OFFSETS";
-/// Ring buffer size in bytes (power of two, multiple of the page size).
-pub const RING_BYTES: u32 = 1 << 22;
+/// Default ring buffer size in bytes (power of two, multiple of the page size). The BPF object
+/// is built with it; userspace sets the size it is given (`--ring-size`) before the maps are
+/// created. The consumer maps the data pages twice, so the ring costs twice this in RSS.
+/// Sized from the storm bench (docs/BENCHMARKS.md, storm): it holds ~9,300 records of ~112
+/// bytes, about 1,500 poisoned pages with the consumer stopped.
+pub const RING_BYTES: u32 = 1 << 20;
+/// Smallest ring buffer userspace accepts: ~580 records.
+pub const RING_BYTES_MIN: u32 = 64 << 10;
+/// Largest ring buffer userspace accepts.
+pub const RING_BYTES_MAX: u32 = 1 << 30;
 
 #[cfg(feature = "user")]
 mod user {

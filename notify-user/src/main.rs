@@ -6,6 +6,7 @@ use clap::{CommandFactory, FromArgMatches, parser::ValueSource};
 use notify::cmd::{self, Cli, exit, logging};
 
 fn main() -> ExitCode {
+    cmd::common::process_memory_setup();
     notify::probe::phases::start();
     logging::init();
     let matches = Cli::command().get_matches();

@@ -861,7 +861,13 @@ fn agent_says_ready_to_systemd_only_after_start_up() {
             &[("NOTIFY_SOCKET", value.as_str())],
         );
         let msgs = recv_until(&sock, "READY=1", &agent);
-        // At READY: probes attached, journal opened and its start-up work written out.
+        // At READY: probes attached, journal opened and its start-up work written out. The
+        // agent writes those stderr lines (write(2), unbuffered) before it sends READY=1, so
+        // they are in the pipe by then; but this process's reader thread may not have read
+        // them yet when READY arrives (seen under load with several agents starting at once),
+        // so wait for the reader. The order itself is what the event file shows below: the
+        // start-up records are written before READY=1.
+        agent.wait_stderr("notify: journal ", Duration::from_secs(10));
         let stderr = agent.stderr();
         assert!(stderr.contains("notify: attached "), "{label}: {stderr}");
         assert!(stderr.contains("notify: journal "), "{label}: {stderr}");

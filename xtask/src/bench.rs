@@ -478,6 +478,13 @@ fn vm_bench(o: &BenchOpts, which: &str) -> Result<()> {
     if which == "foot" {
         append.push_str(&foot::defaults(o));
     }
+    // The agent's --ring-size in the storm bench (default: the agent's own default).
+    if let Ok(r) = std::env::var("NOTIFY_BENCH_RING") {
+        if which != "storm" {
+            bail!("NOTIFY_BENCH_RING applies to the storm bench only");
+        }
+        write!(append, " lab.ring={r}")?;
+    }
     if let Some(n) = o.size {
         match which {
             "mount" => write!(append, " lab.cycles={n}")?,
@@ -596,9 +603,15 @@ fn storm_report(
         Some(mach),
     )?;
     writeln!(b, "{vm_line}\n")?;
+    // The guest says which --ring-size it gave (empty: the agent's default, RING_BYTES in
+    // notify-common).
+    let ring = match res.get("ring").map(|r| r.trim()) {
+        Some(r) if !r.is_empty() => format!("`--ring-size {r}`"),
+        _ => "default ring buffer, 1 MiB".to_string(),
+    };
     writeln!(
         b,
-        "One process maps a file on XFS (dax=always) and madvise(MADV_HWPOISON)s each of its pages in turn (vm.memory_failure_early_kill=0, so it survives); the agent (`notify trace`, 4 MiB ring buffer) runs throughout and is stopped (SIGINT) once its output stops growing. Its exit line gives events, losses in the kernel (failed ring-buffer reservations) and sequence gaps.\n"
+        "One process maps a file on XFS (dax=always) and madvise(MADV_HWPOISON)s each of its pages in turn (vm.memory_failure_early_kill=0, so it survives); the agent (`notify trace`, {ring}) runs throughout and is stopped (SIGINT) once its output stops growing. Its exit line gives events, losses in the kernel (failed ring-buffer reservations) and sequence gaps.\n"
     )?;
     if res.is_empty() {
         writeln!(

@@ -315,6 +315,12 @@ pub(super) fn report(
             "\n<details><summary>last log lines of each tool (round 0), and the `ras:memory_failure_event` enable of rasdaemon's tracing instance (every round)</summary>\n\n```\n{x}```\n</details>"
         )?;
     }
+    if let Some(x) = t.file(d, "smaps.txt").filter(|x| !x.trim().is_empty()) {
+        writeln!(
+            b,
+            "\n<details><summary>what is in each tool's RSS at the end of the idle window (round 0): /proc/PID/smaps_rollup, then every mapping holding >= 16 kB (RSS, of it in transparent huge pages, perms, range, what is mapped)</summary>\n\n```\n{x}```\n</details>"
+        )?;
+    }
     writeln!(
         b,
         "\n<details><summary>raw lines of this run</summary>\n\n```\n{text}```\n</details>"

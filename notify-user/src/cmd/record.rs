@@ -156,7 +156,7 @@ pub async fn record(opts: RecordOptions) -> anyhow::Result<Recorded> {
         .command
         .first()
         .context("no command given: notify record --session FILE -- COMMAND...")?;
-    let mut probes = Probes::open(opts.attach)?;
+    let mut probes = Probes::open(opts.attach, notify_common::RING_BYTES)?;
     probes.report_to_stderr();
     let probe_records: Vec<ProbeRecord> = probes.outcomes.iter().map(Into::into).collect();
     let kernel = probes.kernel.release.clone();

@@ -3,9 +3,11 @@
 
 use std::{path::PathBuf, process::ExitCode};
 
+use notify_common::RING_BYTES;
+
 use crate::{
     cmd::{
-        common::{Signals, runtime, trim_heap, until_signal},
+        common::{Signals, end_of_startup, parse_ring_size, runtime, trim_heap, until_signal},
         exit::bad_input,
         preflight::{self, file_not_format},
     },
@@ -24,6 +26,11 @@ pub struct TraceArgs {
     /// in vmlinux, kprobe otherwise (auto); or force one.
     #[arg(long, value_enum, default_value = "auto")]
     pub attach: AttachMode,
+    /// Size of the ring buffer the probes write into: a power of two from 64K to 1G (K/M/G
+    /// suffixes). Each record takes ~112 bytes; a poisoned page makes ~6. The ring costs
+    /// twice its size in RSS (its data pages are mapped twice). [default: 1M]
+    #[arg(long, value_name = "SIZE", value_parser = parse_ring_size)]
+    pub ring_size: Option<u32>,
     /// Append events to this file instead of standard output (-o is the format).
     #[arg(long, value_name = "FILE", value_parser = file_not_format)]
     pub output: Option<PathBuf>,
@@ -60,7 +67,7 @@ async fn trace(a: TraceArgs) -> anyhow::Result<Totals> {
         None => Sink::stdout(a.format),
     };
     let mut signals = Signals::catch(false)?;
-    let mut probes = Probes::open(a.attach)?;
+    let mut probes = Probes::open(a.attach, a.ring_size.unwrap_or(RING_BYTES))?;
     probes.report_to_stderr();
     let mut session = a.session.map(|p| SessionLog::new(p, &probes));
     sink.derived = !a.raw;
@@ -78,6 +85,7 @@ async fn trace(a: TraceArgs) -> anyhow::Result<Totals> {
     // One line that means "everything is watching": the probes and XFS's own channels (the
     // "attached" line comes before the fserror marks and health monitors are set up).
     eprintln!("notify: ready");
+    end_of_startup();
     until_signal(&mut stream, &mut signals).await?;
     let totals = stream.finish()?;
     print_totals(&totals);

@@ -13,7 +13,7 @@ use aya::{
     Btf, Ebpf, EbpfLoader,
     programs::{FEntry, FExit, KProbe, Program, TracePoint},
 };
-use notify_common::{GLOBAL_OFFSETS, Offsets};
+use notify_common::{GLOBAL_OFFSETS, MAP_EVENTS, Offsets, RING_BYTES};
 use serde::Serialize;
 
 use crate::{
@@ -91,7 +91,7 @@ pub struct Outcome {
 /// Loads the BPF object with the offsets filled in. Maps are created here; no program is
 /// loaded into the kernel yet.
 pub fn load_object(offsets: &Offsets) -> anyhow::Result<Ebpf> {
-    load_object_with(prepare_loader(), offsets)
+    load_object_with(prepare_loader(), offsets, RING_BYTES)
 }
 
 /// The part of loading that needs no offsets, to run while they are worked out: aya's loader
@@ -103,12 +103,15 @@ pub fn prepare_loader() -> EbpfLoader<'static> {
     EbpfLoader::new()
 }
 
-/// [`load_object`] with a loader from [`prepare_loader`].
+/// [`load_object`] with a loader from [`prepare_loader`] and a ring buffer of `ring_bytes`
+/// (a power of two from 64K to 1G, as `ring_size_ok` in the ring module checks).
 pub fn load_object_with<'a>(
     mut loader: EbpfLoader<'a>,
     offsets: &'a Offsets,
+    ring_bytes: u32,
 ) -> anyhow::Result<Ebpf> {
     loader
+        .map_max_entries(MAP_EVENTS, ring_bytes)
         .override_global(GLOBAL_OFFSETS, offsets, true)
         .load(EBPF_OBJECT)
         .context(

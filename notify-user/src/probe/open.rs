@@ -29,7 +29,9 @@ pub struct Probes {
 }
 
 impl Probes {
-    pub fn open(mode: AttachMode) -> anyhow::Result<Probes> {
+    /// Opens the probes with a ring buffer of `ring_bytes` (checked by
+    /// `ring_size_ok` in the ring module; `notify_common::RING_BYTES` by default).
+    pub fn open(mode: AttachMode, ring_bytes: u32) -> anyhow::Result<Probes> {
         let kernel = KernelInfo::collect();
         phases::done("kernel facts");
         if !kernel.root.value {
@@ -59,7 +61,7 @@ impl Probes {
             .join()
             .map_err(|_| anyhow::anyhow!("preparing the BPF loader panicked"))?;
         phases::done("BPF loader ready (joined)");
-        let ebpf = attach::load_object_with(loader, &offsets);
+        let ebpf = attach::load_object_with(loader, &offsets, ring_bytes);
         phases::done("object load (maps)");
         let ksyms = kallsyms
             .join()

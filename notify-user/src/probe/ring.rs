@@ -5,10 +5,23 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use aya::maps::{MapData, PerCpuArray, RingBuf};
-use notify_common::{MAP_EVENTS, MAP_LOST};
+use notify_common::{MAP_EVENTS, MAP_LOST, RING_BYTES_MAX, RING_BYTES_MIN};
 use tokio::io::unix::AsyncFd;
 
 use crate::probe::open::Probes;
+
+/// Checks a ring buffer size in bytes: a power of two from 64K to 1G (the kernel wants a
+/// power-of-two multiple of the page size; below 64K a burst of a few hundred records fills it).
+pub fn ring_size_ok(n: u64) -> Result<u32, String> {
+    let (min, max) = (u64::from(RING_BYTES_MIN), u64::from(RING_BYTES_MAX));
+    if n < min || n > max || !n.is_power_of_two() {
+        return Err(format!(
+            "{n} bytes is not a ring buffer size: use a power of two from 64K to 1G, e.g. 256K, \
+             1M (the default), 4M; each record takes ~112 bytes"
+        ));
+    }
+    Ok(n as u32)
+}
 
 /// Where raw records go: the stream's pipeline.
 pub trait RawSink {

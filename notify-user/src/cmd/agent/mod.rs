@@ -13,7 +13,8 @@ use crate::{
     agent::{Agent, AgentOptions},
     cmd::{
         common::{
-            DEFAULT_JOURNAL, EnforceArgs, Signals, none_if_empty, runtime, trim_heap, until_signal,
+            DEFAULT_JOURNAL, EnforceArgs, Signals, end_of_startup, none_if_empty, runtime,
+            trim_heap, until_signal,
         },
         exit::bad_input,
         preflight::{self, file_not_format},
@@ -63,6 +64,11 @@ pub struct AgentArgs {
     /// [default: 30]
     #[arg(long, value_name = "SECONDS")]
     pub badblocks_rescan: Option<u64>,
+    /// Size of the ring buffer the probes write into: a power of two from 64K to 1G (K/M/G
+    /// suffixes). Each record takes ~112 bytes; a poisoned page makes ~6. The ring costs twice
+    /// its size in RSS (its data pages are mapped twice). [default: 1M]
+    #[arg(long, value_name = "SIZE", value_parser = crate::cmd::common::parse_ring_size)]
+    pub ring_size: Option<u32>,
     /// Serve /metrics (Prometheus) and /healthz at this IP:PORT (port 0: any free port, as
     /// logged), or "off". [default: 127.0.0.1:9464]
     #[arg(long, value_name = "ADDR", value_parser = config::parse_metrics_addr)]
@@ -109,8 +115,8 @@ CONFIGURATION:
 SIGNALS:
     SIGHUP   re-read the file: policy, dry_run, allow_* and rotate_* apply at once; the log says
              which changed keys need a restart (format, attach, journal, verbose, output,
-             metrics_addr) and which are pinned by a flag. An invalid file is reported and the
-             running settings stay. The output file is also re-opened by name.
+             ring_size, metrics_addr) and which are pinned by a flag. An invalid file is
+             reported and the running settings stay. The output file is also re-opened by name.
     SIGTERM, SIGINT
              drain the ring buffer, write and flush what is left, close the journal and the
              event log, detach every probe, exit 0.
@@ -145,6 +151,7 @@ pub fn run(a: AgentArgs, given: &[String]) -> anyhow::Result<ExitCode> {
         rotate_size: a.rotate_size,
         rotate_keep: a.rotate_keep,
         badblocks_rescan: a.badblocks_rescan,
+        ring_size: a.ring_size,
         metrics_addr: a.metrics_addr,
         policy: on("policy").then(|| enforce.config().policy),
         dry_run: on("dry_run").then_some(enforce.dry_run),
@@ -228,7 +235,7 @@ async fn agent(loaded: Loaded, session: Option<PathBuf>, opt: Opt) -> anyhow::Re
         .map_err(|e| bad_input(format!("{e:#}")))?;
     phases::done("agent set-up (config, event log, metrics)");
     systemd.status("attaching probes");
-    let mut probes = Probes::open(s.attach)?;
+    let mut probes = Probes::open(s.attach, s.ring_size)?;
     probes.report_to_stderr();
     let attached = format!(
         "{}/{} probes attached",
@@ -273,6 +280,7 @@ async fn agent(loaded: Loaded, session: Option<PathBuf>, opt: Opt) -> anyhow::Re
     let ready = format!("{attached}; start-up replay done ({pending} pending record(s) at start)");
     eprintln!("notify: ready: {ready}");
     systemd.ready(&ready);
+    end_of_startup();
     until_signal(&mut stream, &mut signals).await?;
     systemd.stopping();
     let totals = stream.finish()?;

@@ -96,6 +96,13 @@ pub const KEYS: &[Key] = &[
                signalled); 0: only at mounts and at start",
     },
     Key {
+        name: "ring_size",
+        flag: "--ring-size",
+        live: false,
+        help: "size of the probes' ring buffer: a power of two from 64K to 1G, bytes or \
+               \"1M\"-style (default 1M; each record ~112 bytes; RSS twice the size)",
+    },
+    Key {
         name: "metrics_addr",
         flag: "--metrics-addr",
         live: false,
@@ -165,6 +172,7 @@ pub struct Layer {
     pub rotate_size: Option<u64>,
     pub rotate_keep: Option<usize>,
     pub badblocks_rescan: Option<u64>,
+    pub ring_size: Option<u32>,
     pub metrics_addr: Option<MetricsAddr>,
     pub policy: Option<Policy>,
     pub dry_run: Option<bool>,
@@ -189,6 +197,7 @@ impl Layer {
             rotate_size,
             rotate_keep,
             badblocks_rescan,
+            ring_size,
             metrics_addr,
             policy,
             dry_run,
@@ -212,6 +221,8 @@ pub struct Settings {
     pub rotate_keep: usize,
     /// None: off.
     pub badblocks_rescan: Option<Duration>,
+    /// Bytes of the probes' ring buffer.
+    pub ring_size: u32,
     pub metrics_addr: MetricsAddr,
     pub enforce: enforce::Config,
 }
@@ -227,6 +238,7 @@ impl Default for Settings {
             rotate_size: DEFAULT_ROTATE_SIZE,
             rotate_keep: DEFAULT_ROTATE_KEEP,
             badblocks_rescan: Some(Duration::from_secs(DEFAULT_BADBLOCKS_RESCAN)),
+            ring_size: notify_common::RING_BYTES,
             metrics_addr: MetricsAddr::At(DEFAULT_METRICS_ADDR.parse().unwrap()),
             enforce: enforce::Config::default(),
         }
@@ -249,6 +261,7 @@ impl Settings {
                 output,
                 rotate_size,
                 rotate_keep,
+                ring_size,
                 metrics_addr
             );
             if let Some(n) = l.badblocks_rescan {
@@ -288,6 +301,7 @@ impl Settings {
             rotate_size,
             rotate_keep,
             badblocks_rescan,
+            ring_size,
             metrics_addr
         );
         let (a, b) = (&self.enforce, &new.enforce);
@@ -530,6 +544,13 @@ impl Layer {
                         )));
                     }
                     l.rotate_size = Some(n);
+                }
+                "ring_size" => {
+                    let n = match v.get_ref() {
+                        DeValue::String(s) => parse_size(s).map_err(bad)?,
+                        other => uint(other).ok_or_else(|| want("a size (bytes or \"1M\")"))?,
+                    };
+                    l.ring_size = Some(crate::probe::ring::ring_size_ok(n).map_err(bad)?);
                 }
                 "rotate_keep" => {
                     let n = uint(v.get_ref()).ok_or_else(|| want("a count"))?;

@@ -18,6 +18,7 @@ output = "/var/log/notify/events.jsonl"
 rotate_size = "64M"
 rotate_keep = 3
 badblocks_rescan = 5
+ring_size = "256K"
 metrics_addr = "0.0.0.0:9100"
 policy = "sigbus"
 dry_run = true
@@ -32,6 +33,7 @@ allow_cgroups = ["/system.slice/db.service"]
     assert_eq!(l.rotate_size, Some(64 << 20));
     assert_eq!(l.rotate_keep, Some(3));
     assert_eq!(l.badblocks_rescan, Some(5));
+    assert_eq!(l.ring_size, Some(256 << 10));
     assert!(parse("badblocks_rescan = 100000").is_err());
     assert_eq!(
         Settings::merge(&[&parse("badblocks_rescan = 0").unwrap()]).badblocks_rescan,
@@ -169,6 +171,32 @@ fn sizes_and_paths() {
             .contains("at least 4K")
     );
     assert!(parse("rotate_keep = 5000").is_err());
+    assert_eq!(
+        parse("ring_size = 65536").unwrap().ring_size,
+        Some(64 << 10)
+    );
+    assert_eq!(
+        Settings::merge(&[&parse("# nothing").unwrap()]).ring_size,
+        notify_common::RING_BYTES
+    );
+    for bad in [
+        "ring_size = \"100K\"",
+        "ring_size = \"32K\"",
+        "ring_size = \"2G\"",
+        "ring_size = 0",
+    ] {
+        let e = parse(bad).unwrap_err().to_string();
+        assert!(
+            e.contains("ring_size") && e.contains("power of two from 64K to 1G"),
+            "{bad}: {e}"
+        );
+    }
+    assert!(
+        parse("ring_size = \"lots\"")
+            .unwrap_err()
+            .to_string()
+            .contains("not a size")
+    );
     assert!(
         parse("journal = \"rel/j\"")
             .unwrap_err()
