@@ -1304,3 +1304,94 @@ fn every_flag_has_help_and_completions_generate() {
         );
     }
 }
+
+/// Context switches of every thread of `pid` (voluntary and not): each one is a wakeup.
+fn ctxt_switches(pid: u32) -> Vec<(String, u64)> {
+    let mut out = Vec::new();
+    for t in fs::read_dir(format!("/proc/{pid}/task")).unwrap().flatten() {
+        let Ok(status) = fs::read_to_string(t.path().join("status")) else {
+            continue;
+        };
+        let field = |k: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(k))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        let comm = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Name:"))
+            .unwrap_or("?")
+            .trim()
+            .to_string();
+        let n = field("voluntary_ctxt_switches:") + field("nonvoluntary_ctxt_switches:");
+        out.push((format!("{comm}/{}", t.file_name().to_string_lossy()), n));
+    }
+    out.sort();
+    out
+}
+
+/// Wakeups of `pid`'s threads over `window`, per thread that woke.
+fn wakeups_over(pid: u32, window: Duration) -> Vec<(String, u64)> {
+    let before = ctxt_switches(pid);
+    std::thread::sleep(window);
+    let after = ctxt_switches(pid);
+    after
+        .into_iter()
+        .filter_map(|(t, n)| {
+            let was = before.iter().find(|(b, _)| *b == t).map_or(0, |(_, v)| *v);
+            (n > was).then(|| (t, n - was))
+        })
+        .collect()
+}
+
+#[test]
+#[ignore = "needs root (BPF): run as root with --include-ignored"]
+fn an_idle_agent_is_never_woken() {
+    common::require_root("an_idle_agent_is_never_woken");
+    let tmp = TempDir::new("agent-idle");
+    let start = |name: &str, extra: &[&str]| {
+        let journal = tmp.path().join(format!("journal-{name}"));
+        let out = tmp.path().join(format!("events-{name}.jsonl"));
+        let port = format!("127.0.0.1:{}", free_port());
+        let mut args = vec![
+            "-o",
+            "json",
+            "--journal",
+            journal.to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+            // The metrics endpoint on, as a fleet runs it: it must not wake the agent either.
+            "--metrics-addr",
+            &port,
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect::<Vec<_>>();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let a = AgentProc::spawn(&refs, &[]);
+        a.wait_stderr("notify: ready", Duration::from_secs(60));
+        // Settle: the start-up threads end, the first scrape-less second passes.
+        std::thread::sleep(Duration::from_secs(1));
+        a
+    };
+    // The defaults: no timer anywhere (bad-block lists are waited for, not polled).
+    let idle = start("default", &[]);
+    let woke = wakeups_over(idle.child.id(), Duration::from_secs(5));
+    assert!(
+        woke.is_empty(),
+        "an idle agent woke in 5 s: {woke:?}\nstderr:\n{}",
+        idle.stderr()
+    );
+    drop(idle);
+    // The measurement can see a wakeup: the same agent with a 1 s rescan timer wakes for it.
+    let timed = start("rescan", &["--badblocks-rescan", "1"]);
+    let woke = wakeups_over(timed.child.id(), Duration::from_secs(5));
+    let total: u64 = woke.iter().map(|(_, n)| n).sum();
+    assert!(
+        total >= 3,
+        "a 1 s rescan timer should wake the agent ~5 times in 5 s: {woke:?}"
+    );
+}

@@ -348,12 +348,24 @@ impl Agent {
             && now >= due
         {
             self.next_rescan = Some(now + every);
-            for d in &disks {
-                let new = self.reconcile_badblocks(d);
-                if !new.is_empty() {
-                    out.extend(new);
-                    out.extend(self.replay_disk(&d.name));
-                }
+            out.extend(self.reread_badblocks(&disks, |_| true));
+        }
+        out
+    }
+
+    /// Reads again the bad-block lists of `disks` that `which` selects: new ranges are
+    /// journaled, and replayed where their filesystem is ready.
+    fn reread_badblocks(
+        &mut self,
+        disks: &[PmemDisk],
+        which: impl Fn(&PmemDisk) -> bool,
+    ) -> Vec<AgentRecord> {
+        let mut out = Vec::new();
+        for d in disks.iter().filter(|d| which(d)) {
+            let new = self.reconcile_badblocks(d);
+            if !new.is_empty() {
+                out.extend(new);
+                out.extend(self.replay_disk(&d.name));
             }
         }
         out
@@ -397,6 +409,26 @@ impl Listener for Agent {
 
     fn on_tick(&mut self, now: Instant, emit: &mut Vec<Item>) -> anyhow::Result<()> {
         emit.extend(self.poll(now).into_iter().map(Item::Record));
+        Ok(())
+    }
+
+    fn badblock_lists(&self) -> Vec<(String, PathBuf)> {
+        let sys_block = Path::new("/sys/block");
+        self.seen_disks
+            .iter()
+            .map(|d| (d.name.clone(), d.badblocks_path(sys_block)))
+            .collect()
+    }
+
+    fn on_badblocks_changed(
+        &mut self,
+        changed: &[String],
+        emit: &mut Vec<Item>,
+    ) -> anyhow::Result<()> {
+        log::info!("the pmem driver notified a changed bad-block list: {changed:?}");
+        let disks = self.scan_disks();
+        let records = self.reread_badblocks(&disks, |d| changed.contains(&d.name));
+        emit.extend(records.into_iter().map(Item::Record));
         Ok(())
     }
 

@@ -2,6 +2,7 @@
 //! the kernel allows, and the ring buffer they write into.
 
 pub mod attach;
+pub mod bbnotify;
 pub mod fserror;
 pub mod healthmon;
 pub mod hooks;

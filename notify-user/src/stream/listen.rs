@@ -5,13 +5,14 @@
 
 use std::{
     collections::VecDeque,
+    path::PathBuf,
     time::{Duration, Instant},
 };
 
 use notify_model::Item;
 
 use crate::{
-    probe::{Probes, fserror::FsErrors, ring::Ring},
+    probe::{Probes, bbnotify::BadblocksNotify, fserror::FsErrors, ring::Ring},
     stream::{
         fswatch::FsWatch,
         pipeline::{Pipeline, Totals},
@@ -45,6 +46,21 @@ pub trait Listener {
         None
     }
 
+    /// The bad-block lists this listener wants to hear of: (disk, its badblocks file). The
+    /// stream waits on each for the pmem driver's notification.
+    fn badblock_lists(&self) -> Vec<(String, PathBuf)> {
+        Vec::new()
+    }
+
+    /// The pmem driver said these disks' bad-block lists changed.
+    fn on_badblocks_changed(
+        &mut self,
+        _disks: &[String],
+        _emit: &mut Vec<Item>,
+    ) -> anyhow::Result<()> {
+        Ok(())
+    }
+
     /// After each batch of items: flush, publish running totals.
     fn on_batch(&mut self, _totals: &Totals) -> anyhow::Result<()> {
         Ok(())
@@ -68,6 +84,8 @@ pub struct Stream<'a> {
     pub ring_failed: Option<std::io::Error>,
     /// XFS's own error reports, where the kernel has them.
     pub fswatch: Option<FsWatch>,
+    /// The pmem driver's notifications of changed bad-block lists (the agent sets it).
+    pub badblocks: Option<BadblocksNotify>,
 }
 
 /// The longest a wait lasts with nothing to wake for.
@@ -105,6 +123,7 @@ impl<'a> Stream<'a> {
             listeners,
             ring_failed: None,
             fswatch,
+            badblocks: None,
         })
     }
 
@@ -168,7 +187,18 @@ impl<'a> Stream<'a> {
             l.on_start(&mut emitted)?;
         }
         self.dispatch(emitted)?;
+        self.watch_badblock_lists();
         self.batch_end()
+    }
+
+    /// Waits on every bad-block list a listener wants and the set does not hold yet (a disk
+    /// seen since).
+    fn watch_badblock_lists(&mut self) {
+        if let Some(bb) = self.badblocks.as_mut() {
+            for l in &self.listeners {
+                bb.watch_all(&l.badblock_lists());
+            }
+        }
     }
 
     /// Waits for the kernel to commit records, for the reorder window or a listener's wakeup to
@@ -199,6 +229,15 @@ impl<'a> Stream<'a> {
                     self.fswatch = None;
                 }
             }
+            r = bb_wait(&mut self.badblocks) => {
+                if let Err(e) = r {
+                    eprintln!(
+                        "notify: waiting for bad-block notifications: {e}; no longer listening \
+                         (lists are still read at mounts and at start)"
+                    );
+                    self.badblocks = None;
+                }
+            }
             _ = tokio::time::sleep(sleep) => {}
         }
     }
@@ -213,7 +252,18 @@ impl<'a> Stream<'a> {
         for l in self.listeners.iter_mut() {
             l.on_tick(now, &mut emitted)?;
         }
+        let changed = self
+            .badblocks
+            .as_mut()
+            .map(BadblocksNotify::take_changed)
+            .unwrap_or_default();
+        if !changed.is_empty() {
+            for l in self.listeners.iter_mut() {
+                l.on_badblocks_changed(&changed, &mut emitted)?;
+            }
+        }
         self.dispatch(emitted)?;
+        self.watch_badblock_lists();
         self.batch_end()
     }
 
@@ -248,6 +298,13 @@ impl<'a> Stream<'a> {
 }
 
 /// Waits for XFS reports; never when there is no watcher.
+async fn bb_wait(w: &mut Option<BadblocksNotify>) -> std::io::Result<()> {
+    match w {
+        Some(w) => w.wait().await,
+        None => std::future::pending().await,
+    }
+}
+
 async fn fs_wait(w: &mut Option<FsWatch>) -> std::io::Result<()> {
     match w {
         Some(w) => w.wait().await,

@@ -24,7 +24,7 @@ use crate::{
         sd_notify::Notifier,
         sink::{Format, Sink},
     },
-    probe::{AttachMode, Probes, phases},
+    probe::{AttachMode, Probes, bbnotify::BadblocksNotify, phases},
     session::log::SessionLog,
     stream::{Listener, Stream, Totals},
 };
@@ -59,9 +59,11 @@ pub struct AgentArgs {
     /// How many rotated files to keep: FILE.1 (newest) ... FILE.N. [default: 5]
     #[arg(long, value_name = "N")]
     pub rotate_keep: Option<usize>,
-    /// Seconds between reads of the pmem bad-block lists (ranges the platform lists there are
-    /// journaled and replayed; additions are never signalled); 0: only at mounts and at start.
-    /// [default: 30]
+    /// Seconds between extra reads of the pmem bad-block lists (ranges listed there are
+    /// journaled and replayed; additions are never signalled). The lists are read at start, at
+    /// each mount and whenever the pmem driver notifies a change (its background scan, a
+    /// cleared range); a list written by hand through sysfs is not announced, and only a timer
+    /// finds it between mounts. 0: no timer. [default: 0]
     #[arg(long, value_name = "SECONDS")]
     pub badblocks_rescan: Option<u64>,
     /// Size of the ring buffer the probes write into: a power of two from 64K to 1G (K/M/G
@@ -266,6 +268,14 @@ async fn agent(loaded: Loaded, session: Option<PathBuf>, opt: Opt) -> anyhow::Re
     listeners.push(&mut sink);
     listeners.push(&mut fa);
     let mut stream = Stream::open(&mut probes, listeners)?;
+    // The pmem driver's notifications of changed bad-block lists: waited for, not polled.
+    stream.badblocks = match BadblocksNotify::new() {
+        Ok(b) => Some(b),
+        Err(e) => {
+            eprintln!("notify: badblocks: cannot wait for notifications (epoll: {e})");
+            None
+        }
+    };
     phases::done("stream open (rings, fanotify)");
     if healthmon {
         stream.hold_health_monitors();
@@ -316,6 +326,18 @@ impl Listener for FleetAgent {
 
     fn next_wakeup(&self) -> Option<Duration> {
         Listener::next_wakeup(&self.agent)
+    }
+
+    fn badblock_lists(&self) -> Vec<(String, std::path::PathBuf)> {
+        self.agent.badblock_lists()
+    }
+
+    fn on_badblocks_changed(
+        &mut self,
+        disks: &[String],
+        emit: &mut Vec<Item>,
+    ) -> anyhow::Result<()> {
+        self.agent.on_badblocks_changed(disks, emit)
     }
 
     fn on_batch(&mut self, totals: &Totals) -> anyhow::Result<()> {

@@ -28,8 +28,6 @@ pub const DEFAULT_JOURNAL: &str = "/var/lib/notify/journal";
 pub const DEFAULT_METRICS_ADDR: &str = "127.0.0.1:9464";
 pub const DEFAULT_ROTATE_SIZE: u64 = 64 << 20;
 pub const DEFAULT_ROTATE_KEEP: usize = 5;
-/// Seconds between reads of the bad-block lists.
-pub const DEFAULT_BADBLOCKS_RESCAN: u64 = 30;
 /// Longest `comm` the kernel keeps (TASK_COMM_LEN - 1).
 const COMM_MAX: usize = 15;
 
@@ -92,8 +90,9 @@ pub const KEYS: &[Key] = &[
         name: "badblocks_rescan",
         flag: "--badblocks-rescan",
         live: false,
-        help: "seconds between reads of the pmem bad-block lists (additions are never \
-               signalled); 0: only at mounts and at start",
+        help: "seconds between extra reads of the pmem bad-block lists, for lists written by \
+               hand (the driver's own changes are waited for; additions are never signalled); \
+               0: none",
     },
     Key {
         name: "ring_size",
@@ -237,7 +236,10 @@ impl Default for Settings {
             output: None,
             rotate_size: DEFAULT_ROTATE_SIZE,
             rotate_keep: DEFAULT_ROTATE_KEEP,
-            badblocks_rescan: Some(Duration::from_secs(DEFAULT_BADBLOCKS_RESCAN)),
+            // No timer: the agent waits for the pmem driver's notification of a changed list
+            // (probe/bbnotify.rs), so an idle agent is never woken. A timer is only for lists
+            // written by hand, which the driver does not announce.
+            badblocks_rescan: None,
             ring_size: notify_common::RING_BYTES,
             metrics_addr: MetricsAddr::At(DEFAULT_METRICS_ADDR.parse().unwrap()),
             enforce: enforce::Config::default(),
