@@ -15,6 +15,8 @@
 //! - `probe-cost` (VM lab): lab/bench.sh `bench_probe` (module `bench_probe`)
 //! - `footprint` (VM lab): lab/bench.sh `bench_foot` (module `bench_foot`)
 //! - `startup` (VM lab): lab/bench.sh `bench_startup` (module `bench_startup`)
+//! - `mappers-vm` (VM lab): lab/bench.sh `bench_mappers` running notify-user/benches/mappers.rs
+//!   in the guest (module `bench_mappers_vm`)
 
 use std::{
     collections::BTreeMap,
@@ -35,6 +37,8 @@ mod contain;
 mod foot;
 #[path = "bench_journal.rs"]
 mod journal;
+#[path = "bench_mappers_vm.rs"]
+mod mappers_vm;
 #[path = "bench_mount.rs"]
 mod mount;
 #[path = "bench_probe.rs"]
@@ -52,6 +56,7 @@ pub const NAMES: &[&str] = &[
     "probe-cost",
     "footprint",
     "startup",
+    "mappers-vm",
 ];
 
 pub struct BenchOpts {
@@ -204,6 +209,7 @@ pub fn run(o: &BenchOpts) -> Result<()> {
         "probe-cost" => vm_bench(o, "probe"),
         "footprint" => vm_bench(o, "foot"),
         "startup" => vm_bench(o, "startup"),
+        "mappers-vm" => vm_bench(o, "mappers"),
         other => bail!("unknown benchmark {other:?} (known: {})", NAMES.join(", ")),
     }
 }
@@ -235,7 +241,13 @@ pub(crate) fn command_line(o: &BenchOpts) -> String {
     }
     if matches!(
         o.name.as_str(),
-        "mount-overhead" | "storm" | "containment" | "probe-cost" | "footprint" | "startup"
+        "mount-overhead"
+            | "storm"
+            | "containment"
+            | "probe-cost"
+            | "footprint"
+            | "startup"
+            | "mappers-vm"
     ) {
         write!(s, " --kernel {} --attach {}", o.kernel, o.attach).unwrap();
         if let Some(n) = o.size {
@@ -462,7 +474,11 @@ fn vm_bench(o: &BenchOpts, which: &str) -> Result<()> {
     let kern = kernel::ensure(*k)?;
     let (mut img, _) = initramfs::ensure(&kern, Some(&agent))?;
     if which == "probe" || which == "foot" || which == "startup" {
-        img = probe::image(&kern, &img)?;
+        img = probe::image(&kern, &img, &[])?;
+    }
+    if which == "mappers" {
+        let bin = mappers_vm::bench_binary()?;
+        img = probe::image(&kern, &img, &[(&bin, mappers_vm::GUEST_BIN)])?;
     }
     let out = util::target_dir().join("bench").join(k.label()).join(which);
     let _ = fs::remove_dir_all(&out);
@@ -477,6 +493,9 @@ fn vm_bench(o: &BenchOpts, which: &str) -> Result<()> {
     }
     if which == "foot" {
         append.push_str(&foot::defaults(o));
+    }
+    if which == "mappers" {
+        append.push_str(&mappers_vm::defaults(o));
     }
     if let Some(n) = o.size {
         match which {
@@ -535,6 +554,9 @@ fn vm_bench(o: &BenchOpts, which: &str) -> Result<()> {
             o.rounds.unwrap_or(6)
         ),
         "foot" => foot::agent_cmd(o),
+        "mappers" => {
+            "none: the mappers bench binary (release) runs notify's scan in process; `notify".into()
+        }
         "startup" => format!(
             "notify agent -o json --attach {}` vs bpftrace running `lab/probecost.bt` + `lab/startup.bt`; rounds {}; `notify",
             o.attach,
@@ -557,6 +579,7 @@ fn vm_bench(o: &BenchOpts, which: &str) -> Result<()> {
         "contain" => contain::report(o, &mach, &vm_line, &t, &out),
         "probe" => probe::report(o, &mach, &vm_line, &t, &out),
         "foot" => foot::report(o, &mach, &vm_line, &t, &out),
+        "mappers" => mappers_vm::report(o, &mach, &vm_line, &t, &out),
         "startup" => startup::report(o, &mach, &vm_line, &t, &out),
         _ => storm_report(o, &mach, &vm_line, &t, &out),
     }
