@@ -126,6 +126,23 @@ fn procmap_query_and_maps_text_find_the_same_mappings() {
     let h = &auto[0].hits[0];
     assert_eq!(h.path.as_deref(), s.file.to_str(), "{h:?}");
     assert_eq!(h.perms, "rw-s", "{h:?}");
+    let (procfs, _) = run(mappers::Method::Proc);
+    assert_eq!(procfs, text);
+    // The kernel's VMA iterator needs BPF tracing programs: this host has none (the VM lab's
+    // `mounted` scenario runs it), so there it must fail with a reason, and auto must have
+    // fallen back to /proc; where it loads, it must find the same mappers.
+    match mappers::scan_with(Path::new("/proc"), &s.targets, mappers::Method::Kernel) {
+        Ok((mut v, st)) => {
+            v.retain(|x| ours.contains(&x.pid));
+            assert!(st.kernel_iterator && auto_stats.kernel_iterator, "{st:?}");
+            assert_eq!(v, text);
+        }
+        Err(e) => {
+            eprintln!("no kernel VMA iterator on this kernel: {e}");
+            assert_eq!(e.kind(), std::io::ErrorKind::Unsupported, "{e}");
+            assert!(!auto_stats.kernel_iterator, "{auto_stats:?}");
+        }
+    }
 }
 
 #[test]
