@@ -7,20 +7,17 @@
 //!
 //! aya-ebpf-macros 0.2 has no `#[iter]`: the section is written by hand (aya-obj 0.3 reads
 //! `iter/<target>` as an iterator program). Every field is read at an offset the loader took from
-//! the running kernel's BTF, with `bpf_probe_read_kernel`, like the probes: the context's `task`
-//! and `vma` are read as plain values for the same reason (arithmetic on them as BTF pointers
-//! would need constant offsets).
+//! the running kernel's BTF, as the probes do, but with plain loads instead of
+//! `bpf_probe_read_kernel`: the offsets live in `.rodata`, which aya freezes read-only, so the
+//! verifier sees each offset as a constant, checks each load against the kernel's BTF (the
+//! context's `task` and `vma` are BTF pointers) and the load costs a move, not a helper call.
+//! The program runs for every VMA of every process: anonymous ones cost one load, other files'
+//! three (file, inode, inode number); only the damaged inode's VMAs read the rest.
 
-use aya_ebpf::{
-    bindings::seq_file,
-    cty::c_void,
-    helpers::{bpf_probe_read_kernel, bpf_seq_write},
-    macros::map,
-    maps::Array,
-};
+use aya_ebpf::{bindings::seq_file, cty::c_void, helpers::bpf_seq_write, macros::map, maps::Array};
 use notify_common::{VMA_TARGETS_MAX, VmaHit, VmaTarget};
 
-use crate::{offsets, read_at};
+use crate::OFFSETS;
 
 #[map(name = "VMA_TARGETS")]
 static VMA_TARGETS: Array<VmaTarget> = Array::with_max_entries(VMA_TARGETS_MAX, 0);
@@ -38,8 +35,8 @@ pub struct IterMeta {
 #[repr(C)]
 pub struct TaskVmaCtx {
     meta: *mut IterMeta,
-    task: u64,
-    vma: u64,
+    task: *const u8,
+    vma: *const u8,
 }
 
 #[unsafe(link_section = "iter/task_vma")]
@@ -50,41 +47,53 @@ pub extern "C" fn vma_iter(ctx: *mut TaskVmaCtx) -> i32 {
     0
 }
 
+/// A `T` at `base + off`: a plain load the verifier checks against BTF (see the module docs).
+/// `off` must be known (the loader refuses to load this program otherwise).
+#[inline(always)]
+unsafe fn load<T: Copy>(base: *const u8, off: u32) -> T {
+    // SAFETY: the verifier only accepts the load if `base + off` is a field of `T`'s size in
+    // the BTF type `base` points to; a fault on a stale pointer reads as zero.
+    unsafe { core::ptr::read_volatile(base.add(off as usize) as *const T) }
+}
+
+/// `p` unchanged (one register move), opaque to the compiler.
+#[inline(always)]
+fn after_check(mut p: *const u8) -> *const u8 {
+    // SAFETY: a register-to-register move.
+    unsafe { core::arch::asm!("{0} = {0}", inout(reg) p, options(nomem, nostack)) };
+    p
+}
+
+/// One offset, loaded on its own from `.rodata` (a 4-byte load the verifier folds to the
+/// constant; a copy of the whole struct through the stack would lose that).
+macro_rules! off {
+    ($field:ident) => {
+        // SAFETY: a global the loader rewrites before load; volatile so the load is kept.
+        unsafe { core::ptr::read_volatile(&raw const OFFSETS.$field) }
+    };
+}
+
 #[inline(always)]
 unsafe fn on_vma(ctx: *mut TaskVmaCtx) {
-    // SAFETY (all reads): kernel memory through bpf_probe_read_kernel, which fails cleanly.
-    let vma: u64 = unsafe { bpf_probe_read_kernel(&raw const (*ctx).vma) }.unwrap_or(0);
-    let task: u64 = unsafe { bpf_probe_read_kernel(&raw const (*ctx).task) }.unwrap_or(0);
-    if vma == 0 || task == 0 {
+    // SAFETY (all loads): see `load`.
+    let (vma, task) = unsafe { ((*ctx).vma, (*ctx).task) };
+    if vma.is_null() || task.is_null() {
         return;
     }
-    let o = offsets();
-    // Anonymous VMAs (no file) are most of them: one read and out.
-    let Some(file) = read_at::<u64>(vma, o.vma_vm_file) else {
-        return;
-    };
-    let Some(inode) = read_at::<u64>(file, o.file_f_inode) else {
-        return;
-    };
-    let Some(ino) = read_at::<u64>(inode, o.inode_i_ino) else {
-        return;
-    };
-    let Some(sb) = read_at::<u64>(inode, o.inode_i_sb) else {
-        return;
-    };
-    let Some(dev) = read_at::<u32>(sb, o.sb_s_dev) else {
-        return;
-    };
-    let (Some(start), Some(end), Some(pgoff)) = (
-        read_at::<u64>(vma, o.vma_vm_start),
-        read_at::<u64>(vma, o.vma_vm_end),
-        read_at::<u64>(vma, o.vma_vm_pgoff),
-    ) else {
-        return;
-    };
-    if end <= start {
+    // The verifier refuses arithmetic on a maybe-NULL pointer: keep the compiler from moving
+    // `vma + off` (or `task + off`) above the NULL checks.
+    let (vma, task) = (after_check(vma), after_check(task));
+    // Anonymous VMAs (no file) are most of them: one load and out.
+    let file: *const u8 = unsafe { load(vma, off!(vma_vm_file)) };
+    if file.is_null() {
         return;
     }
+    let inode: *const u8 = unsafe { load(file, off!(file_f_inode)) };
+    if inode.is_null() {
+        return;
+    }
+    let ino: u64 = unsafe { load(inode, off!(inode_i_ino)) };
+    let mut dev: Option<u32> = None;
     for i in 0..VMA_TARGETS_MAX {
         let Some(t) = VMA_TARGETS.get(i) else {
             return;
@@ -92,8 +101,29 @@ unsafe fn on_vma(ctx: *mut TaskVmaCtx) {
         if t.ino == 0 {
             return;
         }
-        if t.ino != ino || t.dev != dev {
+        if t.ino != ino {
             continue;
+        }
+        let d = match dev {
+            Some(d) => d,
+            None => {
+                let sb: *const u8 = unsafe { load(inode, off!(inode_i_sb)) };
+                if sb.is_null() {
+                    return;
+                }
+                let d: u32 = unsafe { load(sb, off!(sb_s_dev)) };
+                dev = Some(d);
+                d
+            }
+        };
+        if t.dev != d {
+            continue;
+        }
+        let start: u64 = unsafe { load(vma, off!(vma_vm_start)) };
+        let end: u64 = unsafe { load(vma, off!(vma_vm_end)) };
+        let pgoff: u64 = unsafe { load(vma, off!(vma_vm_pgoff)) };
+        if end <= start {
+            return;
         }
         let win_lo = pgoff << (t.page_shift & 63);
         let win_hi = win_lo + (end - start);
@@ -104,7 +134,7 @@ unsafe fn on_vma(ctx: *mut TaskVmaCtx) {
             vm_start: start,
             vm_end: end,
             pgoff,
-            tgid: read_at::<u32>(task, o.task_tgid).unwrap_or(0),
+            tgid: unsafe { load::<i32>(task, off!(task_tgid)) } as u32,
             target: i,
         };
         // SAFETY: `meta` and `meta->seq` are the kernel's (direct loads the verifier types as
