@@ -554,9 +554,7 @@ fn vm_bench(o: &BenchOpts, which: &str) -> Result<()> {
             o.rounds.unwrap_or(6)
         ),
         "foot" => foot::agent_cmd(o),
-        "mappers" => {
-            "none: the mappers bench binary (release) runs notify's scan in process; `notify".into()
-        }
+        "mappers" => "notify-user/benches/mappers.rs` in process, no `notify".into(),
         "startup" => format!(
             "notify agent -o json --attach {}` vs bpftrace running `lab/probecost.bt` + `lab/startup.bt`; rounds {}; `notify",
             o.attach,
