@@ -68,9 +68,15 @@ fn after_check(mut p: *const u8) -> *const u8 {
 /// constant; a copy of the whole struct through the stack would lose that).
 macro_rules! off {
     ($field:ident) => {
-        // SAFETY: a global the loader rewrites before load; volatile so the load is kept.
-        unsafe { core::ptr::read_volatile(&raw const OFFSETS.$field) }
+        rodata_u32(&raw const OFFSETS.$field)
     };
+}
+
+#[inline(always)]
+fn rodata_u32(p: *const u32) -> u32 {
+    // SAFETY: `p` points into OFFSETS, a global the loader rewrites before load; volatile so
+    // the load is kept.
+    unsafe { core::ptr::read_volatile(p) }
 }
 
 #[inline(always)]
