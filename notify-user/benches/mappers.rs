@@ -14,7 +14,8 @@
 //!   `notify_kernel`, the scan by the kernel's task_vma iterator (its one-time load is timed
 //!   apart, before the rounds), and `notify_proc`, the /proc scan (PROCMAP_QUERY) it replaces.
 //!
-//! NOTIFY_BENCH_VARIANTS=a,b,... picks variants (default: the five host ones); NOTIFY_BENCH_RUN
+//! NOTIFY_BENCH_VARIANTS=a,b,... picks variants (default: all but `notify_kernel`; `notify_scan`
+//! is the iterator wherever it loads, `notify_proc` always the /proc scan); NOTIFY_BENCH_RUN
 //! is a command prefix for the tools (the guest runs the host's fuser through the host's
 //! dynamic loader, over virtio-9p) and NOTIFY_BENCH_FUSER the fuser binary.
 //!
@@ -228,7 +229,19 @@ fn run(n: usize, rounds: usize) {
     ];
     let picked: Vec<String> = std::env::var("NOTIFY_BENCH_VARIANTS")
         .map(|v| v.split(',').map(str::to_string).collect())
-        .unwrap_or_else(|_| all[..5].iter().map(|s| s.to_string()).collect());
+        .unwrap_or_else(|_| {
+            [
+                "notify_scan",
+                "fuser_file",
+                "fuser_m",
+                "lsof_file",
+                "notify_scan_text",
+                "notify_proc",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+        });
     for p in &picked {
         assert!(
             all.contains(&p.as_str()),

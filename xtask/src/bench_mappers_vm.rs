@@ -1,5 +1,5 @@
 //! `cargo xtask bench mappers-vm`: who maps this file among N processes (default 10,000) in the
-//! guest, where the kernel has BPF tracing programs: notify's scan by the kernel's task_vma
+//! guest: notify's scan by the kernel's task_vma
 //! iterator (`notify_kernel`) against `fuser FILE`, with notify's /proc scan (`notify_proc`,
 //! PROCMAP_QUERY on 6.11+, the maps text before) for reference. The host's mappers bench binary
 //! (notify-user/benches/mappers.rs) runs in the guest (guest side: lab/bench.sh
@@ -92,7 +92,7 @@ pub(super) fn report(
     )?;
     writeln!(
         b,
-        "N sleeping children (forks of the bench binary), 5 of them mmap page 0 of a 1 MiB file on a tmpfs mount, in a guest whose kernel has BPF tracing programs. Variants in rotated order every round: `notify_kernel` (`notify::mappers::scan_with(.., Method::Kernel)`: the task_vma BPF iterator filters every VMA in the kernel by (s_dev, i_ino, file window) and /proc is read only for its candidates), `notify_proc` (the /proc scan it replaces: PROCMAP_QUERY on 6.11+, the maps text before), `fuser FILE` (host psmisc over virtio-9p, exec'd through the host's dynamic loader). The iterator's one-time load (BTF, object, program) is timed before the rounds and is not in the scans. Every answer is checked to contain the 5 mappers. Ratio = median of per-round ratios against `fuser FILE`.\n"
+        "N sleeping children (forks of the bench binary), 5 of them mmap page 0 of a 1 MiB file on a tmpfs mount, in the guest. Variants in rotated order every round: `notify_kernel` (`notify::mappers::scan_with(.., Method::Kernel)`: the task_vma BPF iterator filters every VMA in the kernel by (s_dev, i_ino, file window) and /proc is read only for its candidates), `notify_proc` (the /proc scan it replaces: PROCMAP_QUERY on 6.11+, the maps text before), `fuser FILE` (host psmisc over virtio-9p, exec'd through the host's dynamic loader). The iterator's one-time load (BTF, object, program) is timed before the rounds and is not in the scans. Every answer is checked to contain the 5 mappers. Ratio = median of per-round ratios against `fuser FILE`.\n"
     )?;
     if rows.is_empty() {
         writeln!(

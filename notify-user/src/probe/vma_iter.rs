@@ -1,5 +1,6 @@
 //! The kernel's own VMA walk for the mapper scan: the BPF iterator `iter/task_vma` (Linux 5.12+,
-//! a BPF tracing program: it needs what fentry needs, which the host kernel here lacks). The
+//! a BPF tracing program of attach type BPF_TRACE_ITER: unlike fentry it needs no trampoline,
+//! and it loads on the host kernel here, which has no fentry, as in the VM lab's kernels). The
 //! kernel visits every task's VMAs under its mmap lock and runs `vma_iter` (notify-ebpf) on each;
 //! the program writes only the VMAs of a damaged file whose file window overlaps the damaged
 //! range. Reading the iterator's file is one syscall loop instead of an open and a read (or a
@@ -61,7 +62,7 @@ pub struct FileRange {
 
 impl VmaIter {
     /// Loads the object (its maps at their smallest: this load runs no probe) and the iterator
-    /// program. Fails where the kernel has no BPF tracing programs or no task_vma iterator.
+    /// program. Fails where the kernel has no BPF iterators (before 5.12) or no BTF.
     pub fn open() -> anyhow::Result<VmaIter> {
         let vmlinux = Btf::vmlinux().context("reading vmlinux BTF")?;
         let offsets = vma_iter_offsets(&vmlinux).map_err(|e| anyhow::anyhow!(e))?;
@@ -77,7 +78,7 @@ impl VmaIter {
             .try_into()
             .context("vma_iter is not an iterator program")?;
         prog.load("task_vma", &btf)
-            .context("loading the task_vma iterator (needs BPF tracing programs, Linux 5.12+)")?;
+            .context("loading the task_vma iterator (needs BPF iterators and BTF, Linux 5.12+)")?;
         Ok(VmaIter {
             ebpf,
             page_shift: page.trailing_zeros(),

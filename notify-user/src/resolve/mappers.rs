@@ -16,7 +16,7 @@
 //! of each target; the common case (the process does not map any damaged file) never splits a
 //! line. A kernel thread's maps is empty (no mm) either way.
 //!
-//! Where the kernel has BPF tracing programs, the walk is the kernel's own: the `task_vma` BPF
+//! Where the kernel has BPF iterators (5.12+), the walk is the kernel's own: the `task_vma` BPF
 //! iterator (`probe::vma_iter`) visits every VMA of every task and hands back only those of a
 //! damaged file over the damaged range. Those are candidates; each candidate process is then
 //! read here in /proc like any other, so both paths give the same `Mapper`s (and a process that
