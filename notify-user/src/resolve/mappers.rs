@@ -289,8 +289,11 @@ pub fn scan_with(
             };
         }
         Method::Auto if proc_root == Path::new("/proc") && initial_pid_ns() => {
-            if let Ok(r) = scan_kernel(proc_root, targets) {
-                return r;
+            match scan_kernel(proc_root, targets) {
+                Ok(Ok(r)) => return Ok(r),
+                // Loaded, but this read failed: never miss a mapper for it, read /proc.
+                Ok(Err(e)) => log::warn!("mapper scan: the VMA iterator failed ({e}): /proc"),
+                Err(_) => {}
             }
         }
         _ => {}
