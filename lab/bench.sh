@@ -390,6 +390,27 @@ bench_probe() {
 	echo "@@NOTIFY-SCENARIO-END $D"
 }
 
+# Who maps this file among $PAGES processes (cargo xtask bench mappers-vm): the host's mappers
+# bench binary (/bin/mappers-bench) forks the children and times notify's scan by the kernel's
+# task_vma iterator, its /proc scan, and the host's fuser (over 9p, through the host's loader),
+# alternated, $ROUNDS rounds. Its @@BENCH lines go to rows.txt.
+bench_mappers() {
+	D=bench-mappers
+	mkdir -p "$OUT/$D"
+	echo "@@NOTIFY-SCENARIO-BEGIN $D"
+	host_usr || echo "@@NOTIFY-WARN mappers: no host /usr over 9p"
+	$HOSTRUN /host/usr/bin/fuser -V 2>&1 | head -n 1 > "$OUT/$D/versions.txt"
+	echo "@@NOTIFY-SAY [$D] $PAGES children, $ROUNDS rounds; free: $(free -m | awk '/Mem:/{print $4}') MiB"
+	NOTIFY_BENCH_RUN="$HOSTRUN" NOTIFY_BENCH_FUSER=/host/usr/bin/fuser \
+		NOTIFY_BENCH_VARIANTS=notify_kernel,fuser_file,notify_proc \
+		NOTIFY_BENCH_CHILDREN="$PAGES" NOTIFY_BENCH_ROUNDS="$ROUNDS" RUST_LOG=info \
+		/bin/mappers-bench > "$OUT/$D/rows.txt" 2> "$OUT/$D/bench.log"
+	echo "rc=$?" >> "$OUT/$D/bench.log"
+	echo "@@NOTIFY-SAY [$D] $(tail -n 3 "$OUT/$D/bench.log" | tr '\n' ' ')"
+	emit "$D" rows.txt bench.log versions.txt
+	echo "@@NOTIFY-SCENARIO-END $D"
+}
+
 # Start-up latency (cargo xtask bench startup): exec -> ready, timed by `benchhelp startup`, for
 # the agent (every probe attached and the start-up replay of a journal holding one pending
 # record done: its "notify: ready" line) and for bpftrace attaching the same probe set
@@ -665,6 +686,7 @@ for b in $(echo "$BENCH" | tr ',' ' '); do
 	probe) bench_probe ;;
 	foot) bench_foot ;;
 	startup) bench_startup ;;
+	mappers) bench_mappers ;;
 	*) echo "@@NOTIFY-WARN unknown bench $b" ;;
 	esac
 done

@@ -180,6 +180,43 @@ sc_no_holder() {
 }
 
 # 1. Mounted: the victim poisons its own page, a bystander maps another file.
+# The two mapper scans agree (a real XFS on fsdax, real mapper processes): the kernel's task_vma
+# iterator (`notify resolve --scan kernel`) and /proc (`--scan proc`) name the same processes for
+# page 2 of a file that two processes map (pages 0-3 and 0-2) and a third maps only in part
+# (pages 0-1: not a mapper of page 2). Before the poisoning, so nothing is damaged yet. The scan
+# does not depend on how the probes attach: it runs in the kprobe flavour only (CI cost).
+mapper_scans() {
+	[ -n "$AGENT" ] || return 0
+	if [ "$ATTACH" != kprobe ]; then
+		res scan_skipped "attach=$ATTACH"
+		return 0
+	fi
+	t0=$(cut -d' ' -f1 /proc/uptime)
+	out=$(victim --tag scan --physoff --page 2 /mnt/bystander 2>&1)
+	off=$(field physoff "$out")
+	res scan_physoff "$off"
+	victim --tag m1 --page 3 --sleep 60 /mnt/bystander > /dev/null 2>&1 &
+	m1=$!
+	victim --tag m2 --page 2 --sleep 60 /mnt/bystander > /dev/null 2>&1 &
+	m2=$!
+	victim --tag m3 --page 1 --sleep 60 /mnt/bystander > /dev/null 2>&1 &
+	m3=$!
+	res scan_mappers "$m1,$m2"
+	res scan_partial "$m3"
+	sleep 0.5
+	for s in kernel proc; do
+		RUST_LOG=info "$AGENT" resolve --mount /mnt --offset "$off" --scan $s -o json \
+			> "$OUT/$SC/scan_$s.json" 2> "$OUT/$SC/scan_$s.log"
+		res "scan_${s}_rc" $?
+	done
+	say "mapper scans of page 2 (mappers $m1 $m2, partial $m3): kernel $(grep -c '"pid"' "$OUT/$SC/scan_kernel.json") decisions, proc $(grep -c '"pid"' "$OUT/$SC/scan_proc.json")"
+	kill $m1 $m2 $m3
+	wait $m1 $m2 $m3 2>/dev/null
+	# What this costs a lab run (CI runs it on every kernel and flavour).
+	res scan_seconds "$(awk -v a="$t0" '{ print $1 - a }' /proc/uptime)"
+	emit "$SC" scan_kernel.json scan_proc.json scan_kernel.log scan_proc.log
+}
+
 sc_mounted() {
 	begin mounted
 	say "XFS (rmapbt, reflink) on pmem0 mounted with -o dax=always. A victim maps a"
@@ -191,6 +228,7 @@ sc_mounted() {
 	dd if=/dev/zero of=/mnt/victim bs=1M count=1 2>/dev/null
 	dd if=/dev/zero of=/mnt/bystander bs=1M count=1 2>/dev/null
 	sync
+	mapper_scans
 	echo 1 > /proc/sys/vm/memory_failure_early_kill
 	agent_start
 	victim --tag bystander --sleep 4 /mnt/bystander > /tmp/bystander.out 2>&1 &

@@ -301,6 +301,17 @@ pub struct Offsets {
     pub tp_sig_pid: u32,
     pub tp_sig_comm: u32,
     pub tp_sig_result: u32,
+    /// The VMA iterator (`iter/task_vma`): `task_struct::tgid`, `vm_area_struct::{vm_start,
+    /// vm_end, vm_pgoff, vm_file}`, `file::f_inode`, `inode::{i_ino, i_sb}` (with
+    /// `sb_s_dev` above: the (device, inode) /proc/PID/maps prints).
+    pub task_tgid: u32,
+    pub vma_vm_start: u32,
+    pub vma_vm_end: u32,
+    pub vma_vm_pgoff: u32,
+    pub vma_vm_file: u32,
+    pub file_f_inode: u32,
+    pub inode_i_ino: u32,
+    pub inode_i_sb: u32,
 }
 
 impl Offsets {
@@ -329,6 +340,14 @@ impl Offsets {
             tp_sig_pid: Self::UNKNOWN,
             tp_sig_comm: Self::UNKNOWN,
             tp_sig_result: Self::UNKNOWN,
+            task_tgid: Self::UNKNOWN,
+            vma_vm_start: Self::UNKNOWN,
+            vma_vm_end: Self::UNKNOWN,
+            vma_vm_pgoff: Self::UNKNOWN,
+            vma_vm_file: Self::UNKNOWN,
+            file_f_inode: Self::UNKNOWN,
+            inode_i_ino: Self::UNKNOWN,
+            inode_i_sb: Self::UNKNOWN,
         }
     }
 }
@@ -536,12 +555,48 @@ pub const RING_BYTES_MIN: u32 = 64 << 10;
 /// Largest ring buffer userspace accepts.
 pub const RING_BYTES_MAX: u32 = 1 << 30;
 
+/// The VMA iterator program (`iter/task_vma`) and the array map of what it looks for.
+pub const PROG_VMA_ITER: &str = "vma_iter";
+pub const MAP_VMA_TARGETS: &str = "VMA_TARGETS";
+/// Slots of [`MAP_VMA_TARGETS`]; a scan for more targets reads the iterator once per chunk.
+pub const VMA_TARGETS_MAX: u32 = 16;
+
+/// One damaged file range the VMA iterator looks for: a VMA of the file (`dev`, `ino`: the
+/// kernel's `s_dev` encoding, as /proc/PID/maps prints it) whose file window
+/// `[vm_pgoff << page_shift, + (vm_end - vm_start))` overlaps `[lo, hi)` (bytes). `ino == 0`
+/// ends the list (no inode 0 is ever mapped).
+#[repr(C)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct VmaTarget {
+    pub ino: u64,
+    pub lo: u64,
+    pub hi: u64,
+    pub dev: u32,
+    /// log2 of the page size (`vm_pgoff` counts pages).
+    pub page_shift: u32,
+}
+
+/// What the VMA iterator writes (`bpf_seq_write`) for each VMA that hits a target: a candidate,
+/// which userspace checks in /proc before it becomes a mapper.
+#[repr(C)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct VmaHit {
+    pub vm_start: u64,
+    pub vm_end: u64,
+    /// `vm_pgoff`: file offset of `vm_start` in pages.
+    pub pgoff: u64,
+    pub tgid: u32,
+    /// Index of the target in [`MAP_VMA_TARGETS`].
+    pub target: u32,
+}
+
 #[cfg(feature = "user")]
 mod user {
     // SAFETY: all of these are repr(C) plain old data with no padding the kernel could leave
     // uninitialised (explicit `_pad` fields), valid for any bit pattern.
     unsafe impl aya::Pod for super::Offsets {}
     unsafe impl aya::Pod for super::Event {}
+    unsafe impl aya::Pod for super::VmaTarget {}
 }
 
 #[cfg(test)]
@@ -605,7 +660,9 @@ mod tests {
 
     #[test]
     fn offsets_layout() {
-        assert_eq!(size_of::<Offsets>(), 20 * 4);
+        assert_eq!(size_of::<Offsets>(), 28 * 4);
+        assert_eq!(size_of::<VmaTarget>(), 32);
+        assert_eq!(size_of::<VmaHit>(), 32);
         assert_eq!(offset_of!(Offsets, xfs_m_super), 8);
         assert_eq!(offset_of!(Offsets, tp_mf_result), 48);
         assert_eq!(Offsets::default().sb_s_flags, Offsets::UNKNOWN);

@@ -22,6 +22,8 @@
 
 use core::arch::asm;
 
+mod vma_iter;
+
 use aya_ebpf::{
     helpers::{
         bpf_get_current_pid_tgid, bpf_get_smp_processor_id, bpf_ktime_get_ns,

@@ -10,6 +10,15 @@
 //! - `fuser FILE` (psmisc), `fuser -m MOUNT`, `lsof FILE`, as a user would run them
 //!   (their exec is part of their time: a few hundred microseconds, noise next to the scan).
 //!
+//! - in the VM lab (`cargo xtask bench mappers-vm`, where the kernel has BPF tracing programs):
+//!   `notify_kernel`, the scan by the kernel's task_vma iterator (its one-time load is timed
+//!   apart, before the rounds), and `notify_proc`, the /proc scan (PROCMAP_QUERY) it replaces.
+//!
+//! NOTIFY_BENCH_VARIANTS=a,b,... picks variants (default: all but `notify_kernel`; `notify_scan`
+//! is the iterator wherever it loads, `notify_proc` always the /proc scan); NOTIFY_BENCH_RUN
+//! is a command prefix for the tools (the guest runs the host's fuser through the host's
+//! dynamic loader, over virtio-9p) and NOTIFY_BENCH_FUSER the fuser binary.
+//!
 //! Every tool's answer is checked to contain the mappers. Ratios are taken per round against
 //! `fuser FILE`, then the median. Results are `@@BENCH ...` lines for `cargo xtask bench mappers`.
 //! Children die with this process (PR_SET_PDEATHSIG) and are killed and reaped at the end.
@@ -170,10 +179,14 @@ fn pids_in(text: &str) -> BTreeSet<i32> {
         .collect()
 }
 
-/// Runs a tool; returns (seconds, the pids it printed on stdout).
+/// Runs a tool (after NOTIFY_BENCH_RUN's prefix, if any); returns (seconds, the pids it printed
+/// on stdout).
 fn tool(args: &[&str]) -> (f64, BTreeSet<i32>) {
+    let prefix = std::env::var("NOTIFY_BENCH_RUN").unwrap_or_default();
+    let mut argv: Vec<&str> = prefix.split_whitespace().collect();
+    argv.extend_from_slice(args);
     let t = Instant::now();
-    let out = Command::new(args[0]).args(&args[1..]).output().unwrap();
+    let out = Command::new(argv[0]).args(&argv[1..]).output().unwrap();
     let secs = t.elapsed().as_secs_f64();
     // `lsof -t`: one pid per line; fuser: " 1234m 5678m" (the letters say how it is used).
     (secs, pids_in(&String::from_utf8_lossy(&out.stdout)))
@@ -205,35 +218,76 @@ fn run(n: usize, rounds: usize) {
     let mount = lab.dir.to_string_lossy().into_owned();
     // notify_scan: what the agent runs (PROCMAP_QUERY where the kernel has it);
     // notify_scan_text: the same scan reading the maps text, as on kernels before 6.11.
-    let names = [
+    let all = [
         "notify_scan",
         "fuser_file",
         "fuser_m",
         "lsof_file",
         "notify_scan_text",
+        "notify_kernel",
+        "notify_proc",
     ];
+    let picked: Vec<String> = std::env::var("NOTIFY_BENCH_VARIANTS")
+        .map(|v| v.split(',').map(str::to_string).collect())
+        .unwrap_or_else(|_| {
+            [
+                "notify_scan",
+                "fuser_file",
+                "fuser_m",
+                "lsof_file",
+                "notify_scan_text",
+                "notify_proc",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+        });
+    for p in &picked {
+        assert!(
+            all.contains(&p.as_str()),
+            "unknown variant {p:?} (known: {all:?})"
+        );
+    }
+    assert!(
+        picked.iter().any(|p| p == "fuser_file"),
+        "the ratios are against fuser_file: pick it"
+    );
+    let names: Vec<&str> = picked.iter().map(String::as_str).collect();
+    let fuser_at = names.iter().position(|n| *n == "fuser_file").unwrap_or(0);
+    let fuser = std::env::var("NOTIFY_BENCH_FUSER").unwrap_or_else(|_| "fuser".into());
+    // The iterator's one-time load (BTF, the object, the program) is not part of a scan.
+    let mut load_s = 0.0;
+    if names.contains(&"notify_kernel") {
+        let t0 = Instant::now();
+        mappers::scan_with(Path::new("/proc"), &[t], mappers::Method::Kernel)
+            .expect("the kernel's VMA iterator");
+        load_s = t0.elapsed().as_secs_f64();
+    }
     let mut times: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
     let mut found: Vec<usize> = vec![0; names.len()];
     let mut procs = 0;
     for r in 0..rounds {
         for j in 0..names.len() {
             let i = (r + j) % names.len();
-            let (secs, pids) = match i {
-                0 | 4 => {
-                    let method = if i == 0 {
-                        mappers::Method::Auto
-                    } else {
-                        mappers::Method::Text
+            let (secs, pids) = match names[i] {
+                v @ ("notify_scan" | "notify_scan_text" | "notify_kernel" | "notify_proc") => {
+                    let method = match v {
+                        "notify_scan" => mappers::Method::Auto,
+                        "notify_scan_text" => mappers::Method::Text,
+                        "notify_kernel" => mappers::Method::Kernel,
+                        _ => mappers::Method::Proc,
                     };
                     let t0 = Instant::now();
                     let (m, stats) =
                         mappers::scan_with(std::path::Path::new("/proc"), &[t], method).unwrap();
                     let secs = t0.elapsed().as_secs_f64();
-                    procs = stats.processes;
+                    if !stats.kernel_iterator {
+                        procs = stats.processes;
+                    }
                     (secs, m.iter().map(|m| m.pid).collect())
                 }
-                1 => tool(&["fuser", &file]),
-                2 => tool(&["fuser", "-m", &mount]),
+                "fuser_file" => tool(&[&fuser, &file]),
+                "fuser_m" => tool(&[&fuser, "-m", &mount]),
                 _ => tool(&["lsof", "-t", "-w", &file]),
             };
             assert!(
@@ -246,11 +300,15 @@ fn run(n: usize, rounds: usize) {
         }
     }
     for (i, name) in names.iter().enumerate() {
-        let mut ratios: Vec<f64> = times[i].iter().zip(&times[1]).map(|(a, b)| a / b).collect();
+        let mut ratios: Vec<f64> = times[i]
+            .iter()
+            .zip(&times[fuser_at])
+            .map(|(a, b)| a / b)
+            .collect();
         let ratio = median(&mut ratios);
         let med = median(&mut times[i].clone());
         println!(
-            "@@BENCH figure=mappers children={n} processes={procs} mappers={} variant={name} rounds={rounds} median_s={med:.6} ratio_vs_fuser_file={ratio:.3} found={}",
+            "@@BENCH figure=mappers children={n} processes={procs} mappers={} variant={name} rounds={rounds} median_s={med:.6} ratio_vs_fuser_file={ratio:.3} found={} iter_load_s={load_s:.3}",
             mapper_pids.len(),
             found[i]
         );

@@ -25,8 +25,9 @@ const GOAL: f64 = 0.5;
 /// virtio-9p client modules, dependencies first (fscache only exists as a module on 6.1).
 const NINEP: &[&str] = &["netfs", "fscache", "9pnet", "9pnet_virtio", "9p"];
 
-/// The lab image with the 9p modules and lab/probecost.bt appended; sets the qemu share.
-pub(super) fn image(k: &Kernel, base: &Path) -> Result<PathBuf> {
+/// The lab image with the 9p modules and lab/probecost.bt appended, and `extra` files
+/// (source, path in the guest); sets the qemu share.
+pub(super) fn image(k: &Kernel, base: &Path, extra: &[(&Path, &str)]) -> Result<PathBuf> {
     let dir = base.with_file_name("bench-extra");
     let _ = fs::remove_dir_all(&dir);
     util::mkdirp(&dir.join("lib/modules"))?;
@@ -61,6 +62,11 @@ pub(super) fn image(k: &Kernel, base: &Path) -> Result<PathBuf> {
             util::workspace_root().join("lab").join(f),
             dir.join("lab").join(f),
         )?;
+    }
+    for (from, to) in extra {
+        let to = dir.join(to);
+        util::mkdirp(to.parent().unwrap_or(&dir))?;
+        fs::copy(from, &to).with_context(|| format!("{}", from.display()))?;
     }
     // bench startup: an older build, side by side with this one.
     if let Some(b) = std::env::var_os(super::startup::BASELINE_ENV) {

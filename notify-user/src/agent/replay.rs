@@ -53,7 +53,7 @@ pub fn replay_batch(cfg: &enforce::Config, items: &[(Site, u64, u64)]) -> Vec<Re
     if all.is_empty() {
         return reports;
     }
-    match mappers::scan_proc(&cfg.proc_root, &all) {
+    match mappers::scan_with(&cfg.proc_root, &all, cfg.scan) {
         Ok((found, _)) => {
             for (report, mine) in reports.iter_mut().zip(&targets) {
                 let theirs = mappers_of(&found, mine);

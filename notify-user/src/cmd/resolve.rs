@@ -9,7 +9,7 @@ use crate::{
     cmd::{common::parse_number, exit::bad_input, preflight},
     enforce,
     export::sink::Format,
-    resolve::site,
+    resolve::{mappers, site},
 };
 
 #[derive(clap::Args, Debug)]
@@ -27,6 +27,11 @@ pub struct ResolveArgs {
     /// Length in bytes (at least 1).
     #[arg(long, value_parser = parse_len, default_value = "4096")]
     pub len: u64,
+    /// How to find the processes mapping the range: the kernel's task_vma BPF iterator where
+    /// it loads (auto), only that (kernel), or /proc/PID/maps of every process (proc: the
+    /// PROCMAP_QUERY ioctl of Linux 6.11+, text: the maps text).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub scan: mappers::Method,
     /// Output format.
     #[arg(short = 'o', long = "format", value_enum, default_value = "table")]
     pub format: Format,
@@ -76,6 +81,7 @@ pub fn run(a: ResolveArgs) -> anyhow::Result<ExitCode> {
     let cfg = enforce::Config {
         policy: Policy::Report,
         dry_run: true,
+        scan: a.scan,
         ..enforce::Config::default()
     };
     let report = replay::replay(&cfg, &site, dax_offset, a.len);

@@ -46,6 +46,8 @@ pub struct Config {
     /// Threads the kernel already sent a memory-error SIGBUS (XFS's own kill, a DAX fault on a
     /// listed sector): never signalled again. Filled in by the agent from the stream.
     pub spare: BTreeSet<i32>,
+    /// How the mappers are found (the kernel's VMA iterator where it loads, by default).
+    pub scan: crate::resolve::mappers::Method,
 }
 
 impl Default for Config {
@@ -59,6 +61,7 @@ impl Default for Config {
             wait_exit: None,
             proc_root: PathBuf::from("/proc"),
             spare: BTreeSet::new(),
+            scan: crate::resolve::mappers::Method::Auto,
         }
     }
 }

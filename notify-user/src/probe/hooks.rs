@@ -277,6 +277,7 @@ mod tests {
                     ProgramSection::FEntry { sleepable: false } => "fentry".to_string(),
                     ProgramSection::FExit { sleepable: false } => "fexit".to_string(),
                     ProgramSection::TracePoint => "tracepoint".to_string(),
+                    ProgramSection::Iter { sleepable: false } => "iter".to_string(),
                     other => format!("{other:?}"),
                 };
                 (name.clone(), kind)
@@ -306,6 +307,9 @@ mod tests {
         for t in TRACEPOINTS {
             assert!(listed.insert((t.program.to_string(), "tracepoint".to_string())));
         }
+        // Not a hook: the mapper scan's VMA iterator (probe::vma_iter), which aya-obj must read
+        // as an iterator from its hand-written `iter/task_vma` section.
+        listed.insert((notify_common::PROG_VMA_ITER.to_string(), "iter".to_string()));
         let found = object_programs();
         let missing: Vec<_> = listed.difference(&found).collect();
         let unlisted: Vec<_> = found.difference(&listed).collect();

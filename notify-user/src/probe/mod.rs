@@ -11,6 +11,7 @@ pub mod open;
 pub mod phases;
 pub mod preload;
 pub mod ring;
+pub mod vma_iter;
 pub mod witness;
 
 pub use attach::{AttachMode, Method, Outcome};

@@ -58,9 +58,45 @@ fn set(offsets: &mut Offsets, field: &str, v: u32) {
         "tp_sig_pid" => &mut offsets.tp_sig_pid,
         "tp_sig_comm" => &mut offsets.tp_sig_comm,
         "tp_sig_result" => &mut offsets.tp_sig_result,
+        "task_tgid" => &mut offsets.task_tgid,
+        "vma_vm_start" => &mut offsets.vma_vm_start,
+        "vma_vm_end" => &mut offsets.vma_vm_end,
+        "vma_vm_pgoff" => &mut offsets.vma_vm_pgoff,
+        "vma_vm_file" => &mut offsets.vma_vm_file,
+        "file_f_inode" => &mut offsets.file_f_inode,
+        "inode_i_ino" => &mut offsets.inode_i_ino,
+        "inode_i_sb" => &mut offsets.inode_i_sb,
         other => unreachable!("unknown offset field {other}"),
     };
     *slot = v;
+}
+
+/// The fields the VMA iterator reads (Offsets member, BTF struct, BTF member), all in vmlinux.
+/// `vm_start`/`vm_end` sit in an anonymous union on newer kernels: found through it.
+const VMA_ITER_FIELDS: &[(&str, &str, &str)] = &[
+    ("task_tgid", "task_struct", "tgid"),
+    ("vma_vm_start", "vm_area_struct", "vm_start"),
+    ("vma_vm_end", "vm_area_struct", "vm_end"),
+    ("vma_vm_pgoff", "vm_area_struct", "vm_pgoff"),
+    ("vma_vm_file", "vm_area_struct", "vm_file"),
+    ("file_f_inode", "file", "f_inode"),
+    ("inode_i_ino", "inode", "i_ino"),
+    ("inode_i_sb", "inode", "i_sb"),
+    ("sb_s_dev", "super_block", "s_dev"),
+];
+
+/// The offsets the VMA iterator needs, from vmlinux BTF (the others stay UNKNOWN: that object
+/// load runs no probe). An error names the first field not found: the iterator cannot filter
+/// without all of them.
+pub fn vma_iter_offsets(vmlinux: &Btf) -> Result<Offsets, String> {
+    let mut offsets = Offsets::unknown();
+    for &(field, strukt, member) in VMA_ITER_FIELDS {
+        let off = vmlinux
+            .member_offset(strukt, member)
+            .map_err(|e| format!("{strukt}.{member}: {e}"))?;
+        set(&mut offsets, field, off);
+    }
+    Ok(offsets)
 }
 
 /// (Offsets member, candidate tracepoints, field name).

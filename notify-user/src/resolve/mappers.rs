@@ -15,6 +15,13 @@
 //! text is read, and before parsing it we search the raw bytes for the " MAJ:MIN INODE " needle
 //! of each target; the common case (the process does not map any damaged file) never splits a
 //! line. A kernel thread's maps is empty (no mm) either way.
+//!
+//! Where the kernel has BPF iterators (5.12+), the walk is the kernel's own: the `task_vma` BPF
+//! iterator (`probe::vma_iter`) visits every VMA of every task and hands back only those of a
+//! damaged file over the damaged range. Those are candidates; each candidate process is then
+//! read here in /proc like any other, so both paths give the same `Mapper`s (and a process that
+//! exited in between is no mapper). The iterator is used only for the real /proc of the initial
+//! pid namespace: the tgids it reports are that namespace's.
 
 use std::{
     fs,
@@ -25,6 +32,8 @@ use std::{
 };
 
 use serde::Serialize;
+
+use crate::probe::vma_iter::{self, FileRange};
 
 /// One line of /proc/PID/maps.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -235,6 +244,10 @@ pub struct ScanStats {
     pub empty_maps: usize,
     pub parsed: usize,
     pub unreadable: usize,
+    /// Whether the kernel's VMA iterator found the candidates (then `processes` counts only
+    /// the candidate processes read in /proc), and how many VMAs it reported.
+    pub kernel_iterator: bool,
+    pub kernel_hits: usize,
 }
 
 impl ScanStats {
@@ -247,7 +260,8 @@ impl ScanStats {
     }
 }
 
-/// Find processes mapping any of `targets`, reading `/proc`.
+/// Find processes mapping any of `targets`: the kernel's VMA iterator where there is one, else
+/// `/proc`.
 pub fn scan(targets: &[Target]) -> io::Result<(Vec<Mapper>, ScanStats)> {
     scan_proc(Path::new("/proc"), targets)
 }
@@ -260,6 +274,69 @@ pub fn scan_proc(proc_root: &Path, targets: &[Target]) -> io::Result<(Vec<Mapper
 /// As [`scan_proc`], choosing how VMAs are read (the text path is what kernels before 6.11
 /// get; tests and the benchmark run both).
 pub fn scan_with(
+    proc_root: &Path,
+    targets: &[Target],
+    method: Method,
+) -> io::Result<(Vec<Mapper>, ScanStats)> {
+    match method {
+        Method::Kernel => {
+            return match scan_kernel(proc_root, targets) {
+                Ok(r) => r,
+                Err(why) => Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    format!("no kernel VMA iterator here: {why}"),
+                )),
+            };
+        }
+        Method::Auto if proc_root == Path::new("/proc") && initial_pid_ns() => {
+            match scan_kernel(proc_root, targets) {
+                Ok(Ok(r)) => return Ok(r),
+                // Loaded, but this read failed: never miss a mapper for it, read /proc.
+                Ok(Err(e)) => log::warn!("mapper scan: the VMA iterator failed ({e}): /proc"),
+                Err(_) => {}
+            }
+        }
+        _ => {}
+    }
+    scan_procfs(proc_root, targets, method)
+}
+
+/// The scan by the kernel's VMA iterator: `Err(reason)` when there is none.
+fn scan_kernel(
+    proc_root: &Path,
+    targets: &[Target],
+) -> Result<io::Result<(Vec<Mapper>, ScanStats)>, String> {
+    let ranges: Vec<FileRange> = targets
+        .iter()
+        .map(|t| FileRange {
+            major: t.major,
+            minor: t.minor,
+            inode: t.inode,
+            lo: t.offset,
+            hi: t.offset.saturating_add(t.length),
+        })
+        .collect();
+    let cands = match vma_iter::shared_candidates(&ranges)? {
+        Ok(c) => c,
+        Err(e) => return Ok(Err(e)),
+    };
+    let mut pids: Vec<i32> = cands.iter().map(|c| c.tgid).filter(|&p| p > 0).collect();
+    pids.sort_unstable();
+    pids.dedup();
+    let (out, mut stats) = scan_pids(proc_root, &pids, targets, Method::Proc);
+    stats.kernel_iterator = true;
+    stats.kernel_hits = cands.len();
+    Ok(Ok((out, stats)))
+}
+
+/// Whether this process is in the initial pid namespace (`PROC_PID_INIT_INO`, 0xEFFFFFFC), where
+/// the iterator's tgids are the pids /proc shows.
+fn initial_pid_ns() -> bool {
+    fs::read_link("/proc/self/ns/pid").is_ok_and(|l| l.as_os_str() == "pid:[4026531836]")
+}
+
+/// The scan of every process in `proc_root`.
+fn scan_procfs(
     proc_root: &Path,
     targets: &[Target],
     method: Method,
@@ -377,10 +454,19 @@ const QUERY_UNKNOWN: u8 = 0;
 const QUERY_YES: u8 = 1;
 const QUERY_NO: u8 = 2;
 
-/// How VMAs are read: the ioctl where the kernel has it (the default), or the text.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// How the mappers are found: the kernel's VMA iterator where it has one (the default), or
+/// /proc only (the PROCMAP_QUERY ioctl where the kernel has it, else the text), or the text.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
 pub enum Method {
+    /// The kernel's task_vma iterator where it loads, else /proc.
+    #[default]
     Auto,
+    /// The kernel's task_vma iterator only (an error where there is none).
+    Kernel,
+    /// /proc/PID/maps of every process: PROCMAP_QUERY (Linux 6.11+), else the text.
+    Proc,
+    /// /proc/PID/maps text of every process (what kernels before 6.11 get).
     Text,
 }
 
@@ -484,7 +570,7 @@ fn pid_hits(
         stats.unreadable += 1;
         return None;
     };
-    if method == Method::Auto
+    if method != Method::Text
         && QUERY.load(Ordering::Relaxed) != QUERY_NO
         && let Some(hits) = query_hits(&f, targets)
     {

@@ -51,6 +51,11 @@ pub const EXTRA_FILES: &[&str] = &[
     "metrics_replayed.txt",
     "metrics_end.txt",
     "agent_events.jsonl",
+    // mounted: the two mapper scans (kernel iterator, /proc) and their logs.
+    "scan_kernel.json",
+    "scan_proc.json",
+    "scan_kernel.log",
+    "scan_proc.log",
 ];
 
 /// Every file the checks read: result.txt, dmesg.txt, events.jsonl and [`EXTRA_FILES`].

@@ -352,3 +352,32 @@ fn missing_agent_skips_or_fails() {
     let o = check_scenario("no_holder", &evidence(&BTreeMap::new()), false);
     assert!(!o.passed() && o.checks[0].what == "scenario reported results");
 }
+
+/// The mapper scans of `mounted`: a kernel scan that missed a mapper, one that fell back to
+/// /proc, and a kprobe run that says it skipped them all fail, naming what went wrong.
+#[test]
+fn broken_mapper_scans_fail_clearly() {
+    let f = files("6.12-kprobe", "mounted");
+    let check = |name, body| failures_with("mounted", &f, name, body);
+    assert_eq!(
+        check_scenario("mounted", &evidence(&f), true).failures(),
+        ""
+    );
+    let kernel = file(&f, "scan_kernel.json");
+    let report: serde_json::Value = serde_json::from_str(&kernel).unwrap();
+    let mut one = report.clone();
+    one["decisions"].as_array_mut().unwrap().pop();
+    let msg = check("scan_kernel.json", one.to_string());
+    assert!(msg.contains("the same mappers"), "{msg}");
+    let msg = check(
+        "scan_kernel.log",
+        "notify: info: mapper scan: /proc (no task_vma iterator: no)\n".into(),
+    );
+    assert!(msg.contains("used the task_vma iterator"), "{msg}");
+    let result = file(&f, "result.txt");
+    let msg = check(
+        "result.txt",
+        format!("{result}scan_skipped=attach=kprobe\n"),
+    );
+    assert!(msg.contains("not in this flavour"), "{msg}");
+}

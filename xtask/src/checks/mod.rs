@@ -17,6 +17,7 @@ mod crash_loop;
 mod ext4;
 mod healthmon;
 mod journal_faults;
+mod mapper_scans;
 mod mount_suite;
 mod mounted;
 mod no_holder;

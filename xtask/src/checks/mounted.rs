@@ -40,6 +40,7 @@ pub fn check(o: &mut Outcome, ev: &Evidence, events: Option<&[&Item]>) {
     o.fact_eq("bystander (another file) survived", &r.bystander_exit, 0);
     o.dmesg(&ev.dmesg, "recovery action for dax page: Recovered", true);
     if let Some(items) = events {
+        crate::checks::mapper_scans::check(o, ev);
         born_path(
             o,
             "memory_failure -> notify_enter(born) -> xfs_notify_exit(0) -> notify_exit(0)",
