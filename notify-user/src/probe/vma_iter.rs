@@ -22,9 +22,7 @@ use aya::{
     maps::{Array, MapData},
     programs::Iter,
 };
-use notify_common::{
-    MAP_EVENTS, MAP_VMA_TARGETS, PROG_VMA_ITER, VMA_TARGETS_MAX, VmaHit, VmaTarget,
-};
+use notify_common::{MAP_VMA_TARGETS, PROG_VMA_ITER, VMA_TARGETS_MAX, VmaHit, VmaTarget};
 
 use crate::{
     kernel::btf::Btf,
@@ -67,10 +65,9 @@ impl VmaIter {
         let vmlinux = Btf::vmlinux().context("reading vmlinux BTF")?;
         let offsets = vma_iter_offsets(&vmlinux).map_err(|e| anyhow::anyhow!(e))?;
         let page = page_size();
-        let mut loader = attach::prepare_loader();
+        let loader = attach::prepare_loader();
         // The ring buffer is the probes'; one page keeps this second load cheap.
-        loader.map_max_entries(MAP_EVENTS, page as u32);
-        let mut ebpf = attach::load_object_with(loader, &offsets)?;
+        let mut ebpf = attach::load_object_with(loader, &offsets, page as u32)?;
         let btf = aya::Btf::from_sys_fs().context("reading vmlinux BTF for the iterator")?;
         let prog: &mut Iter = ebpf
             .program_mut(PROG_VMA_ITER)
