@@ -322,7 +322,8 @@ fn report_refuses_what_it_cannot_read() {
     )
     .unwrap();
     let out = notify(&["report", newer.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    // Bad input (EX_CONFIG), not a failure worth retrying.
+    assert_eq!(out.status.code(), Some(78), "{}", show(&out));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(newer.to_str().unwrap()), "{err}");
     assert!(
@@ -333,7 +334,7 @@ fn report_refuses_what_it_cannot_read() {
     let other = dir.path().join("other.json");
     fs::write(&other, r#"{"format":"something","version":1}"#).unwrap();
     let out = notify(&["report", other.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(78));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a notify session"));
 
     let cut = dir.path().join("cut.json");
@@ -343,7 +344,7 @@ fn report_refuses_what_it_cannot_read() {
     )
     .unwrap();
     let out = notify(&["report", cut.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(78));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("truncated") && !err.contains("panicked"),
