@@ -94,6 +94,30 @@ pub(crate) fn get<'a>(r: &'a Row, k: &str) -> &'a str {
     r.get(k).map(String::as_str).unwrap_or("")
 }
 
+/// The mappers benches' table (host and VM): one line per children count and variant.
+pub(crate) fn mappers_table(b: &mut String, rows: &[Row]) -> std::fmt::Result {
+    use std::fmt::Write as _;
+    writeln!(
+        b,
+        "| children | processes in /proc | variant | rounds | median time | ratio vs `fuser FILE` | pids found |"
+    )?;
+    writeln!(b, "|---:|---:|---|---:|---:|---:|---:|")?;
+    for r in rows {
+        writeln!(
+            b,
+            "| {} | {} | {} | {} | {:.1} ms | {} | {} |",
+            get(r, "children"),
+            get(r, "processes"),
+            get(r, "variant"),
+            get(r, "rounds"),
+            num(r, "median_s") * 1e3,
+            get(r, "ratio_vs_fuser_file"),
+            get(r, "found")
+        )?;
+    }
+    writeln!(b)
+}
+
 pub(crate) fn num(r: &Row, k: &str) -> f64 {
     get(r, k).parse().unwrap_or(f64::NAN)
 }
@@ -411,25 +435,7 @@ fn mappers(o: &BenchOpts) -> Result<()> {
         b,
         "N sleeping children (forks of the bench binary, ~40 maps lines each), 5 of them mmap page 0 of a 1 MiB file on a dedicated tmpfs mount. Variants in rotated order every round: `notify::mappers::scan` (`notify_scan`: in process, what the agent runs at replay: the kernel's task_vma BPF iterator where it loads, which it does on this host, with /proc read for its candidates only), notify's /proc scan of every process (`notify_proc`: VMAs read with the PROCMAP_QUERY ioctl of Linux 6.11+), the same reading the maps text as on older kernels (`notify_scan_text`), `fuser FILE`, `fuser -m MOUNT`, `lsof -t -w FILE` (each exec'd as a user would). Every answer is checked to contain the 5 mappers. Ratio = median of per-round ratios against `fuser FILE`.\n"
     )?;
-    writeln!(
-        b,
-        "| children | processes in /proc | variant | rounds | median time | ratio vs `fuser FILE` | pids found |"
-    )?;
-    writeln!(b, "|---:|---:|---|---:|---:|---:|---:|")?;
-    for r in &rows {
-        writeln!(
-            b,
-            "| {} | {} | {} | {} | {:.1} ms | {} | {} |",
-            get(r, "children"),
-            get(r, "processes"),
-            get(r, "variant"),
-            get(r, "rounds"),
-            num(r, "median_s") * 1e3,
-            get(r, "ratio_vs_fuser_file"),
-            get(r, "found")
-        )?;
-    }
-    writeln!(b)?;
+    mappers_table(&mut b, &rows)?;
     for r in rows.iter().filter(|r| get(r, "variant") == "notify_proc") {
         let ratio = num(r, "ratio_vs_fuser_file");
         writeln!(

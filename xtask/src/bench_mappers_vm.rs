@@ -14,7 +14,7 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 
-use super::{BenchOpts, get, num, parse_rows, section_head, write_section};
+use super::{BenchOpts, get, mappers_table, num, parse_rows, section_head, write_section};
 use crate::vm;
 
 /// Goal: the iterator scan at most this fraction of `fuser FILE`.
@@ -103,25 +103,7 @@ pub(super) fn report(
         write_section("mappers-vm", &b)?;
         bail!("the guest sent no mappers rows");
     }
-    writeln!(
-        b,
-        "| children | processes in /proc | variant | rounds | median time | ratio vs `fuser FILE` | pids found |"
-    )?;
-    writeln!(b, "|---:|---:|---|---:|---:|---:|---:|")?;
-    for r in &rows {
-        writeln!(
-            b,
-            "| {} | {} | {} | {} | {:.1} ms | {} | {} |",
-            get(r, "children"),
-            get(r, "processes"),
-            get(r, "variant"),
-            get(r, "rounds"),
-            num(r, "median_s") * 1e3,
-            get(r, "ratio_vs_fuser_file"),
-            get(r, "found")
-        )?;
-    }
-    writeln!(b)?;
+    mappers_table(&mut b, &rows)?;
     for r in rows.iter().filter(|r| get(r, "variant") == "notify_kernel") {
         let ratio = num(r, "ratio_vs_fuser_file");
         writeln!(
