@@ -40,7 +40,7 @@ use notify_model::{
     Derived, Dev, EventData, Header, Item, MountStep, Notification, Readiness, State, TraceEvent,
     Transition, Verdict,
     decision::{Act, Decision, Policy, Why},
-    journal::{Cut, Damage, DaxDevice, Reason, Recovery},
+    journal::{Cut, Reason, Recovery},
     record::{AgentRecord as Action, IdentifiedBy, NdctlNames, OwnerReport, ReplayReport},
 };
 
@@ -663,34 +663,6 @@ fn cycle_mount(x: &Xfs, n: usize) {
     }
 }
 
-/// A journal with one pending notification for a pmem disk that is not on this host (so it
-/// stays pending), optionally with a torn tail (garbage after the last frame).
-fn seed_journal(path: &Path, torn_tail: bool) {
-    {
-        let (mut j, _) = journal::Journal::open(path).unwrap();
-        j.append(Damage {
-            dax: DaxDevice {
-                name: "pmem7".into(),
-                major: 259,
-                minor: 70,
-            },
-            dax_offset: 1 << 20,
-            len: 4096,
-            mf_flags: 0x20,
-            kernel_seq: 1,
-            ktime_ns: 1,
-            wall_ns: journal::now_ns(),
-            reason: Reason::Premature,
-            namespace: None,
-        })
-        .unwrap();
-    }
-    if torn_tail {
-        let mut f = fs::OpenOptions::new().append(true).open(path).unwrap();
-        f.write_all(b"\x17\x00\x00\x00torn-tail").unwrap();
-    }
-}
-
 /// Now, as notify writes it.
 fn wall_now() -> String {
     let ns = std::time::SystemTime::now()
@@ -718,7 +690,7 @@ fn agent_output_validates_against_events_md() {
     let xfs = Xfs::new("rmapbt=1");
     let tmp = TempDir::new("agent-schema");
     let journal = tmp.path().join("journal");
-    seed_journal(&journal, true);
+    common::seed_journal(&journal, true);
     let out = tmp.path().join("log").join("events.jsonl");
     let began = wall_now();
     let agent = AgentProc::start(&[
@@ -845,7 +817,7 @@ fn agent_says_ready_to_systemd_only_after_start_up() {
             .unwrap();
         let journal = tmp.path().join(format!("journal-{label}"));
         // A torn tail: the start-up work writes a journal_recovered record before READY.
-        seed_journal(&journal, true);
+        common::seed_journal(&journal, true);
         let out = tmp.path().join(format!("events-{label}.jsonl"));
         let agent = AgentProc::spawn(
             &[
@@ -1034,7 +1006,7 @@ fn prometheus_scrapes_the_agent() {
     // "Restart keeps pending journal records and says so in the metrics": the journal already
     // holds one pending record when the agent starts.
     let journal = tmp.path().join("journal");
-    seed_journal(&journal, false);
+    common::seed_journal(&journal, false);
     let cfg = tmp.path().join("agent.toml");
     fs::write(
         &cfg,

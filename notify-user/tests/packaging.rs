@@ -22,8 +22,7 @@ use std::{
 };
 
 use common::TempDir;
-use notify::{agent::journal, export::metrics::families::FAMILIES};
-use notify_model::journal::{Damage, DaxDevice, Reason};
+use notify::export::metrics::families::FAMILIES;
 
 fn repo(p: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(p)
@@ -277,25 +276,7 @@ struct Agent {
 impl Agent {
     fn start(dir: &Path) -> Agent {
         let journal = dir.join("journal");
-        {
-            let (mut j, _) = journal::Journal::open(&journal).unwrap();
-            j.append(Damage {
-                dax: DaxDevice {
-                    name: "pmem7".into(),
-                    major: 259,
-                    minor: 70,
-                },
-                dax_offset: 1 << 20,
-                len: 4096,
-                mf_flags: 0x20,
-                kernel_seq: 1,
-                ktime_ns: 1,
-                wall_ns: journal::now_ns(),
-                reason: Reason::Premature,
-                namespace: None,
-            })
-            .unwrap();
-        }
+        common::seed_journal(&journal, false);
         let mut child = Command::new(env!("CARGO_BIN_EXE_notify"))
             .args(["agent", "-o", "json", "--metrics-addr", "127.0.0.1:0"])
             .arg("--journal")

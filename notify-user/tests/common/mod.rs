@@ -590,27 +590,12 @@ pub fn child_main() {
             std::process::exit(0)
         }
         "journal-append" => {
-            use notify::agent::journal::{self, Journal};
-            use notify_model::journal::{Damage as Notification, DaxDevice, Reason};
+            use notify::agent::journal::Journal;
             let (mut j, _) = Journal::open(&a[0]).unwrap();
             say("READY");
             for seq in 0u64.. {
                 let id = j
-                    .append(Notification {
-                        dax: DaxDevice {
-                            name: "pmem0".into(),
-                            major: 259,
-                            minor: 0,
-                        },
-                        dax_offset: seq * 4096,
-                        len: 4096,
-                        mf_flags: 0x20,
-                        kernel_seq: seq,
-                        ktime_ns: seq,
-                        wall_ns: journal::now_ns(),
-                        reason: Reason::Premature,
-                        namespace: None,
-                    })
+                    .append(premature(("pmem0", 259, 0), seq * 4096, seq))
                     .unwrap();
                 say(&format!("STORED {id} {seq}"));
             }
@@ -619,29 +604,15 @@ pub fn child_main() {
         "journal-append-batch" => {
             // Group commit: batches of 1..=32 records, "STORED id seq" for each record of a
             // batch only after `append_batch` returned (the acknowledgement).
-            use notify::agent::journal::{self, Journal};
-            use notify_model::journal::{Damage as Notification, DaxDevice, Reason};
+            use notify::agent::journal::Journal;
+            use notify_model::journal::Damage as Notification;
             let (mut j, _) = Journal::open(&a[0]).unwrap();
             say("READY");
             let mut seq = 0u64;
             for round in 0u64.. {
                 let n = 1 + (round * 7) % 32;
                 let batch: Vec<Notification> = (seq..seq + n)
-                    .map(|s| Notification {
-                        dax: DaxDevice {
-                            name: "pmem0".into(),
-                            major: 259,
-                            minor: 0,
-                        },
-                        dax_offset: s * 4096,
-                        len: 4096,
-                        mf_flags: 0x20,
-                        kernel_seq: s,
-                        ktime_ns: s,
-                        wall_ns: journal::now_ns(),
-                        reason: Reason::Premature,
-                        namespace: None,
-                    })
+                    .map(|s| premature(("pmem0", 259, 0), s * 4096, s))
                     .collect();
                 let ids = j.append_batch(batch).unwrap();
                 for (i, id) in ids.into_iter().enumerate() {
@@ -659,14 +630,11 @@ pub fn child_main() {
 /// The `journal-replay-loop` child (see `child_main`).
 fn journal_replay_loop(a: &[String]) -> ! {
     use notify::{
-        agent::{journal, journal::Journal, replay},
+        agent::{journal::Journal, replay},
         enforce::Config,
         resolve::site,
     };
-    use notify_model::{
-        decision::Policy,
-        journal::{Damage, DaxDevice, Reason},
-    };
+    use notify_model::decision::Policy;
     let (mut j, _) = Journal::open(&a[0]).unwrap();
     let site = site::site_of_mount(Path::new(&a[1])).unwrap();
     let mut arrivals: Vec<(u64, u64)> = a[2]
@@ -686,23 +654,7 @@ fn journal_replay_loop(a: &[String]) -> ! {
         // What an earlier life stored is not stored again.
         arrivals.retain(|(seq, _)| !j.list().iter().any(|r| r.damage.kernel_seq == *seq));
         if let Some(&(seq, offset)) = arrivals.first() {
-            let id = j
-                .append(Damage {
-                    dax: DaxDevice {
-                        name: "loop".into(),
-                        major: 7,
-                        minor: 0,
-                    },
-                    dax_offset: offset,
-                    len: 4096,
-                    mf_flags: 0x20,
-                    kernel_seq: seq,
-                    ktime_ns: seq,
-                    wall_ns: journal::now_ns(),
-                    reason: Reason::Premature,
-                    namespace: None,
-                })
-                .unwrap();
+            let id = j.append(premature(("loop", 7, 0), offset, seq)).unwrap();
             say(&format!("STORED {id} {seq}"));
         }
         let next = j.pending().first().map(|r| (r.id, r.damage.dax_offset));
@@ -737,4 +689,42 @@ pub fn http_get(addr: &str, path: &str) -> (u16, String) {
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
     (code, body.to_string())
+}
+
+/// A premature notification of `len` 4096 at `dax_offset` of disk `name` (`major:minor`),
+/// numbered `seq` (kernel sequence and ktime alike): the record the journal tests store.
+pub fn premature(
+    (name, major, minor): (&str, u32, u32),
+    dax_offset: u64,
+    seq: u64,
+) -> notify_model::journal::Damage {
+    use notify_model::journal::{Damage, DaxDevice};
+    Damage {
+        dax: DaxDevice {
+            name: name.into(),
+            major,
+            minor,
+        },
+        dax_offset,
+        len: 4096,
+        mf_flags: 0x20,
+        kernel_seq: seq,
+        ktime_ns: seq,
+        wall_ns: notify::agent::journal::now_ns(),
+        reason: notify_model::journal::Reason::Premature,
+        namespace: None,
+    }
+}
+
+/// A journal with one pending notification for a pmem disk that is not on this host (so it
+/// stays pending), optionally with a torn tail (garbage after the last frame).
+pub fn seed_journal(path: &Path, torn_tail: bool) {
+    {
+        let (mut j, _) = notify::agent::journal::Journal::open(path).unwrap();
+        j.append(premature(("pmem7", 259, 70), 1 << 20, 1)).unwrap();
+    }
+    if torn_tail {
+        let mut f = fs::OpenOptions::new().append(true).open(path).unwrap();
+        f.write_all(b"\x17\x00\x00\x00torn-tail").unwrap();
+    }
 }
