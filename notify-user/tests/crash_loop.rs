@@ -29,17 +29,6 @@ const VICTIMS: usize = 48;
 const INNOCENTS: usize = 8;
 const KILLS: usize = 50;
 
-/// Waits for a child's READY, skipping what it says before (where it mapped).
-fn ready(h: &mut Helper) {
-    loop {
-        match h.next_msg() {
-            Some(m) if m == "READY" => return,
-            Some(_) => continue,
-            None => panic!("child {} died before READY", h.pid()),
-        }
-    }
-}
-
 /// A small xorshift: the kill points, reproducible from the printed seed.
 struct Rng(u64);
 
@@ -104,7 +93,7 @@ fn fifty_sigkills_lose_nothing_signal_nobody_twice_and_nobody_wrong() {
         innocents.push(Helper::spawn("map", &[f.to_str().unwrap(), "0", "4096"]));
     }
     for h in victims.iter_mut().chain(innocents.iter_mut()) {
-        ready(h);
+        h.skip_to_ready();
     }
     // Half the records wait in the journal from before (dropped while the filesystem was not
     // ready); the other half arrive while the replayer runs.

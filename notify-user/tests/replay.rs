@@ -25,17 +25,6 @@ fn __child_entry() {
     common::child_main();
 }
 
-/// Waits for a child's READY, skipping what it says before (e.g. where it mapped).
-fn ready(h: &mut Helper) {
-    loop {
-        match h.next_msg() {
-            Some(m) if m == "READY" => return,
-            Some(_) => continue,
-            None => panic!("child {} died before READY", h.pid()),
-        }
-    }
-}
-
 /// Physical byte offset of a file's first block.
 fn first_block(path: &std::path::Path) -> u64 {
     let ext = fiemap(&File::open(path).unwrap()).unwrap();
@@ -70,7 +59,7 @@ fn replay_kills_exactly_the_mapper_of_the_damaged_page() {
     let mut opener = Helper::spawn("open", &[v]);
     let mut bystander = Helper::spawn("map", &[other.to_str().unwrap(), "0", "4096"]);
     for h in [&mut hit, &mut elsewhere, &mut opener, &mut bystander] {
-        ready(h);
+        h.skip_to_ready();
     }
 
     let cfg = Config {
@@ -118,7 +107,7 @@ fn a_metadata_hit_is_reported_and_nobody_is_signalled() {
     let f = x.path("f");
     write_file(&f, 16 << 10, 3);
     let mut mapper = Helper::spawn("map", &[f.to_str().unwrap(), "0", "4096"]);
-    ready(&mut mapper);
+    mapper.skip_to_ready();
     let cfg = Config {
         policy: Policy::Sigkill,
         ..Config::default()
@@ -153,8 +142,8 @@ fn reflinked_extent_kills_the_mappers_of_both_files() {
     assert_eq!(first_block(&b), phys, "reflink shares the block");
     let mut ma = Helper::spawn("map", &[a.to_str().unwrap(), "0", "4096"]);
     let mut mb = Helper::spawn("map", &[b.to_str().unwrap(), "0", "4096"]);
-    ready(&mut ma);
-    ready(&mut mb);
+    ma.skip_to_ready();
+    mb.skip_to_ready();
     let cfg = Config {
         policy: Policy::Sigbus,
         ..Config::default()
@@ -183,7 +172,7 @@ fn resolve_command_names_owner_and_mapper_without_acting() {
     write_file(&f, 16 << 10, 5);
     let phys = first_block(&f);
     let mut m = Helper::spawn("map", &[f.to_str().unwrap(), "0", "4096"]);
-    ready(&mut m);
+    m.skip_to_ready();
     let out = Command::new(env!("CARGO_BIN_EXE_notify"))
         .args(["resolve", "--mount"])
         .arg(&x.mnt)
@@ -225,7 +214,7 @@ fn a_batch_acts_per_notification_after_one_scan() {
     let mut on_b = Helper::spawn("map", &[b.to_str().unwrap(), "0", "4096"]);
     let mut on_c = Helper::spawn("map", &[c.to_str().unwrap(), "0", "4096"]);
     for h in [&mut on_a, &mut on_b, &mut on_c] {
-        ready(h);
+        h.skip_to_ready();
     }
     let cfg = Config {
         policy: Policy::Sigbus,

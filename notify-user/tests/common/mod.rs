@@ -276,6 +276,17 @@ impl Helper {
         self.msgs.recv_timeout(t).ok()
     }
 
+    /// Waits for READY, skipping what the child says before it (e.g. where it mapped).
+    pub fn skip_to_ready(&mut self) {
+        loop {
+            match self.next_msg() {
+                Some(m) if m == "READY" => return,
+                Some(_) => continue,
+                None => panic!("child {} died before READY", self.pid()),
+            }
+        }
+    }
+
     pub fn wait_ready(&mut self) {
         match self.next_msg() {
             Some(m) if m == "READY" => {}
