@@ -282,6 +282,14 @@ impl Agent {
             Item::HolderState(t) if t.data.to == State::Ready => {
                 self.await_mount(t.data.dev);
             }
+            // A holder on a disk not seen yet (created since the last scan): learn it now, while
+            // it is in sysfs, so that its removal, which may arrive once it is gone, names it.
+            Item::HolderState(t)
+                if t.data.dev.is_known()
+                    && !self.seen_disks.iter().any(|d| d.dev == t.data.dev) =>
+            {
+                self.scan_disks();
+            }
             _ => {}
         }
         if let Item::Kernel(ev) = item
@@ -326,6 +334,13 @@ impl Agent {
     /// are written again.
     pub fn poll(&mut self, now: Instant) -> Vec<AgentRecord> {
         let mut out = self.retry_unstored(now);
+        let rescan_due = self.rescan.is_some() && self.next_rescan.is_some_and(|due| now >= due);
+        // A scan of sysfs (a thread and a walk of every pmem disk) only when something here
+        // needs the disks: this runs at every step of the stream, a mount's dozen events
+        // included.
+        if self.waiting.is_empty() && !rescan_due {
+            return out;
+        }
         let waiting = std::mem::take(&mut self.waiting);
         let disks = self.scan_disks();
         for (dev, deadline) in waiting {
