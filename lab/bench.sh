@@ -60,6 +60,11 @@ agent_up() { # agent_up DIR TAG
 	return 1
 }
 
+# The agent's time on a CPU so far, all threads (schedstat, ns; under -icount, instructions).
+agent_cpu_ns() {
+	cat /proc/$AGENT_PID/task/*/schedstat 2>/dev/null | awk '{s += $1} END {print s + 0}'
+}
+
 agent_down() {
 	kill -INT $AGENT_PID 2>/dev/null
 	wait $AGENT_PID
@@ -81,6 +86,7 @@ bench_mount() {
 		umount /mnt
 	}
 	: > "$OUT/$D/cycles.txt"
+	: > "$OUT/$D/agent-cpu.txt"
 	for mode in clean recover; do
 		arg=
 		[ $mode = recover ] && arg=recover
@@ -94,10 +100,14 @@ bench_mount() {
 				benchhelp mount $PMEM /mnt 1 $arg > /dev/null
 				if [ $probes = all ]; then
 					agent_up "$D" "$mode-$b" || { b=$ROUNDS; break; }
+					a0=$(agent_cpu_ns)
 				fi
 				benchhelp mount $PMEM /mnt "$CYCLES" $arg |
 					sed "s/^/mode=$mode probes=$probes block=$b /" >> "$OUT/$D/cycles.txt"
-				[ $probes = all ] && agent_down
+				if [ $probes = all ]; then
+					echo "mode=$mode block=$b agent_ns=$(($(agent_cpu_ns) - a0))" >> "$OUT/$D/agent-cpu.txt"
+					agent_down
+				fi
 			done
 			echo "@@NOTIFY-SAY [$D] $mode block $b done"
 			b=$((b + 1))
@@ -141,7 +151,7 @@ bench_mount() {
 	# What CLOCK_MONOTONIC reads (under qemu -icount every clocksource follows the instruction
 	# counter).
 	echo "clocksource=$(cat /sys/devices/system/clocksource/clocksource0/current_clocksource 2>/dev/null) cycles_per_block=$CYCLES" > "$OUT/$D/env.txt"
-	emit "$D" cycles.txt agent-events.txt agent-totals.txt kinds.txt env.txt hits.txt
+	emit "$D" cycles.txt agent-cpu.txt agent-events.txt agent-totals.txt kinds.txt env.txt hits.txt
 	echo "@@NOTIFY-SCENARIO-END $D"
 }
 

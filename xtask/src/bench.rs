@@ -74,6 +74,8 @@ pub struct BenchOpts {
     /// mount-overhead: drive the guest clock by executed instructions (qemu `-icount
     /// shift=N,sleep=off`), so host noise leaves the figure.
     pub icount: Option<u32>,
+    /// mount-overhead: the guest's vCPUs (None: the lab's 2).
+    pub vcpus: Option<u32>,
 }
 
 pub(crate) type Row = BTreeMap<String, String>;
@@ -280,6 +282,9 @@ pub(crate) fn command_line(o: &BenchOpts) -> String {
         if let Some(n) = o.icount {
             write!(s, " --icount {n}").unwrap();
         }
+        if let Some(n) = o.vcpus {
+            write!(s, " --vcpus {n}").unwrap();
+        }
     }
     s
 }
@@ -471,6 +476,15 @@ fn vm_bench(o: &BenchOpts, which: &str) -> Result<()> {
         }
         mount::check_shift(shift)?;
     }
+    if let Some(n) = o.vcpus {
+        if which != "mount" {
+            bail!("--vcpus applies to mount-overhead only (the other VM benches keep the lab's 2)");
+        }
+        if !(1..=2).contains(&n) {
+            bail!("--vcpus {n}: the lab boots 1 or 2 vCPUs (the host has 2 cores)");
+        }
+    }
+    vm::set_vcpus(o.vcpus.unwrap_or(vm::LAB_VCPUS));
     let mach = machine();
     // The release agent: what a fleet runs, and the user-space side of the cost.
     let mut c = Command::new(env!("CARGO"));
@@ -581,7 +595,8 @@ fn vm_bench(o: &BenchOpts, which: &str) -> Result<()> {
         _ => format!("notify trace -o json --attach {}", o.attach),
     };
     let vm_line = format!(
-        "VM: qemu {accel}, 2 vCPUs, 3 GiB, emulated pmem (memmap=1G!1G), guest kernel {guest}; agent `{agent_cmd}` (release build); VM {} in {:.0?}{}",
+        "VM: qemu {accel}, {} vCPU(s), 3 GiB, emulated pmem (memmap=1G!1G), guest kernel {guest}; agent `{agent_cmd}` (release build); VM {} in {:.0?}{}",
+        vm::vcpus(),
         if t.done { "finished" } else { "did NOT finish" },
         boot.elapsed,
         if boot.timed_out { " (TIMED OUT)" } else { "" }

@@ -44,10 +44,15 @@ pub fn check_shift(shift: u32) -> Result<()> {
 
 /// The section a run rewrites: the wall-clock figure keeps its old name; each instruction-driven
 /// run (kernel, attach mode) has its own, so 6.12 and 7.3 stand side by side.
-pub fn section_name(icount: Option<u32>, kernel: &str, attach: &str) -> String {
-    match icount {
+/// A run with other than the lab's vCPUs (`--vcpus`) has its own too.
+pub fn section_name(icount: Option<u32>, kernel: &str, attach: &str, vcpus: Option<u32>) -> String {
+    let base = match icount {
         None => "mount-overhead".into(),
         Some(_) => format!("mount-overhead-icount-{kernel}-{attach}"),
+    };
+    match vcpus {
+        Some(n) if n != vm::LAB_VCPUS => format!("{base}-{n}vcpu"),
+        _ => base,
     }
 }
 
@@ -219,7 +224,7 @@ pub fn report(
     out: &Path,
 ) -> Result<()> {
     let rows = parse_cycles(t.file("bench-mount", "cycles.txt").unwrap_or(""));
-    let name = section_name(o.icount, kernel, &o.attach);
+    let name = section_name(o.icount, kernel, &o.attach, o.vcpus);
     let goal = if o.icount.is_some() {
         GOAL_ICOUNT
     } else {
@@ -345,6 +350,55 @@ pub fn report(
             )?;
         }
     }
+    let agent = parse_cycles(t.file("bench-mount", "agent-cpu.txt").unwrap_or(""));
+    if !agent.is_empty() {
+        let cycles = cycles_per_block(env, o);
+        writeln!(
+            b,
+            "\nThe agent's own share: its time on a CPU during each timed `all` block (all its threads, /proc/PID/task/*/schedstat; {}), per timed cycle, median over blocks; in `recover` it includes the events of the untimed dirtying mounts:\n",
+            match (o.icount, vm::vcpus()) {
+                (Some(_), 1) => "one vCPU under -icount, so it is the agent's own instructions",
+                (Some(_), _) =>
+                    "with two vCPUs under -icount a running thread's clock also moves while the other vCPU runs, so this is an upper bound",
+                (None, _) => "wall-clock ns under TCG",
+            }
+        )?;
+        writeln!(
+            b,
+            "| mode | agent per cycle | extra per cycle (guest clock) | agent share |"
+        )?;
+        writeln!(b, "|---|---:|---:|---:|")?;
+        for mode in ["clean", "recover"] {
+            let mut per: Vec<f64> = agent
+                .iter()
+                .filter(|r| get(r, "mode") == mode)
+                .map(|r| num(r, "agent_ns") / cycles)
+                .filter(|v| v.is_finite())
+                .collect();
+            let a = median(&mut per);
+            if a.is_nan() {
+                continue;
+            }
+            let extra = deltas
+                .iter()
+                .find(|(m, w, _)| *m == mode && *w == "total")
+                .map(|d| d.2);
+            let unit = unit.unwrap_or(1.0);
+            let fmt = |ns: f64| match o.icount {
+                Some(_) => format!("{:.0} k insn", ns / unit / 1e3),
+                None => format!("{:.0} us", ns / 1e3),
+            };
+            writeln!(
+                b,
+                "| {mode} | {} | {} | {} |",
+                fmt(a),
+                extra.map_or("-".into(), fmt),
+                extra
+                    .filter(|e| *e > 0.0)
+                    .map_or("-".into(), |e| format!("{:.0}%", 100.0 * a / e))
+            )?;
+        }
+    }
     let hits = parse_hits(t.file("bench-mount", "hits.txt").unwrap_or(""));
     if !hits.is_empty() {
         writeln!(
@@ -453,10 +507,14 @@ mod tests {
 
     #[test]
     fn sections_and_shift() {
-        assert_eq!(section_name(None, "6.12", "kprobe"), "mount-overhead");
+        assert_eq!(section_name(None, "6.12", "kprobe", None), "mount-overhead");
         assert_eq!(
-            section_name(Some(0), "7.3", "fentry"),
+            section_name(Some(0), "7.3", "fentry", Some(2)),
             "mount-overhead-icount-7.3-fentry"
+        );
+        assert_eq!(
+            section_name(Some(0), "6.12", "kprobe", Some(1)),
+            "mount-overhead-icount-6.12-kprobe-1vcpu"
         );
         assert!(check_shift(10).is_ok());
         let e = check_shift(11).unwrap_err().to_string();

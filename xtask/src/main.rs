@@ -109,6 +109,11 @@ enum Cmd {
         /// shift=N,sleep=off`, 2^N ns per instruction; 0: guest ns = instructions).
         #[arg(long, value_name = "SHIFT")]
         icount: Option<u32>,
+        /// mount-overhead: the guest's vCPUs (default 2). With 1 and `--icount`, a thread's CPU
+        /// time is its own instructions: with two, both vCPUs share qemu's one instruction
+        /// counter, so a running thread's clock also moves while the other vCPU runs.
+        #[arg(long, value_name = "N")]
+        vcpus: Option<u32>,
     },
 }
 
@@ -262,6 +267,7 @@ fn run(cmd: Cmd) -> Result<()> {
             size,
             timeout,
             icount,
+            vcpus,
         } => bench::run(&bench::BenchOpts {
             name,
             rounds,
@@ -271,6 +277,7 @@ fn run(cmd: Cmd) -> Result<()> {
             timeout: Duration::from_secs(timeout),
             size,
             icount,
+            vcpus,
         }),
         Cmd::Deb { binary, check } => {
             let deb = deb::build(&deb::DebOpts {

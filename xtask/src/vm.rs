@@ -25,6 +25,20 @@ pub struct Boot {
     pub exit: Option<i32>,
 }
 
+/// The lab's vCPUs: two, so that cross-CPU ordering of ring-buffer commits is exercised.
+pub const LAB_VCPUS: u32 = 2;
+
+/// vCPUs of the next boots of this process (`cargo xtask bench mount-overhead --vcpus`).
+static VCPUS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(LAB_VCPUS);
+
+pub fn set_vcpus(n: u32) {
+    VCPUS.store(n, std::sync::atomic::Ordering::Relaxed);
+}
+
+pub fn vcpus() -> u32 {
+    VCPUS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Extra qemu arguments for the next boots of this process (`cargo xtask bench` shares the
 /// host's root read-only with the guest over virtio-9p for bpftrace and rasdaemon).
 static EXTRA_ARGS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
@@ -61,16 +75,8 @@ pub fn boot(
         // perf_event_open (footprint bench, 6.12). Likely what ended a 6.12 guest in CI
         // mid-scenario (qemu exited by itself; its console was not kept).
         // Both vCPUs still exist and interleave, so cross-CPU ordering is still exercised.
-        .args([
-            "-accel",
-            "tcg,thread=single",
-            "-cpu",
-            "max",
-            "-m",
-            "3G",
-            "-smp",
-            "2",
-        ])
+        .args(["-accel", "tcg,thread=single", "-cpu", "max", "-m", "3G"])
+        .args(["-smp", &vcpus().to_string()])
         .args([
             "-nographic",
             "-no-reboot",
