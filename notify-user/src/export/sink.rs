@@ -42,6 +42,8 @@ pub struct Sink {
     header_done: bool,
     /// Wall time and host name for every JSON line.
     stamp: Stamp,
+    /// The JSON line being written.
+    line: Vec<u8>,
 }
 
 impl Sink {
@@ -63,33 +65,44 @@ impl Sink {
             t0: None,
             header_done: false,
             stamp: Stamp::new(),
+            line: Vec::new(),
         }
     }
 
     /// Writes one JSON object with the wall time (of `ktime_ns`, or now) and host name as its
     /// first members, then a newline.
     fn json_line(&mut self, v: &impl serde::Serialize, ktime_ns: Option<u64>) -> io::Result<()> {
-        let body = serde_json::to_vec(v).map_err(io::Error::other)?;
+        // One buffer for the line, reused: "{", the stamp, then the body without its "{".
+        let line = &mut self.line;
+        line.clear();
+        line.push(b'{');
+        self.stamp.write_fields(line, ktime_ns);
+        let body_at = line.len();
+        serde_json::to_writer(&mut *line, v).map_err(io::Error::other)?;
         // Every item and record serializes as a JSON object (serde's tagged enums).
-        let rest = body
-            .strip_prefix(b"{")
-            .ok_or_else(|| io::Error::other("a stream item did not serialize as a JSON object"))?;
-        self.out.write_all(b"{")?;
-        self.out.write_all(self.stamp.fields(ktime_ns).as_bytes())?;
-        if rest != b"}" {
-            self.out.write_all(b",")?;
+        if line.get(body_at) != Some(&b'{') {
+            return Err(io::Error::other(
+                "a stream item did not serialize as a JSON object",
+            ));
         }
-        self.out.write_all(rest)?;
-        self.out.write_all(b"\n")
+        if line.len() == body_at + 2 {
+            // "{}": no members after the stamp.
+            line.remove(body_at);
+        } else {
+            line[body_at] = b',';
+        }
+        line.push(b'\n');
+        self.out.write_all(line)
     }
 
     /// Writes one item: a kernel event or a derived item as a row, an agent record as a
     /// record line.
     pub fn write(&mut self, item: &Item) -> io::Result<()> {
         match item {
-            Item::Kernel(ev) => self.row(item, &ev.header(), &details(&ev.data)),
-            Item::HolderState(d) => self.row(item, &d.at, &transition_details(&d.data)),
-            Item::Notification(d) => self.row(item, &d.at, &notification_details(&d.data)),
+            // The details are the table's: JSON carries the fields themselves.
+            Item::Kernel(ev) => self.row(item, &ev.header(), || details(&ev.data)),
+            Item::HolderState(d) => self.row(item, &d.at, || transition_details(&d.data)),
+            Item::Notification(d) => self.row(item, &d.at, || notification_details(&d.data)),
             Item::Record(r) => self.write_record(r),
             Item::FsError(e) => match self.format {
                 Format::Json => self.json_line(item, Some(e.ktime_ns)),
@@ -122,7 +135,7 @@ impl Sink {
         }
     }
 
-    fn row(&mut self, item: &Item, h: &Header, details: &str) -> io::Result<()> {
+    fn row(&mut self, item: &Item, h: &Header, details: impl FnOnce() -> String) -> io::Result<()> {
         match self.format {
             Format::Json => self.json_line(item, Some(h.ktime_ns)),
             Format::Table => {
@@ -138,13 +151,14 @@ impl Sink {
                 let rel = h.ktime_ns.saturating_sub(t0) as f64 / 1e9;
                 writeln!(
                     self.out,
-                    "{:>6} {:>12.6} {:>3} {:>7} {:<15} {:<24} {details}",
+                    "{:>6} {:>12.6} {:>3} {:>7} {:<15} {:<24} {}",
                     h.seq,
                     rel,
                     h.cpu,
                     h.pid,
                     h.comm,
                     item.kind_name(),
+                    details(),
                 )
             }
         }

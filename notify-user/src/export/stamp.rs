@@ -28,11 +28,26 @@ impl Stamp {
     /// The `"time":…,"host":…` members (no trailing comma) that open a JSON object, for an
     /// event of this ktime (None: now).
     pub fn fields(&self, ktime_ns: Option<u64>) -> String {
+        let mut v = Vec::with_capacity(64 + self.host_json.len());
+        self.write_fields(&mut v, ktime_ns);
+        String::from_utf8(v).expect("the members are ASCII digits and a JSON string")
+    }
+
+    /// [`Stamp::fields`], appended to `out`: what every JSON line pays, so no formatting
+    /// machinery and no allocation (`format!` of the time was 40% of a line's cost, measured
+    /// with callgrind on the lab's mount events).
+    pub fn write_fields(&self, out: &mut Vec<u8>, ktime_ns: Option<u64>) {
         let wall = match ktime_ns {
             Some(k) => wall_of_ktime(k),
             None => clock_ns(libc::CLOCK_REALTIME),
         };
-        format!("\"time\":\"{}\",\"host\":{}", rfc3339(wall), self.host_json)
+        out.extend_from_slice(b"\"time\":\"");
+        match rfc3339_bytes(wall) {
+            Some(t) => out.extend_from_slice(&t),
+            None => out.extend_from_slice(rfc3339(wall).as_bytes()),
+        }
+        out.extend_from_slice(b"\",\"host\":");
+        out.extend_from_slice(self.host_json.as_bytes());
     }
 }
 
@@ -87,6 +102,34 @@ pub fn rfc3339(ns_since_epoch: i128) -> String {
         sod / 60 % 60,
         sod % 60
     )
+}
+
+/// [`rfc3339`] as its 30 bytes, for years 0 to 9999 (None outside them: [`rfc3339`] writes
+/// those, with more digits or a sign).
+pub fn rfc3339_bytes(ns_since_epoch: i128) -> Option<[u8; 30]> {
+    let secs = ns_since_epoch.div_euclid(1_000_000_000);
+    let nanos = ns_since_epoch.rem_euclid(1_000_000_000) as u32;
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400) as u32;
+    let (y, m, d) = civil_from_days(i64::try_from(days).ok()?);
+    if !(0..=9999).contains(&y) {
+        return None;
+    }
+    let mut b = *b"0000-00-00T00:00:00.000000000Z";
+    let mut put = |at: usize, width: usize, mut v: u32| {
+        for i in (at..at + width).rev() {
+            b[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(0, 4, y as u32);
+    put(5, 2, m);
+    put(8, 2, d);
+    put(11, 2, sod / 3600);
+    put(14, 2, sod / 60 % 60);
+    put(17, 2, sod % 60);
+    put(20, 9, nanos);
+    Some(b)
 }
 
 /// Days since 1970-01-01 to a proleptic Gregorian (year, month, day): Howard Hinnant's
@@ -154,6 +197,30 @@ mod tests {
         for (s, w) in instants.iter().zip(&want) {
             assert_eq!(&rfc3339(i128::from(*s) * 1_000_000_000), w, "instant {s}");
         }
+    }
+
+    #[test]
+    fn the_byte_writer_agrees_with_the_formatter() {
+        // Every field at its widest and narrowest, a day boundary, before the epoch.
+        let at = [
+            0i128,
+            -1,
+            1_796_140_490_123_456_789,
+            951_782_400 * 1_000_000_000,
+            4_107_542_399 * 1_000_000_000 + 999_999_999,
+            253_402_300_799 * 1_000_000_000 + 999_999_999, // 9999-12-31T23:59:59.999999999Z
+            -62_167_219_200 * 1_000_000_000,               // 0000-01-01T00:00:00Z
+        ];
+        for ns in at {
+            let b = rfc3339_bytes(ns).expect("a four-digit year");
+            assert_eq!(std::str::from_utf8(&b).unwrap(), rfc3339(ns), "{ns}");
+        }
+        // Five-digit years and negative ones are the formatter's.
+        assert_eq!(rfc3339_bytes(253_402_300_800 * 1_000_000_000), None);
+        assert_eq!(rfc3339_bytes(-62_167_219_201 * 1_000_000_000), None);
+        let mut v = Vec::new();
+        Stamp::with_host("h").write_fields(&mut v, None);
+        assert!(v.starts_with(b"\"time\":\"") && v.ends_with(b"Z\",\"host\":\"h\""));
     }
 
     #[test]
