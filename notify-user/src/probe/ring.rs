@@ -53,17 +53,25 @@ impl Ring {
         Ok(Ring { ring, lost })
     }
 
-    /// Waits until the kernel commits records, then hands them all to `pipe`. Cancel-safe:
-    /// nothing is read before the await completes.
-    pub async fn read_into(&mut self, pipe: &mut impl RawSink) -> std::io::Result<()> {
+    /// Waits until the kernel commits records, then hands them all to `pipe`; returns how many.
+    /// Cancel-safe: nothing is read before the await completes.
+    pub async fn read_into(&mut self, pipe: &mut impl RawSink) -> std::io::Result<usize> {
         let mut guard = self.ring.readable_mut().await?;
         let rb = guard.get_inner_mut();
         let now = Instant::now();
+        let mut n = 0;
         while let Some(item) = rb.next() {
             pipe.push_raw(&item, now);
+            n += 1;
         }
         guard.clear_ready();
-        Ok(())
+        Ok(n)
+    }
+
+    /// Waits until the kernel has committed records, reading none (the readiness stays for
+    /// the next [`Ring::read_into`]). Cancel-safe.
+    pub async fn readable(&self) -> std::io::Result<()> {
+        self.ring.readable().await.map(|mut g| g.retain_ready())
     }
 
     /// Hands `pipe` whatever is committed now, without waiting (at shutdown).

@@ -86,7 +86,23 @@ pub struct Stream<'a> {
     pub fswatch: Option<FsWatch>,
     /// The pmem driver's notifications of changed bad-block lists (the agent sets it).
     pub badblocks: Option<BadblocksNotify>,
+    /// When the ring was last read ([`RING_COALESCE`]).
+    last_read: Option<Instant>,
 }
+
+/// After a small read, the next read of the ring waits until this long after it. A record
+/// that finds the reader idle is read at once; records that follow within the window (a
+/// mount writes a dozen over a few milliseconds) wait for its end and are read together, so
+/// they cost one wakeup, one decode step, one dispatch and one write, not a dozen, on CPUs the
+/// mount itself runs on. Measured (`bench mount-overhead --icount 0 --vcpus 1`, 6.12): the
+/// trace's own CPU per mount cycle 364 k -> 302 k instructions (clean), 774 k -> 692 k (with
+/// log recovery).
+pub const RING_COALESCE: Duration = Duration::from_millis(10);
+
+/// A read of at least this many records is not followed by a wait: a busy ring (a storm) is
+/// read back to back as before, so the window delays a storm's records once, at its start
+/// (10 ms of records: at 20k records/s, the lab's storm rate, 200 of the default ring's 8,738).
+const COALESCE_BELOW: usize = 64;
 
 /// The longest a wait lasts with nothing to wake for.
 const IDLE: Duration = Duration::from_secs(3600);
@@ -124,6 +140,7 @@ impl<'a> Stream<'a> {
             ring_failed: None,
             fswatch,
             badblocks: None,
+            last_read: None,
         })
     }
 
@@ -216,8 +233,25 @@ impl<'a> Stream<'a> {
             sleep = sleep.min(w);
         }
         let ring_ok = self.ring_failed.is_none();
+        let not_before = self
+            .last_read
+            .map(|t| t + RING_COALESCE)
+            .filter(|t| *t > now);
+        let (ring, pipe) = (&mut self.ring, &mut self.pipe);
         tokio::select! {
-            r = self.ring.read_into(&mut self.pipe), if ring_ok => {
+            r = async move {
+                // Within the window of the last read: wait for a record, then for the window's
+                // end, and read what has come by then (the readiness is kept across the sleep).
+                if let Some(t) = not_before {
+                    ring.readable().await?;
+                    tokio::time::sleep_until(t.into()).await;
+                }
+                ring.read_into(pipe).await
+            }, if ring_ok => {
+                self.last_read = match &r {
+                    Ok(n) if *n < COALESCE_BELOW => Some(Instant::now()),
+                    _ => None,
+                };
                 if let Err(e) = r {
                     eprintln!("notify: reading the ring buffer: {e}");
                     self.ring_failed = Some(e);
