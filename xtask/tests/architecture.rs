@@ -2,13 +2,17 @@
 //! declares, so a child using its parent's items closes a cycle), no file over 800 lines, and
 //! no function of the VM lab's checks over 150 lines. Read from the source itself: every
 //! `crate::` path of every file (its tests left out), so a new back-arrow fails here with the
-//! file and the path that made it. (The use-tree reader is notify-user/tests/architecture.rs's.)
+//! file and the path that made it. (The source reader is notify-user/tests/common/source.rs.)
 
 use std::{
     collections::{BTreeMap, BTreeSet},
     fs,
     path::{Path, PathBuf},
 };
+
+#[path = "../../notify-user/tests/common/source.rs"]
+mod source;
+use source::{code, crate_paths, rust_files};
 
 const MAX_LINES: usize = 800;
 const MAX_FN_LINES: usize = 150;
@@ -17,138 +21,9 @@ fn src() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
 }
 
-fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for e in fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            rust_files(&p, out);
-        } else if p.extension().is_some_and(|x| x == "rs") {
-            out.push(p);
-        }
-    }
-}
-
-/// `checks/replay.rs` -> ["checks", "replay"]; `checks/mod.rs` -> ["checks"].
+/// The module a file of this crate's `src` is.
 fn module_of(file: &Path) -> Vec<String> {
-    let rel = file.strip_prefix(src()).unwrap();
-    let mut parts: Vec<String> = rel
-        .iter()
-        .map(|c| c.to_string_lossy().trim_end_matches(".rs").to_string())
-        .collect();
-    if parts.last().is_some_and(|l| l == "mod") {
-        parts.pop();
-    }
-    parts
-}
-
-/// The file's code without its unit tests (everything from the first `#[cfg(test)]`).
-fn code(text: &str) -> &str {
-    match text.find("#[cfg(test)]") {
-        Some(i) => &text[..i],
-        None => text,
-    }
-}
-
-/// Every path a `use crate::…;` tree names, expanded ("a::{b, c::d}" -> a::b, a::c::d).
-fn use_paths(tree: &str) -> Vec<Vec<String>> {
-    fn parse(s: &[char], i: &mut usize, prefix: &[String], out: &mut Vec<Vec<String>>) {
-        let mut path = prefix.to_vec();
-        let mut ident = String::new();
-        while *i < s.len() {
-            let c = s[*i];
-            match c {
-                '{' => {
-                    *i += 1;
-                    if !ident.is_empty() {
-                        path.push(std::mem::take(&mut ident));
-                    }
-                    loop {
-                        parse(s, i, &path, out);
-                        if *i >= s.len() || s[*i] == '}' {
-                            *i += 1;
-                            break;
-                        }
-                        *i += 1; // ','
-                    }
-                    return;
-                }
-                ':' => {
-                    if !ident.is_empty() {
-                        path.push(std::mem::take(&mut ident));
-                    }
-                    *i += 1;
-                }
-                ',' | '}' => break,
-                c if c.is_alphanumeric() || c == '_' => {
-                    ident.push(c);
-                    *i += 1;
-                }
-                ' ' if ident == "as" || path.last().is_some_and(|_| ident.is_empty()) => {
-                    *i += 1;
-                }
-                _ => {
-                    // " as Alias": the rest of this leaf is a rename.
-                    if c == ' ' && !ident.is_empty() {
-                        path.push(std::mem::take(&mut ident));
-                        while *i < s.len() && s[*i] != ',' && s[*i] != '}' {
-                            *i += 1;
-                        }
-                        out.push(path);
-                        return;
-                    }
-                    *i += 1;
-                }
-            }
-        }
-        let is_self = ident == "self";
-        if !ident.is_empty() && !is_self {
-            path.push(ident);
-        }
-        if path.len() > prefix.len() || is_self {
-            out.push(path);
-        }
-    }
-    let chars: Vec<char> = tree
-        .chars()
-        .filter(|c| !c.is_whitespace() || *c == ' ')
-        .collect();
-    let mut out = Vec::new();
-    let mut i = 0;
-    parse(&chars, &mut i, &[], &mut out);
-    out
-}
-
-/// The `crate::` paths a file's code uses: `use` trees and inline paths (doc comments left out).
-fn crate_paths(code: &str) -> Vec<Vec<String>> {
-    let code: String = code
-        .lines()
-        .filter(|l| !l.trim_start().starts_with("//"))
-        .collect::<Vec<_>>()
-        .join("\n");
-    let mut out = Vec::new();
-    let flat: String = code.split_whitespace().collect::<Vec<_>>().join(" ");
-    let mut rest = flat.as_str();
-    while let Some(i) = rest.find("crate::") {
-        let after = &rest[i + "crate::".len()..];
-        if rest[..i].trim_end().ends_with("use") {
-            let end = after.find(';').unwrap_or(after.len());
-            out.extend(use_paths(&after[..end]));
-            rest = &after[end..];
-        } else {
-            let end = after
-                .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':'))
-                .unwrap_or(after.len());
-            out.push(
-                after[..end]
-                    .split("::")
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_string)
-                    .collect(),
-            );
-            rest = &after[end..];
-        }
-    }
-    out
+    source::module_of(&src(), file)
 }
 
 /// module -> (module it uses, the path that says so)
