@@ -376,9 +376,10 @@ impl Default for Offsets {
 ///   flavour). fexit sees the arguments, so a hook that tells nothing at entry has no fentry.
 /// - `args_from` (optional): a hook whose function is the only caller of this one and passes it
 ///   its own arguments. The kprobe return half then takes them from that hook's stash (left in
-///   place for its own return), and when that hook is attached by kprobe too the loader does not
-///   attach this one's entry program: a kprobe entry less per call. The entry program stays for
-///   an agent whose outer hook is an fentry (it does not stash).
+///   place for its own return), and when that hook is attached by kprobe, or by fentry (whose
+///   entry then stashes too, on the loader's word, and whose fexit marks the slot read), the
+///   loader does not attach this one's entry program: a kprobe entry less per call. The outer
+///   needs kprobe `[entry, return]` and, if it has an fentry flavour, `[entry, return]` there.
 /// - `required`: whether notify's job needs it (health checks): the notification itself and the
 ///   holder's life.
 /// - `role`: what it tells, for reports.
@@ -542,6 +543,10 @@ macro_rules! hooks {
 pub const MAP_EVENTS: &str = "EVENTS";
 /// Name of the per-CPU counter of events the ring buffer had no room for.
 pub const MAP_LOST: &str = "LOST";
+/// Name of the array map (one u64, a bit per function hook in [`hooks!`] order) saying which
+/// hooks' fentry programs stash their arguments: `args_from` outers, set by the loader when an
+/// inner kretprobe will take them from there.
+pub const MAP_FENTRY_STASH: &str = "FENTRY_STASH";
 /// Name of the global holding the [`Offsets`].
 pub const GLOBAL_OFFSETS: &str = "OFFSETS";
 /// Default ring buffer size in bytes (power of two, multiple of the page size). The BPF object

@@ -4,7 +4,9 @@
 //! Every hook has one body and up to four thin entry points: fentry/fexit where the kernel has
 //! BPF trampolines and the function is in vmlinux, kprobe/kretprobe otherwise. A kretprobe cannot
 //! see the arguments, so the kprobe flavour stashes them at entry (per thread and hook) and the
-//! return half takes them back; fexit reads them directly.
+//! return half takes them back; fexit reads them directly. The one exception is an `args_from`
+//! outer attached by fentry: its fentry also stashes, when the loader says an inner kretprobe
+//! will read its arguments from there (see `FENTRY_STASH`).
 //!
 //! The hooks are declared once, in `notify_common::hooks!` (function, argument count, halves per
 //! flavour); the entry points are written by `programs!` at the bottom of this file from that
@@ -60,6 +62,17 @@ static SEQ: Array<u64> = Array::with_max_entries(1, 0);
 /// what the kprobe flavour's entry cost beyond the fentry flavour's.
 #[map(name = "STASH")]
 static STASH: LruHashMap<[u64; 2], Stashed> = LruHashMap::with_max_entries(8192, 0);
+
+/// Which hooks' fentry programs stash their arguments (slot 0, a bit per [`StashKey`]): set by
+/// the loader (notify-user's attach) for an `args_from` outer attached by fentry, just before it
+/// attaches the inner hook's kretprobe alone; then the inner needs no kprobe entry (~300
+/// instructions of program a call, and the kprobe's trap), which the flag and the stash in the
+/// fentry replace. Not a load-time global: the object (and its frozen `.rodata`) is loaded before
+/// kallsyms says where the inner function lives (the two overlap at start-up), and only the
+/// attach step knows whether the inner got a kprobe at all (a vmlinux XFS takes fexit, which
+/// reads the arguments itself). An array lookup is a few instructions, inlined by the verifier.
+#[map(name = "FENTRY_STASH")]
+static FENTRY_STASH: Array<u64> = Array::with_max_entries(1, 0);
 
 /// A stash slot: the arguments, and whether an entry wrote them since the last return read them.
 #[derive(Clone, Copy)]
@@ -185,6 +198,24 @@ fn unstash(hook: StashKey) -> Args {
         },
         None => [0; 4],
     }
+}
+
+/// Marks this thread's slot of `hook` read, as [`unstash`] does, without reading it: the fexit
+/// of a hook whose fentry stashed, so that a slot left live cannot be peeked by a later call.
+#[inline(always)]
+fn mark_read(hook: StashKey) {
+    if let Some(p) = STASH.get_ptr_mut([bpf_get_current_pid_tgid(), hook as u64]) {
+        // SAFETY: as in `stash`.
+        unsafe { (*p).live = 0 };
+    }
+}
+
+/// Whether the loader asked `hook`'s fentry to stash (see [`FENTRY_STASH`]).
+#[inline(always)]
+fn fentry_stashes(hook: StashKey) -> bool {
+    FENTRY_STASH
+        .get(0)
+        .is_some_and(|m| m & (1u64 << hook as u64) != 0)
 }
 
 /// The arguments `outer`'s entry stashed for this thread, left for `outer`'s own return: for
@@ -609,6 +640,11 @@ macro_rules! programs {
             $($name,)*
         }
 
+        /// The hooks some other hook takes its arguments from (`args_from`), a bit per
+        /// [`StashKey`]: only their fentry programs carry the (flag-gated) stash. A constant, so
+        /// every other fentry program has no trace of it.
+        const OUTERS: u64 = 0 $($(| (1u64 << StashKey::$outer as u64))?)*;
+
         $(
             programs!(@kprobe $name [$($kprobe)*] [$($outer)?]);
             programs!(@fentry $name $function $args [$($fentry)*]);
@@ -672,16 +708,26 @@ macro_rules! programs {
         programs!(@fentry $name $function $args [entry]);
         programs!(@fentry $name $function $args [return]);
     };
+    // An `args_from` outer (a bit in OUTERS) stashes at fentry when the loader says an inner
+    // kretprobe will peek (FENTRY_STASH), and its fexit then marks the slot read, as a kretprobe
+    // does: the inner runs between the two, so it never sees a slot of an earlier call.
     (@fentry $name:ident $function:literal $args:literal [entry]) => {
         #[fentry(function = $function)]
         pub fn ${concat($name, _fentry)}(ctx: FEntryContext) -> i32 {
-            ${concat($name, _enter)}(&btf_args::<$args>(&ctx));
+            let a = btf_args::<$args>(&ctx);
+            if OUTERS & (1u64 << StashKey::$name as u64) != 0 && fentry_stashes(StashKey::$name) {
+                stash(StashKey::$name, a);
+            }
+            ${concat($name, _enter)}(&a);
             0
         }
     };
     (@fentry $name:ident $function:literal $args:literal [return]) => {
         #[fexit(function = $function)]
         pub fn ${concat($name, _fexit)}(ctx: FExitContext) -> i32 {
+            if OUTERS & (1u64 << StashKey::$name as u64) != 0 && fentry_stashes(StashKey::$name) {
+                mark_read(StashKey::$name);
+            }
             ${concat($name, _exit)}(&btf_args::<$args>(&ctx), ctx.arg::<u64>($args));
             0
         }

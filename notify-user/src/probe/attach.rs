@@ -11,9 +11,10 @@ use std::{fmt, str::FromStr};
 use anyhow::Context as _;
 use aya::{
     Btf, Ebpf, EbpfLoader,
+    maps::{Array, MapData},
     programs::{FEntry, FExit, KProbe, Program, TracePoint},
 };
-use notify_common::{GLOBAL_OFFSETS, MAP_EVENTS, Offsets, RING_BYTES};
+use notify_common::{GLOBAL_OFFSETS, MAP_EVENTS, MAP_FENTRY_STASH, Offsets, RING_BYTES};
 use serde::Serialize;
 
 use crate::{
@@ -173,9 +174,9 @@ pub fn error_chain(err: &dyn std::error::Error) -> String {
     s
 }
 
-/// `outer_stashes`: the hook's `args_from` hook is attached by kprobe, so this hook's return
-/// takes its arguments from that stash and its entry program is left unattached (and unloaded,
-/// if preloaded).
+/// `outer_stashes`: the hook's `args_from` hook stashes its arguments (attached by kprobe, or by
+/// fentry told to stash), so this hook's return takes them from that stash and its entry program
+/// is left unattached (and unloaded, if preloaded).
 fn attach_kprobe_flavour(ebpf: &mut Ebpf, hook: &Hook, outer_stashes: bool) -> Result<(), String> {
     for (prog, at) in hook.kprobe {
         if outer_stashes && *at == Entry {
@@ -299,11 +300,29 @@ pub fn attach_all(ebpf: &mut Ebpf, mode: AttachMode, env: &Env<'_>) -> Vec<Outco
     let mut outcomes: Vec<Outcome> = Vec::with_capacity(HOOKS.len() + TRACEPOINTS.len());
     for hook in HOOKS {
         // The outer hook comes first in HOOKS (a unit test in hooks.rs holds it to that).
-        let outer_stashes = hook.args_from.is_some_and(|outer| {
-            outcomes
-                .iter()
-                .any(|o| o.hook == outer && o.method == Some(Method::Kprobe))
+        let outer = hook.args_from.and_then(|outer| {
+            let o = outcomes.iter().find(|o| o.hook == outer)?;
+            Some((outer, o.method?))
         });
+        // A kprobe outer always stashes. An fentry outer stashes only when told (FENTRY_STASH):
+        // told before this hook's kretprobe is attached, so that it never finds a call whose
+        // fentry did not stash (but one already inside the outer then: its return reads zeros,
+        // as a kretprobe does after a missed entry), and untold below unless this hook did get
+        // that kretprobe.
+        let fentry_told = match outer {
+            Some((outer, Method::Fentry)) => match set_fentry_stash(ebpf, outer, true) {
+                Ok(()) => Some(outer),
+                Err(e) => {
+                    log::debug!(
+                        "{outer}'s fentry cannot stash ({e}): {} keeps its entry",
+                        hook.name
+                    );
+                    None
+                }
+            },
+            _ => None,
+        };
+        let outer_stashes = fentry_told.is_some() || matches!(outer, Some((_, Method::Kprobe)));
         let o = attach_hook(
             ebpf,
             hook,
@@ -312,6 +331,12 @@ pub fn attach_all(ebpf: &mut Ebpf, mode: AttachMode, env: &Env<'_>) -> Vec<Outco
             &mut trampolines_broken,
             outer_stashes,
         );
+        if let Some(outer) = fentry_told
+            && o.method != Some(Method::Kprobe)
+        {
+            // fexit (it reads the arguments itself) or not attached: nothing peeks.
+            let _ = set_fentry_stash(ebpf, outer, false);
+        }
         phases::done(&format!("attach {}", hook.name));
         outcomes.push(o);
     }
@@ -321,6 +346,27 @@ pub fn attach_all(ebpf: &mut Ebpf, mode: AttachMode, env: &Env<'_>) -> Vec<Outco
         o
     }));
     outcomes
+}
+
+/// Turns the stash in `outer`'s fentry program on or off: its bit (the hook's place in
+/// [`HOOKS`], which is notify-ebpf's `StashKey`, numbered from the same declaration) in the
+/// FENTRY_STASH map. Its fexit then marks the slot read.
+fn set_fentry_stash(ebpf: &mut Ebpf, outer: &str, on: bool) -> Result<(), String> {
+    let bit = HOOKS
+        .iter()
+        .position(|h| h.name == outer)
+        .ok_or_else(|| format!("no hook {outer}"))?;
+    let map = ebpf
+        .map_mut(MAP_FENTRY_STASH)
+        .ok_or_else(|| format!("map {MAP_FENTRY_STASH} missing from the BPF object"))?;
+    let mut arr: Array<&mut MapData, u64> = Array::try_from(map).map_err(|e| e.to_string())?;
+    let mask = arr.get(&0, 0).map_err(|e| e.to_string())?;
+    let mask = if on {
+        mask | 1 << bit
+    } else {
+        mask & !(1 << bit)
+    };
+    arr.set(0, mask, 0).map_err(|e| e.to_string())
 }
 
 /// Attaches one hook by `mode` (used by `notify doctor` to try each method on its own).

@@ -29,7 +29,7 @@ pub struct Hook {
     pub required: bool,
     /// The hook whose stash the kprobe return half reads first (`args_from` in the declaration):
     /// the only caller of this function, passing its own arguments. When that hook is attached by
-    /// kprobe, this one's kprobe entry program is not attached.
+    /// kprobe, or by fentry (then told to stash), this one's kprobe entry program is not attached.
     pub args_from: Option<&'static str>,
     /// kprobe flavour programs.
     pub kprobe: &'static [(&'static str, At)],
@@ -187,6 +187,13 @@ mod tests {
                     "{outer} must stash (kprobe entry and return)"
                 );
                 assert_eq!(o.args, h.args, "{}: {outer} has other arguments", h.name);
+                // An fentry outer stashes in its fentry and marks the slot read in its fexit
+                // (notify-ebpf's `programs!`): it needs both.
+                assert!(
+                    o.fentry.is_empty() || o.fentry.len() == 2,
+                    "{outer}: an fentry flavour needs entry and return to stash for {}",
+                    h.name
+                );
                 assert_eq!(
                     h.kprobe.len(),
                     2,
@@ -318,6 +325,24 @@ mod tests {
             "listed but not in the object (or of another type): {missing:?}; in the object but \
              not listed: {unlisted:?}"
         );
+    }
+
+    /// attach's `set_fentry_stash` writes one u64 at index 0, a bit per hook in HOOKS order (the
+    /// BPF side's `StashKey`, numbered from the same declaration): the map must be that shape,
+    /// and every hook must have a bit.
+    #[test]
+    fn the_fentry_stash_map_holds_a_bit_per_hook() {
+        let obj = aya_obj::Object::parse(EBPF_OBJECT).expect("the notify-ebpf object parses");
+        let m = obj
+            .maps
+            .get(notify_common::MAP_FENTRY_STASH)
+            .expect("FENTRY_STASH in the object");
+        assert_eq!(
+            m.map_type(),
+            aya_obj::generated::bpf_map_type::BPF_MAP_TYPE_ARRAY as u32
+        );
+        assert_eq!((m.value_size(), m.max_entries()), (8, 1));
+        assert!(HOOKS.len() <= 64, "one u64 of bits");
     }
 
     #[test]
