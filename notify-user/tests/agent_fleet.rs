@@ -654,6 +654,17 @@ fn run(cmd: &mut Command) {
     );
 }
 
+/// Held by the tests of this binary that mount and unmount (every agent here sees the host's
+/// mount syscalls and XFS tracepoints) and by the idle test, whose window must see none: the
+/// tests of a binary run in parallel threads, and a sibling's mount woke the idle agent once in
+/// CI.
+static HOST_MOUNTS: Mutex<()> = Mutex::new(());
+
+/// [`HOST_MOUNTS`], also when a test that held it panicked.
+fn host_mounts() -> std::sync::MutexGuard<'static, ()> {
+    HOST_MOUNTS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Unmount and mount again `n` times (the XFS stays mounted at the end, for its Drop).
 fn cycle_mount(x: &Xfs, n: usize) {
     let dev = x.loopdev.clone().unwrap();
@@ -686,6 +697,7 @@ fn output_files(path: &Path) -> Vec<PathBuf> {
 #[ignore = "needs root (BPF, loop devices, mount): run as root with --include-ignored"]
 fn agent_output_validates_against_events_md() {
     common::require_root("agent_output_validates_against_events_md");
+    let _mounts = host_mounts();
     let schema = schema::parse(schema::EVENTS_MD);
     let xfs = Xfs::new("rmapbt=1");
     let tmp = TempDir::new("agent-schema");
@@ -1001,6 +1013,7 @@ impl Prometheus {
 #[ignore = "needs root (BPF, loop devices, mount): run as root with --include-ignored"]
 fn prometheus_scrapes_the_agent() {
     common::require_root("prometheus_scrapes_the_agent");
+    let _mounts = host_mounts();
     let tmp = TempDir::new("agent-prom");
     let xfs = Xfs::new("rmapbt=1");
     // "Restart keeps pending journal records and says so in the metrics": the journal already
@@ -1322,6 +1335,7 @@ fn wakeups_over(pid: u32, window: Duration) -> Vec<(String, u64)> {
 #[ignore = "needs root (BPF): run as root with --include-ignored"]
 fn an_idle_agent_is_never_woken() {
     common::require_root("an_idle_agent_is_never_woken");
+    let _mounts = host_mounts();
     let tmp = TempDir::new("agent-idle");
     let start = |name: &str, extra: &[&str]| {
         let journal = tmp.path().join(format!("journal-{name}"));
@@ -1351,10 +1365,16 @@ fn an_idle_agent_is_never_woken() {
     };
     // The defaults: no timer anywhere (bad-block lists are waited for, not polled).
     let idle = start("default", &[]);
+    let events = tmp.path().join("events-default.jsonl");
+    let before = fs::read_to_string(&events).unwrap_or_default();
     let woke = wakeups_over(idle.child.id(), Duration::from_secs(5));
+    // What it wrote in the window: a kernel event from elsewhere on the host (another process
+    // mounting, a SIGBUS) is a wakeup with a cause, and says which.
+    let after = fs::read_to_string(&events).unwrap_or_default();
     assert!(
         woke.is_empty(),
-        "an idle agent woke in 5 s: {woke:?}\nstderr:\n{}",
+        "an idle agent woke in 5 s: {woke:?}\nwritten in the window:\n{}\nstderr:\n{}",
+        after.get(before.len()..).unwrap_or(""),
         idle.stderr()
     );
     drop(idle);

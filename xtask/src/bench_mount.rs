@@ -260,7 +260,11 @@ pub fn report(
         Some(s) => writeln!(
             b,
             "The guest clock is qemu's instruction counter (2^{s} ns per guest instruction, on either vCPU; idle time skips to the next timer), so a cycle's time is the instructions the guest ran during it: mount and umount, the probes' programs and traps, and the agent's own work{}. It counts instructions, not CPU cycles: the goal is read on instructions. {}\n",
-            if vm::vcpus() == 1 { " on the same vCPU" } else { " on the other vCPU" },
+            if vm::vcpus() == 1 {
+                " on the same vCPU"
+            } else {
+                " on the other vCPU"
+            },
             if vm::vcpus() == 1 {
                 "With one vCPU a thread's CPU time is the instructions run while it is on the CPU (interrupts that land then included)."
             } else {
