@@ -182,7 +182,7 @@ const TUNABLES_WERE: &str = "NOTIFY_GLIBC_TUNABLES_WERE";
 const NO_TCACHE: &str = "glibc.malloc.tcache_count=0";
 
 /// For `notify agent` and `notify trace` (the first word of the command line that is not a
-/// flag): execs the same binary again, same pid, arguments and fds, with
+/// flag): execs the same binary again (/proc/self/exe), same pid, arguments, name and fds, with
 /// `glibc.malloc.tcache_count=0` added to GLIBC_TUNABLES, once. In the re-executed process
 /// (or when the tunable was already set by the user, or the exec fails) it does nothing but
 /// put GLIBC_TUNABLES back as it was, so nothing notify starts inherits the setting. Runs
@@ -198,6 +198,21 @@ fn exec_without_tcache() {
                 Some(v) => std::env::set_var("GLIBC_TUNABLES", v),
                 None => std::env::remove_var("GLIBC_TUNABLES"),
             }
+        }
+        // The exec was of /proc/self/exe (the binary even if replaced on disk since), which
+        // names the process "exe": give it back its own name (ps, top, pidof, journald).
+        if let Some(name) = std::env::args_os()
+            .next()
+            .as_deref()
+            .map(std::path::Path::new)
+            .and_then(std::path::Path::file_name)
+        {
+            use std::os::unix::ffi::OsStrExt as _;
+            let mut b = name.as_bytes().to_vec();
+            b.truncate(15);
+            b.push(0);
+            // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
+            unsafe { libc::prctl(libc::PR_SET_NAME, b.as_ptr()) };
         }
         return;
     }
