@@ -528,6 +528,15 @@ foot_snap() { # foot_snap PID -> "ticks= rss_kb= hwm_kb= threads= ctxt= vol= non
 	c=$(cat /proc/$1/task/*/status 2>/dev/null | awk '/^voluntary_ctxt_switches/{v+=$2} /^nonvoluntary_ctxt_switches/{n+=$2} /^Pid:/{k++} END{print "threads=" k " ctxt=" v + n " vol=" v " nonvol=" n}')
 	echo "ticks=$t $m $c"
 }
+foot_kbuf() { # foot_kbuf PID TOOL -> "kbuf_kb=": the kernel-side buffers the tool holds
+	# rasdaemon: its tracing instance's ring buffers (all CPUs); the BPF tools: the memlock
+	# (the kernel's own accounting) of every BPF map they hold an fd of, each map once
+	case $2 in
+	rasdaemon) echo "kbuf_kb=$(cat /sys/kernel/tracing/instances/rasdaemon/buffer_total_size_kb 2>/dev/null || echo 0)" ;;
+	*) cat /proc/$1/fdinfo/* 2>/dev/null | awk '/^pos:/{m = 0} /^map_type:/{m = 1} /^memlock:/{if (m) ml = $2}
+		/^map_id:/{if (m) k[$2] = ml} END{for (i in k) s += k[i]; printf "kbuf_kb=%d\n", s / 1024}' ;;
+	esac
+}
 foot_tasks() { # foot_tasks PID: "tid comm vol nonvol" per thread
 	for d in /proc/$1/task/*; do
 		echo "${d##*/} $(tr ' ' '_' < $d/comm) $(awk '/^voluntary_ctxt/{v=$2} /^nonvoluntary_ctxt/{n=$2} END{print v, n}' $d/status)"
@@ -659,7 +668,7 @@ bench_foot() {
 			foot_tasks $P > "$OUT/$D/tasks-$tag-0.txt"
 			echo "round=$r pos=$pos tool=$t phase=idle0 $(foot_snap $P)" >> "$OUT/$D/rounds.txt"
 			sleep "$IDLE"
-			echo "round=$r pos=$pos tool=$t phase=idle1 $(foot_snap $P)" >> "$OUT/$D/rounds.txt"
+			echo "round=$r pos=$pos tool=$t phase=idle1 $(foot_snap $P) $(foot_kbuf $P $t)" >> "$OUT/$D/rounds.txt"
 			foot_tasks $P > "$OUT/$D/tasks-$tag-1.txt"
 			[ $r = 0 ] && foot_smaps $P > "$OUT/$D/smaps-$tag.txt"
 			echo 5 > /proc/$P/clear_refs

@@ -99,6 +99,7 @@ pub(super) fn report(
         put("threads", num(i1, "threads"));
         put("idle_rss_kb", num(i1, "rss_kb"));
         put("hwm_kb", num(i1, "hwm_kb"));
+        put("kbuf_kb", num(i1, "kbuf_kb"));
         put("idle_cpu_ticks", num(i1, "ticks") - num(i0, "ticks"));
         put("idle_wakeups", num(i1, "ctxt") - num(i0, "ctxt"));
         put("storm_cpu_s", (num(s1, "ticks") - num(s0, "ticks")) / tck);
@@ -155,7 +156,7 @@ pub(super) fn report(
     }
     writeln!(
         b,
-        "\nOne tool at a time (not side by side: each one's CPU and wakeups must be its own), all in the same boot; the order rotates every round. Tools: `notify agent` (release build, as a fleet runs it: journal in /tmp, metrics endpoint on by default), `notify trace` (no journal, no metrics), `rasdaemon -f -r` (sqlite db in /var/lib/rasdaemon on the guest's tmpfs root; Debian's 0.6.8 build enables and records only `ras:mc_event`, `ras:aer_event`, `mce:mce_record` and `ras:extlog_mem_event`: it leaves `ras:memory_failure_event` off (enable = 0 in its tracing instance, below), so the storm gives it nothing to do and its storm figures are a floor, not the cost of recording the storm) and bpftrace running `lab/probecost.bt` (the same kprobes and tracepoint as notify, one printf record per hit, output to /tmp). Per tool and round: start, wait until it is attached, settle (>= 5 s, until its CPU and output stop moving), then an idle window of {idle} s with nothing happening, then `benchhelp storm` poisons {pages} pages of a fresh file on the DAX mount (vm.memory_failure_early_kill=0), wait until its CPU and output stop moving, stop it. RSS = VmRSS of /proc/PID/status at the end of the idle window; VmHWM = its lifetime peak (start-up included); storm peak = VmHWM after `echo 5 > /proc/PID/clear_refs` just before the storm; CPU = utime+stime of /proc/PID/stat (all threads); wakeups = growth of voluntary+nonvoluntary_ctxt_switches summed over /proc/PID/task/*/status during the idle window. Medians over {nrounds} rounds; ratios are medians of per-round ratios. rasdaemon and bpftrace run with the host's dynamic loader and libraries from the 9p share; the pages they touch of those count in their RSS, as the pages of glibc that notify (dynamically linked, copied into the initramfs with its libraries) touches count in its, so every RSS here is that of the binary on a Debian host, give or take the loader mapped as a program rather than as an interpreter. Under TCG absolute CPU times mean little; the ratios are side by side.\n",
+        "\nOne tool at a time (not side by side: each one's CPU and wakeups must be its own), all in the same boot; the order rotates every round. Tools: `notify agent` (release build, as a fleet runs it: journal in /tmp, metrics endpoint on by default), `notify trace` (no journal, no metrics), `rasdaemon -f -r` (sqlite db in /var/lib/rasdaemon on the guest's tmpfs root; Debian's 0.6.8 build enables and records only `ras:mc_event`, `ras:aer_event`, `mce:mce_record` and `ras:extlog_mem_event`: it leaves `ras:memory_failure_event` off (enable = 0 in its tracing instance, below), so the storm gives it nothing to do and its storm figures are a floor, not the cost of recording the storm) and bpftrace running `lab/probecost.bt` (the same kprobes and tracepoint as notify, one printf record per hit, output to /tmp). Per tool and round: start, wait until it is attached, settle (>= 5 s, until its CPU and output stop moving), then an idle window of {idle} s with nothing happening, then `benchhelp storm` poisons {pages} pages of a fresh file on the DAX mount (vm.memory_failure_early_kill=0), wait until its CPU and output stop moving, stop it. RSS = VmRSS of /proc/PID/status at the end of the idle window; VmHWM = its lifetime peak (start-up included); storm peak = VmHWM after `echo 5 > /proc/PID/clear_refs` just before the storm; CPU = utime+stime of /proc/PID/stat (all threads); wakeups = growth of voluntary+nonvoluntary_ctxt_switches summed over /proc/PID/task/*/status during the idle window; kernel-side buffers = what the kernel holds for the tool outside its RSS, at the end of the idle window: for notify and bpftrace the `memlock` of every BPF map it holds an fd of (/proc/PID/fdinfo, each map once; notify's 1 MiB ring is most of it, the same whether or not its pages are mapped), for rasdaemon its tracing instance's `buffer_total_size_kb` (/sys/kernel/tracing/instances/rasdaemon, every CPU's ring). Medians over {nrounds} rounds; ratios are medians of per-round ratios. rasdaemon and bpftrace run with the host's dynamic loader and libraries from the 9p share; the pages they touch of those count in their RSS, as the pages of glibc that notify (dynamically linked, copied into the initramfs with its libraries) touches count in its, so every RSS here is that of the binary on a Debian host, give or take the loader mapped as a program rather than as an interpreter. Under TCG absolute CPU times mean little; the ratios are side by side.\n",
         idle = fmt(idle_s, 0),
     )?;
     if m.is_empty() {
@@ -176,6 +177,12 @@ pub(super) fn report(
         ("start_cpu_s", "CPU spent in start-up + settle (s)", 2, 1.0),
         ("threads", "threads", 0, 1.0),
         ("idle_rss_kb", "RSS idle (MiB)", 1, 1024.0),
+        (
+            "kbuf_kb",
+            "kernel-side buffers, idle, not in RSS (MiB)",
+            1,
+            1024.0,
+        ),
         ("hwm_kb", "VmHWM incl. start-up (MiB)", 1, 1024.0),
         ("idle_cpu_ticks", "CPU in the idle window (ticks)", 0, 1.0),
         ("idle_wakeups", "wakeups in the idle window", 0, 1.0),
