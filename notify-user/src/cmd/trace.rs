@@ -27,8 +27,9 @@ pub struct TraceArgs {
     #[arg(long, value_enum, default_value = "auto")]
     pub attach: AttachMode,
     /// Size of the ring buffer the probes write into: a power of two from 64K to 1G (K/M/G
-    /// suffixes). Each record takes ~112 bytes; a poisoned page makes ~6. The ring costs
-    /// twice its size in RSS (its data pages are mapped twice). [default: 1M]
+    /// suffixes). Each record takes ~112 bytes; a poisoned page makes ~6. While records are
+    /// read the ring costs twice its size in RSS (its data pages are mapped twice); idle, none.
+    /// [default: 1M]
     #[arg(long, value_name = "SIZE", value_parser = parse_ring_size)]
     pub ring_size: Option<u32>,
     /// Append events to this file instead of standard output (-o is the format).

@@ -99,7 +99,7 @@ pub const KEYS: &[Key] = &[
         flag: "--ring-size",
         live: false,
         help: "size of the probes' ring buffer: a power of two from 64K to 1G, bytes or \
-               \"1M\"-style (default 1M; each record ~112 bytes; RSS twice the size)",
+               \"1M\"-style (default 1M; each record ~112 bytes; twice the size in RSS while read)",
     },
     Key {
         name: "metrics_addr",

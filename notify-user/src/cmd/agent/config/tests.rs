@@ -131,6 +131,12 @@ fn the_packaged_example_is_valid_and_documents_every_key() {
     let s = Settings::merge(&[&l]);
     assert_eq!(s.format, Format::Json);
     assert_eq!(s.metrics_addr.to_string(), DEFAULT_METRICS_ADDR);
+    // The packaged agent sleeps when nothing happens: no timer of its own (the bad-block
+    // lists are waited for, not polled).
+    assert_eq!(
+        s.badblocks_rescan, None,
+        "the packaged example sets a rescan timer"
+    );
     for k in KEYS {
         assert!(
             text.contains(&format!("{} =", k.name)),
