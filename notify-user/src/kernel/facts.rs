@@ -21,6 +21,15 @@ const CAP_SYS_ADMIN: u32 = 21;
 const CAP_PERFMON: u32 = 38;
 const CAP_BPF: u32 = 39;
 
+/// The kernel's page size (4096 if sysconf does not say).
+pub fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {
+        n if n > 0 => n as usize,
+        _ => 4096,
+    }
+}
+
 /// A value and why it is what it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fact<T> {

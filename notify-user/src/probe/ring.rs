@@ -22,7 +22,7 @@ use aya::maps::{Map, MapData, PerCpuArray};
 use notify_common::{MAP_EVENTS, MAP_LOST, RING_BYTES_MAX, RING_BYTES_MIN};
 use tokio::io::unix::AsyncFd;
 
-use crate::probe::open::Probes;
+use crate::{kernel::facts::page_size, probe::open::Probes};
 
 /// Checks a ring buffer size in bytes: a power of two from 64K to 1G (the kernel wants a
 /// power-of-two multiple of the page size; below 64K a burst of a few hundred records fills it).
@@ -169,12 +169,6 @@ impl Ring {
 /// Sum of the per-CPU lost-event counters.
 pub fn lost_in_kernel(lost: &PerCpuArray<MapData, u64>) -> u64 {
     lost.get(&0, 0).map(|vals| vals.iter().sum()).unwrap_or(0)
-}
-
-fn page_size() -> usize {
-    // SAFETY: sysconf has no preconditions.
-    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    usize::try_from(n).unwrap_or(4096)
 }
 
 /// One mapping of the kernel's ring: the consumer page (read-write, offset 0) and the producer

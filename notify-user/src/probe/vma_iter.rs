@@ -25,7 +25,7 @@ use aya::{
 use notify_common::{MAP_VMA_TARGETS, PROG_VMA_ITER, VMA_TARGETS_MAX, VmaHit, VmaTarget};
 
 use crate::{
-    kernel::btf::Btf,
+    kernel::{btf::Btf, facts::page_size},
     probe::{attach, offsets::vma_iter_offsets},
 };
 
@@ -203,14 +203,6 @@ fn parse_hit(rec: &[u8]) -> VmaHit {
         pgoff: u64_at(16),
         tgid: u32_at(24),
         target: u32_at(28),
-    }
-}
-
-fn page_size() -> usize {
-    // SAFETY: sysconf has no preconditions.
-    match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {
-        n if n > 0 => n as usize,
-        _ => 4096,
     }
 }
 
