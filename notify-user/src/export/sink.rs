@@ -9,7 +9,7 @@ use std::{
 use std::fmt::Write as _;
 
 use notify_model::{
-    EventData, Header, Item, Notification, Transition,
+    EventData, Header, Item, Notification, TraceEvent, Transition,
     event::{bus_code_name, mf_flag_names, ret_str},
     fserror::FsError,
     health::Health,
@@ -100,9 +100,13 @@ impl Sink {
     pub fn write(&mut self, item: &Item) -> io::Result<()> {
         match item {
             // The details are the table's: JSON carries the fields themselves.
-            Item::Kernel(ev) => self.row(item, &ev.header(), || details(&ev.data)),
-            Item::HolderState(d) => self.row(item, &d.at, || transition_details(&d.data)),
-            Item::Notification(d) => self.row(item, &d.at, || notification_details(&d.data)),
+            Item::Kernel(ev) => self.row(item, Row::of_event(ev), || details(&ev.data)),
+            Item::HolderState(d) => {
+                self.row(item, Row::of_header(&d.at), || transition_details(&d.data))
+            }
+            Item::Notification(d) => self.row(item, Row::of_header(&d.at), || {
+                notification_details(&d.data)
+            }),
             Item::Record(r) => self.write_record(r),
             Item::FsError(e) => match self.format {
                 Format::Json => self.json_line(item, Some(e.ktime_ns)),
@@ -135,7 +139,7 @@ impl Sink {
         }
     }
 
-    fn row(&mut self, item: &Item, h: &Header, details: impl FnOnce() -> String) -> io::Result<()> {
+    fn row(&mut self, item: &Item, h: Row<'_>, details: impl FnOnce() -> String) -> io::Result<()> {
         match self.format {
             Format::Json => self.json_line(item, Some(h.ktime_ns)),
             Format::Table => {
@@ -187,6 +191,39 @@ impl Sink {
 
     pub fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
+    }
+}
+
+/// The header fields a row shows, borrowed from a kernel event or a derived item (a kernel
+/// event's own [`Header`] would be a copy of its comm, per line).
+#[derive(Clone, Copy)]
+struct Row<'a> {
+    seq: u64,
+    ktime_ns: u64,
+    cpu: u32,
+    pid: u32,
+    comm: &'a str,
+}
+
+impl<'a> Row<'a> {
+    fn of_event(e: &'a TraceEvent) -> Self {
+        Row {
+            seq: e.seq,
+            ktime_ns: e.ktime_ns,
+            cpu: e.cpu,
+            pid: e.pid,
+            comm: &e.comm,
+        }
+    }
+
+    fn of_header(h: &'a Header) -> Self {
+        Row {
+            seq: h.seq,
+            ktime_ns: h.ktime_ns,
+            cpu: h.cpu,
+            pid: h.pid,
+            comm: &h.comm,
+        }
     }
 }
 

@@ -67,7 +67,7 @@ impl Pipeline {
         for ev in evs {
             self.totals.events += 1;
             let conclusions = self.tracker.apply(&ev);
-            derive_into(&ev, conclusions, &mut out);
+            derive_into(ev, conclusions, &mut out);
         }
         out
     }
@@ -110,9 +110,9 @@ fn name_values(ev: &mut TraceEvent, symbols: &Symbols) {
 }
 
 /// The kernel event as an item, then its conclusions as items carrying its header.
-fn derive_into(ev: &TraceEvent, conclusions: Vec<Conclusion>, out: &mut Vec<Item>) {
+fn derive_into(ev: TraceEvent, conclusions: Vec<Conclusion>, out: &mut Vec<Item>) {
     let header = (!conclusions.is_empty()).then(|| ev.header());
-    out.push(Item::Kernel(ev.clone()));
+    out.push(Item::Kernel(ev));
     for c in conclusions {
         let at = header.clone().unwrap_or_default();
         out.push(match c {
@@ -132,7 +132,7 @@ pub fn derive(items: impl IntoIterator<Item = Item>) -> Vec<Item> {
         match item {
             Item::Kernel(ev) => {
                 let conclusions = tracker.apply(&ev);
-                derive_into(&ev, conclusions, &mut out);
+                derive_into(ev, conclusions, &mut out);
             }
             Item::FsError(_) | Item::Health(_) => out.push(item),
             Item::HolderState(_) | Item::Notification(_) | Item::Record(_) => {}

@@ -28,6 +28,11 @@ impl Sequenced for notify_model::TraceEvent {
 pub struct Reorder<T> {
     /// The next sequence number to release.
     next: u64,
+    /// Released, in order, not taken yet. A record that arrives in order (nearly all of them:
+    /// the reorder buffer exists for the rare commit race between CPUs) goes straight here,
+    /// without a visit to `pending`.
+    ready: Vec<T>,
+    /// Arrived ahead of a missing predecessor: always a gap before the first.
     pending: BTreeMap<u64, (T, Instant)>,
     window: Duration,
     lost: u64,
@@ -39,6 +44,7 @@ impl<T: Sequenced> Reorder<T> {
     pub fn new(first: u64, window: Duration) -> Self {
         Reorder {
             next: first,
+            ready: Vec::new(),
             pending: BTreeMap::new(),
             window,
             lost: 0,
@@ -54,32 +60,44 @@ impl<T: Sequenced> Reorder<T> {
             self.duplicates += 1;
             return;
         }
-        self.pending.insert(seq, (ev, now));
+        if seq == self.next {
+            self.release(ev);
+        } else {
+            self.pending.insert(seq, (ev, now));
+        }
+    }
+
+    /// `ev` is the next number: released, with every waiting event it was the gap of.
+    fn release(&mut self, ev: T) {
+        self.next = ev.seq() + 1;
+        self.ready.push(ev);
+        while let Some(entry) = self.pending.first_entry()
+            && *entry.key() == self.next
+        {
+            let (ev, _) = entry.remove();
+            self.next += 1;
+            self.ready.push(ev);
+        }
     }
 
     /// Releases, in order, every event whose predecessors have all arrived, and skips gaps
     /// older than the window (counting them as lost).
     pub fn pop_ready(&mut self, now: Instant) -> Vec<T> {
-        let mut out = Vec::new();
-        while let Some((&seq, (_, arrived))) = self.pending.first_key_value() {
-            if seq != self.next {
-                // A gap: wait for it until the oldest waiting event is older than the window.
-                if now.saturating_duration_since(*arrived) < self.window {
-                    break;
-                }
-                self.lost += seq - self.next;
-                self.next = seq;
-            }
-            let (_, (ev, _)) = self.pending.pop_first().expect("first exists");
-            out.push(ev);
-            self.next = seq + 1;
+        // Every waiting event has a gap before it: wait for the gap until the oldest waiting
+        // event is older than the window.
+        while let Some(entry) = self.pending.first_entry()
+            && now.saturating_duration_since(entry.get().1) >= self.window
+        {
+            self.lost += *entry.key() - self.next;
+            let (ev, _) = entry.remove();
+            self.release(ev);
         }
-        out
+        std::mem::take(&mut self.ready)
     }
 
     /// Releases everything still waiting (at shutdown), counting the gaps as lost.
     pub fn flush(&mut self) -> Vec<T> {
-        let mut out = Vec::new();
+        let mut out = std::mem::take(&mut self.ready);
         while let Some((seq, (ev, _))) = self.pending.pop_first() {
             self.lost += seq - self.next;
             self.next = seq + 1;
@@ -160,6 +178,34 @@ mod tests {
         r.push(2, t + W);
         assert!(r.pop_ready(t + W).is_empty());
         assert_eq!(r.late(), 1);
+    }
+
+    #[test]
+    fn a_late_predecessor_releases_the_run_waiting_behind_it() {
+        let t = Instant::now();
+        let mut r = Reorder::new(1, W);
+        r.push(3u64, t);
+        r.push(2, t);
+        assert_eq!(r.waiting(), 2);
+        r.push(1, t);
+        assert_eq!(r.waiting(), 0);
+        r.push(4, t);
+        assert_eq!(r.pop_ready(t), [1, 2, 3, 4]);
+        assert_eq!((r.lost(), r.late()), (0, 0));
+    }
+
+    #[test]
+    fn every_timed_out_gap_is_skipped_in_one_pop() {
+        let t = Instant::now();
+        let mut r = Reorder::new(1, W);
+        r.push(1u64, t);
+        r.push(3, t);
+        r.push(5, t + W / 2);
+        r.push(6, t + W);
+        assert_eq!(r.pop_ready(t + W), [1, 3], "5 has waited half the window");
+        assert_eq!(r.deadline(t + W), Some(W / 2));
+        assert_eq!(r.pop_ready(t + W + W / 2), [5, 6]);
+        assert_eq!(r.lost(), 2);
     }
 
     #[test]
