@@ -406,38 +406,46 @@ fn decode_reorder(raw: &[Vec<u8>]) -> usize {
     n
 }
 
-/// What the trace loop does: `Pipeline::push_raw` per record, `ready` per drain (derived events
-/// on, as the agent runs it). With `journal`, every notification the tracker says needs replay
-/// is appended (fsynced) to the journal, as the agent's `journal_notification` does once it has
-/// identified the pmem disk (identification reads sysfs and is left out).
-fn pipeline(raw: &[Vec<u8>], mut journal: Option<&mut Journal>) -> (usize, usize) {
+/// The trace loop's drain: `Pipeline::push_raw` per record, `ready` after every `DRAIN` records
+/// and once at the end (derived events on, as the agent runs it), each batch handed to `batch`.
+/// Returns how many items came out, and the pipeline (for its totals).
+fn drain(raw: &[Vec<u8>], mut batch: impl FnMut(Vec<Item>)) -> (usize, Pipeline) {
     let mut p = Pipeline::new();
     let mut out = 0;
-    let mut appended = 0;
     let now = Instant::now();
-    let mut handle = |evs: Vec<Item>, appended: &mut usize| {
-        let n = evs.len();
+    let mut take = |items: Vec<Item>| {
+        out += items.len();
+        batch(items);
+    };
+    for chunk in raw.chunks(DRAIN) {
+        for r in chunk {
+            p.push_raw(r, now);
+        }
+        take(p.ready(now, false));
+    }
+    take(p.ready(now, true));
+    assert_eq!(p.totals.events as usize, raw.len());
+    (out, p)
+}
+
+/// What the trace loop does: [`drain`]. With `journal`, every notification the tracker says
+/// needs replay is appended (fsynced) to the journal, as the agent's `journal_notification`
+/// does once it has identified the pmem disk (identification reads sysfs and is left out).
+fn pipeline(raw: &[Vec<u8>], mut journal: Option<&mut Journal>) -> (usize, usize) {
+    let mut appended = 0;
+    let (out, p) = drain(raw, |evs| {
         if let Some(j) = journal.as_deref_mut() {
             for ev in &evs {
                 if let Item::Notification(n) = ev
                     && n.data.verdict.needs_replay()
                 {
                     j.append(journal_record(n)).expect("journal append");
-                    *appended += 1;
+                    appended += 1;
                 }
             }
         }
         black_box(evs);
-        n
-    };
-    for chunk in raw.chunks(DRAIN) {
-        for r in chunk {
-            p.push_raw(r, now);
-        }
-        out += handle(p.ready(now, false), &mut appended);
-    }
-    out += handle(p.ready(now, true), &mut appended);
-    assert_eq!(p.totals.events as usize, raw.len());
+    });
     assert_eq!(p.totals.seq_gaps, 0);
     (out, appended)
 }
@@ -445,25 +453,13 @@ fn pipeline(raw: &[Vec<u8>], mut journal: Option<&mut Journal>) -> (usize, usize
 /// What `notify trace -o json` adds: every item of the pipeline (derived ones included) written
 /// as a JSON line (the wall-time stamp, the host name, the item), here into `io::sink()`.
 fn pipeline_json(raw: &[Vec<u8>]) -> usize {
-    let mut p = Pipeline::new();
     let mut sink = Sink::new(Format::Json, Box::new(std::io::sink()));
-    let mut out = 0;
-    let now = Instant::now();
-    let mut write = |items: Vec<Item>| {
+    drain(raw, |items| {
         for i in &items {
             sink.write(i).expect("a JSON line");
         }
-        items.len()
-    };
-    for chunk in raw.chunks(DRAIN) {
-        for r in chunk {
-            p.push_raw(r, now);
-        }
-        out += write(p.ready(now, false));
-    }
-    out += write(p.ready(now, true));
-    assert_eq!(p.totals.events as usize, raw.len());
-    out
+    })
+    .0
 }
 
 fn journal_record(d: &Derived<Notification>) -> Damage {

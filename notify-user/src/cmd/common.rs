@@ -153,16 +153,11 @@ async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {
 ///   once. The heap stays a sparse mapping after malloc_trim, just what khugepaged fills in.
 ///   notify's data is small and rarely touched: huge pages buy it nothing.
 ///
-/// - No per-thread malloc cache in the long-running commands (`agent`, `trace`): glibc's
-///   tcache keeps up to 7 freed chunks of every small size per thread, which malloc_trim
-///   counts as in use and never gives back, so the start-up's small frees pinned pages all
-///   over the heap: on the host, `notify trace` idle had 864 kB of heap RSS with the tcache,
-///   384 kB without. glibc only takes that setting from the environment at exec
-///   (`GLIBC_TUNABLES=glibc.malloc.tcache_count=0`): see [`exec_without_tcache`].
+/// The long-running commands (`agent`, `trace`) also run without glibc's per-thread malloc
+/// cache: see [`exec_without_tcache`].
 ///
 /// Failures are only logged: none is needed for correctness.
 pub fn process_memory_setup() {
-    exec_without_tcache();
     // SAFETY: mallopt takes two ints; called before any other thread exists.
     if unsafe { libc::mallopt(libc::M_ARENA_MAX, 1) } != 1 {
         log::debug!("mallopt(M_ARENA_MAX, 1) refused");
@@ -181,17 +176,23 @@ pub fn process_memory_setup() {
 const TUNABLES_WERE: &str = "NOTIFY_GLIBC_TUNABLES_WERE";
 const NO_TCACHE: &str = "glibc.malloc.tcache_count=0";
 
-/// For `notify agent` and `notify trace` (the first word of the command line that is not a
-/// flag): execs the same binary again (/proc/self/exe), same pid, arguments, name and fds, with
-/// `glibc.malloc.tcache_count=0` added to GLIBC_TUNABLES, once. In the re-executed process
+/// No per-thread malloc cache in the long-running commands: glibc's tcache keeps up to 7 freed
+/// chunks of every small size per thread, which malloc_trim counts as in use and never gives
+/// back, so the start-up's small frees pinned pages all over the heap: on the host, `notify
+/// trace` idle had 864 kB of heap RSS with the tcache, 384 kB without. glibc only takes that
+/// setting from the environment at exec (`GLIBC_TUNABLES=glibc.malloc.tcache_count=0`).
+///
+/// So this execs the same binary again (/proc/self/exe), same pid, arguments, name and fds,
+/// with `glibc.malloc.tcache_count=0` added to GLIBC_TUNABLES, once. In the re-executed process
 /// (or when the tunable was already set by the user, or the exec fails) it does nothing but
-/// put GLIBC_TUNABLES back as it was, so nothing notify starts inherits the setting. Runs
-/// before any other thread exists.
-fn exec_without_tcache() {
+/// put GLIBC_TUNABLES back as it was, so nothing notify starts inherits the setting. Called
+/// first thing in `agent`'s and `trace`'s run, once clap has parsed their command line, and
+/// before any other thread exists (main starts none before it).
+pub fn exec_without_tcache() {
     use std::{ffi::OsString, os::unix::process::CommandExt as _};
     if let Some(was) = std::env::var_os(TUNABLES_WERE) {
         let was = was.to_string_lossy().into_owned();
-        // SAFETY: first thing in main, before any other thread exists.
+        // SAFETY: before any other thread exists (see above).
         unsafe {
             std::env::remove_var(TUNABLES_WERE);
             match was.strip_prefix('=') {
@@ -221,16 +222,10 @@ fn exec_without_tcache() {
     }
     let mut args = std::env::args_os();
     let argv0 = args.next().unwrap_or_else(|| "notify".into());
-    let rest: Vec<OsString> = args.collect();
-    let long_running = rest
-        .iter()
-        .find(|a| !a.to_string_lossy().starts_with('-'))
-        .is_some_and(|a| a == "agent" || a == "trace");
     let was = std::env::var_os("GLIBC_TUNABLES");
-    if !long_running
-        || was
-            .as_ref()
-            .is_some_and(|w| w.to_string_lossy().contains("tcache_count"))
+    if was
+        .as_ref()
+        .is_some_and(|w| w.to_string_lossy().contains("tcache_count"))
     {
         return;
     }
@@ -248,7 +243,7 @@ fn exec_without_tcache() {
     };
     let e = std::process::Command::new("/proc/self/exe")
         .arg0(argv0)
-        .args(rest)
+        .args(args)
         .env("GLIBC_TUNABLES", tunables)
         .env(TUNABLES_WERE, mark)
         .exec();

@@ -7,7 +7,10 @@ use notify_common::RING_BYTES;
 
 use crate::{
     cmd::{
-        common::{Signals, end_of_startup, parse_ring_size, runtime, trim_heap, until_signal},
+        common::{
+            Signals, end_of_startup, exec_without_tcache, parse_ring_size, runtime, trim_heap,
+            until_signal,
+        },
         exit::bad_input,
         preflight::{self, file_not_format},
     },
@@ -50,6 +53,8 @@ pub struct TraceArgs {
 }
 
 pub fn run(a: TraceArgs) -> anyhow::Result<ExitCode> {
+    // Before the runtime: no other thread may exist yet.
+    exec_without_tcache();
     runtime()?.block_on(trace(a))?;
     Ok(ExitCode::SUCCESS)
 }

@@ -82,13 +82,13 @@ pub fn host_name() -> String {
     String::from_utf8_lossy(&buf[..end]).into_owned()
 }
 
-/// RFC 3339 in UTC with nanoseconds: "2026-12-01T15:54:50.123456789Z".
+/// RFC 3339 in UTC with nanoseconds: "2026-12-01T15:54:50.123456789Z". Years 0 to 9999 are
+/// [`rfc3339_bytes`]; others are written with more digits or a sign.
 pub fn rfc3339(ns_since_epoch: i128) -> String {
-    let secs = ns_since_epoch.div_euclid(1_000_000_000);
-    let nanos = ns_since_epoch.rem_euclid(1_000_000_000);
-    let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days as i64);
+    if let Some(b) = rfc3339_bytes(ns_since_epoch) {
+        return b.iter().map(|&c| char::from(c)).collect();
+    }
+    let (y, m, d, sod, nanos) = utc_fields(ns_since_epoch);
     format!(
         "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
         sod / 3600,
@@ -100,11 +100,7 @@ pub fn rfc3339(ns_since_epoch: i128) -> String {
 /// [`rfc3339`] as its 30 bytes, for years 0 to 9999 (None outside them: [`rfc3339`] writes
 /// those, with more digits or a sign).
 pub fn rfc3339_bytes(ns_since_epoch: i128) -> Option<[u8; 30]> {
-    let secs = ns_since_epoch.div_euclid(1_000_000_000);
-    let nanos = ns_since_epoch.rem_euclid(1_000_000_000) as u32;
-    let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400) as u32;
-    let (y, m, d) = civil_from_days(i64::try_from(days).ok()?);
+    let (y, m, d, sod, nanos) = utc_fields(ns_since_epoch);
     if !(0..=9999).contains(&y) {
         return None;
     }
@@ -123,6 +119,17 @@ pub fn rfc3339_bytes(ns_since_epoch: i128) -> Option<[u8; 30]> {
     put(17, 2, sod % 60);
     put(20, 9, nanos);
     Some(b)
+}
+
+/// An instant's UTC (year, month, day, second of the day, nanosecond). A day count beyond
+/// i64 (some 10^16 years away) wraps, as [`rfc3339`] always had it.
+fn utc_fields(ns_since_epoch: i128) -> (i64, u32, u32, u32, u32) {
+    let secs = ns_since_epoch.div_euclid(1_000_000_000);
+    let nanos = ns_since_epoch.rem_euclid(1_000_000_000) as u32;
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400) as u32;
+    let (y, m, d) = civil_from_days(days as i64);
+    (y, m, d, sod, nanos)
 }
 
 /// Days since 1970-01-01 to a proleptic Gregorian (year, month, day): Howard Hinnant's

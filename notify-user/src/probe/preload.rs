@@ -13,7 +13,7 @@ use crate::{
     kernel::kallsyms::Kallsyms,
     probe::{
         attach::{AttachMode, Location, locate},
-        hooks::{HOOKS, TRACEPOINTS},
+        hooks::{At, HOOKS, TRACEPOINTS},
     },
 };
 
@@ -21,7 +21,10 @@ use crate::{
 /// kprobes first (mode kprobe, or a function in a module, which fentry cannot reach with aya
 /// 0.14, or a hook without an fentry flavour) and every tracepoint program whose tracepoint
 /// exists. fentry programs are not among them: their load names the target and is the attach
-/// step's test of whether this kernel has trampolines at all.
+/// step's test of whether this kernel has trampolines at all. Nor is the entry program of an
+/// `args_from` hook whose outer hook's function is here: the outer stashes once attached (by
+/// kprobe, or by fentry told to), and the attach step then leaves that entry unattached; should
+/// the outer not attach after all, the attach step loads the entry itself.
 pub fn planned(
     ksyms: &Kallsyms,
     mode: AttachMode,
@@ -37,7 +40,17 @@ pub fn planned(
                 Location::Vmlinux => mode == AttachMode::Kprobe || hook.fentry.is_empty(),
             };
             if kprobe_first {
-                names.extend(hook.kprobe.iter().map(|(p, _)| *p));
+                let outer_here = hook.args_from.is_some_and(|outer| {
+                    HOOKS.iter().any(|o| {
+                        o.name == outer && !matches!(locate(ksyms, o.function), Location::Absent)
+                    })
+                });
+                names.extend(
+                    hook.kprobe
+                        .iter()
+                        .filter(|(_, at)| !(outer_here && *at == At::Entry))
+                        .map(|(p, _)| *p),
+                );
             }
         }
     }
@@ -128,5 +141,28 @@ mod tests {
         assert!(!auto.contains(&"memory_failure_kprobe"), "{auto:?}");
         let none = planned(&k, AttachMode::Kprobe, false, &|_: &str, _: &str| false);
         assert!(none.is_empty(), "{none:?}");
+    }
+
+    /// xfs_dax_notify_failure's kretprobe reads the stash of dax_holder_notify_failure (its
+    /// `args_from`), whose kprobe or fentry stashes once attached: its entry program is loaded
+    /// only where that outer function is missing, so that the entry will be attached.
+    #[test]
+    fn an_args_from_entry_is_planned_only_without_its_outer() {
+        let with_outer = Kallsyms::parse(
+            "ffffffff81000100 T dax_holder_notify_failure\n\
+             ffffffffc0000100 t xfs_dax_notify_failure\t[xfs]\n",
+        );
+        let without = Kallsyms::parse("ffffffffc0000100 t xfs_dax_notify_failure\t[xfs]\n");
+        let no_tp = |_: &str, _: &str| false;
+        for mode in [AttachMode::Auto, AttachMode::Fentry, AttachMode::Kprobe] {
+            let p = planned(&with_outer, mode, true, &no_tp);
+            assert!(p.contains(&"xfs_notify_kretprobe"), "{mode:?}: {p:?}");
+            assert!(!p.contains(&"xfs_notify_kprobe"), "{mode:?}: {p:?}");
+            let p = planned(&without, mode, true, &no_tp);
+            assert!(
+                p.contains(&"xfs_notify_kprobe") && p.contains(&"xfs_notify_kretprobe"),
+                "{mode:?}: {p:?}"
+            );
+        }
     }
 }

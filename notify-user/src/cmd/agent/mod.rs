@@ -13,8 +13,8 @@ use crate::{
     agent::{Agent, AgentOptions},
     cmd::{
         common::{
-            DEFAULT_JOURNAL, EnforceArgs, Signals, end_of_startup, none_if_empty, runtime,
-            trim_heap, until_signal,
+            DEFAULT_JOURNAL, EnforceArgs, Signals, end_of_startup, exec_without_tcache,
+            none_if_empty, runtime, trim_heap, until_signal,
         },
         exit::bad_input,
         preflight::{self, file_not_format},
@@ -142,6 +142,8 @@ EXIT STATUS:
 ";
 
 pub fn run(a: AgentArgs, given: &[String]) -> anyhow::Result<ExitCode> {
+    // Before anything else (the configuration, the runtime): no other thread may exist yet.
+    exec_without_tcache();
     let on = |id: &str| given.iter().any(|g| g == id);
     let cwd = std::env::current_dir()?;
     let enforce = &a.enforce;
