@@ -50,19 +50,40 @@ agent_up() { # agent_up DIR TAG
 		> /dev/null 2> "$OUT/$1/agent-$2.log" &
 	AGENT_PID=$!
 	i=0
+	# "ready", not "attached": the start-up goes on after the probes attach (XFS's report
+	# channels, the stream's set-up, then the heap trim and the drop of start-up pages).
 	while [ $i -lt 1200 ]; do
-		grep -q attached "$OUT/$1/agent-$2.log" 2>/dev/null && return 0
+		grep -q "notify: ready" "$OUT/$1/agent-$2.log" 2>/dev/null && { agent_settle; return 0; }
 		kill -0 $AGENT_PID 2>/dev/null || break
 		sleep 0.1
 		i=$((i + 1))
 	done
-	echo "@@NOTIFY-WARN bench: agent did not attach: $(tail -n 3 "$OUT/$1/agent-$2.log")"
+	echo "@@NOTIFY-WARN bench: agent did not start: $(tail -n 3 "$OUT/$1/agent-$2.log")"
 	return 1
+}
+
+# Until the agent's CPU time stops moving (what follows "ready" is over), at most 10 s.
+agent_settle() {
+	prev=-1
+	j=0
+	while [ $j -lt 50 ]; do
+		now=$(agent_cpu_ns)
+		[ "$now" = "$prev" ] && return 0
+		prev=$now
+		sleep 0.2
+		j=$((j + 1))
+	done
 }
 
 # The agent's time on a CPU so far, all threads (schedstat, ns; under -icount, instructions).
 agent_cpu_ns() {
 	cat /proc/$AGENT_PID/task/*/schedstat 2>/dev/null | awk '{s += $1} END {print s + 0}'
+}
+
+# The agent's context switches so far (voluntary and not, all threads): its wakeups.
+agent_switches() {
+	cat /proc/$AGENT_PID/task/*/status 2>/dev/null |
+		awk '/^(non)?voluntary_ctxt_switches:/ {s += $2} END {print s + 0}'
 }
 
 agent_down() {
@@ -96,16 +117,20 @@ bench_mount() {
 			if [ $((b % 2)) -eq 0 ]; then order="none all"; else order="all none"; fi
 			for probes in $order; do
 				fresh_fs
-				# One warm-up cycle, not recorded.
-				benchhelp mount $PMEM /mnt 1 $arg > /dev/null
 				if [ $probes = all ]; then
 					agent_up "$D" "$mode-$b" || { b=$ROUNDS; break; }
+				fi
+				# One warm-up cycle, not recorded: with the agent running, its first events
+				# (code paged back in after the start-up drop, first allocations) land here.
+				benchhelp mount $PMEM /mnt 1 $arg > /dev/null
+				if [ $probes = all ]; then
 					a0=$(agent_cpu_ns)
+					s0=$(agent_switches)
 				fi
 				benchhelp mount $PMEM /mnt "$CYCLES" $arg |
 					sed "s/^/mode=$mode probes=$probes block=$b /" >> "$OUT/$D/cycles.txt"
 				if [ $probes = all ]; then
-					echo "mode=$mode block=$b agent_ns=$(($(agent_cpu_ns) - a0))" >> "$OUT/$D/agent-cpu.txt"
+					echo "mode=$mode block=$b agent_ns=$(($(agent_cpu_ns) - a0)) agent_cs=$(($(agent_switches) - s0))" >> "$OUT/$D/agent-cpu.txt"
 					agent_down
 				fi
 			done

@@ -253,7 +253,7 @@ pub fn report(
     }
     writeln!(
         b,
-        "Blocks alternate none/all (A B, then B A, ...); a block is N mount(2)+umount(2) cycles timed with CLOCK_MONOTONIC around the syscalls; `all` starts the agent (every probe it can attach) before its block and stops it after. `recover`: every cycle first dirties the log untimed (mount, write+fsync, XFS_IOC_GOINGDOWN with log flush, umount), so the timed mount replays the log. The filesystem is made afresh (mkfs, 8 files) before each block and one untimed cycle runs, so each block starts from the same log state. Two clocks: `mount`/`umount`/`total` read CLOCK_MONOTONIC; `*_cpu` read CLOCK_THREAD_CPUTIME_ID of the mounting thread (the syscall's own work, kprobe traps and BPF programs included, waits and other tasks excluded). Ratio = median over block pairs of (median cycle time with probes / median cycle time without) in the same pair."
+        "Blocks alternate none/all (A B, then B A, ...); a block is N mount(2)+umount(2) cycles timed with CLOCK_MONOTONIC around the syscalls; `all` starts the agent (every probe it can attach) before its block, waits for its \"ready\" and for its CPU time to stop moving, and stops it after the block. `recover`: every cycle first dirties the log untimed (mount, write+fsync, XFS_IOC_GOINGDOWN with log flush, umount), so the timed mount replays the log. The filesystem is made afresh (mkfs, 8 files) before each block and one untimed cycle runs (in `all` with the agent running: its first events, with their one-time costs, land there), so each block starts from the same log state. Two clocks: `mount`/`umount`/`total` read CLOCK_MONOTONIC; `*_cpu` read CLOCK_THREAD_CPUTIME_ID of the mounting thread (the syscall's own work, kprobe traps and BPF programs included, waits and other tasks excluded). Ratio = median over block pairs of (median cycle time with probes / median cycle time without) in the same pair."
     )?;
     match o.icount {
         None => writeln!(b, "Under TCG absolute times mean nothing; ratios do.\n")?,
@@ -326,7 +326,7 @@ pub fn report(
         let cycles = cycles_per_block(env, o);
         writeln!(
             b,
-            "\nWhere the cost is: events the agent recorded in the first `all` block of each mode ({cycles} timed cycles; in `recover` also the untimed dirtying mounts), and the extra instructions per cycle (median all - median none of mount+umount; `total`: the guest clock, `total_cpu`: the mounting thread):\n"
+            "\nWhere the cost is: events the agent recorded in the first `all` block of each mode ({cycles} timed cycles and the untimed warm-up one, which runs with the agent; in `recover` also the untimed dirtying mounts), and the extra instructions per cycle (median all - median none of mount+umount; `total`: the guest clock, `total_cpu`: the mounting thread):\n"
         )?;
         writeln!(
             b,
@@ -346,7 +346,8 @@ pub fn report(
                 .map(|k| format!("{} {}", k.1, k.2))
                 .collect::<Vec<_>>()
                 .join(", ");
-            let per_cycle = total as f64 / cycles;
+            // The agent's run holds the warm-up cycle's events too.
+            let per_cycle = total as f64 / (cycles + 1.0);
             let insn = d / u;
             writeln!(
                 b,
@@ -375,9 +376,9 @@ pub fn report(
         )?;
         writeln!(
             b,
-            "| mode | agent per cycle | extra per cycle (guest clock) | agent share |"
+            "| mode | agent per cycle | extra per cycle (guest clock) | agent share | agent wakeups per cycle (context switches, all threads) |"
         )?;
-        writeln!(b, "|---|---:|---:|---:|")?;
+        writeln!(b, "|---|---:|---:|---:|---:|")?;
         for mode in ["clean", "recover"] {
             let mut per: Vec<f64> = agent
                 .iter()
@@ -398,14 +399,27 @@ pub fn report(
                 Some(_) => format!("{:.0} k insn", ns / unit / 1e3),
                 None => format!("{:.0} us", ns / 1e3),
             };
+            // Runs recorded before the bench counted switches have none.
+            let mut cs: Vec<f64> = agent
+                .iter()
+                .filter(|r| get(r, "mode") == mode)
+                .map(|r| num(r, "agent_cs") / cycles)
+                .filter(|v| v.is_finite())
+                .collect();
+            let cs = median(&mut cs);
             writeln!(
                 b,
-                "| {mode} | {} | {} | {} |",
+                "| {mode} | {} | {} | {} | {} |",
                 fmt(a),
                 extra.map_or("-".into(), fmt),
                 extra
                     .filter(|e| *e > 0.0)
-                    .map_or("-".into(), |e| format!("{:.0}%", 100.0 * a / e))
+                    .map_or("-".into(), |e| format!("{:.0}%", 100.0 * a / e)),
+                if cs.is_nan() {
+                    "-".into()
+                } else {
+                    format!("{cs:.1}")
+                }
             )?;
         }
     }
