@@ -52,3 +52,36 @@ pub struct Health {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reasons: Vec<String>,
 }
+
+impl Health {
+    /// A record of `domain` and `what` with none of the optional members: the record kinds
+    /// each fill in their own.
+    pub fn new(
+        ktime_ns: u64,
+        time_ns: u64,
+        dev: Dev,
+        mount_point: PathBuf,
+        domain: String,
+        what: String,
+    ) -> Health {
+        Health {
+            ktime_ns,
+            time_ns,
+            dev,
+            mount_point,
+            domain,
+            what,
+            structures: vec![],
+            group: None,
+            ino: None,
+            generation: None,
+            daddr: None,
+            sectors: None,
+            pos: None,
+            len: None,
+            error: None,
+            lost: None,
+            reasons: vec![],
+        }
+    }
+}

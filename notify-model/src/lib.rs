@@ -4,6 +4,7 @@
 //! Plain data and pure functions. Every stage of notify-user speaks these types, and xtask reads
 //! the VM lab's evidence with them, so one definition serves the agent, the report and the tests.
 
+pub mod civil;
 pub mod decision;
 pub mod dev;
 pub mod event;

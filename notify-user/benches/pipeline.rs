@@ -276,7 +276,6 @@ fn encode(ev: &TraceEvent) -> abi::Event {
                         target: *target as i32,
                         result: *result,
                         comm: tc,
-                        ..Default::default()
                     },
                 },
             )

@@ -110,31 +110,11 @@ impl Sink {
             Item::Record(r) => self.write_record(r),
             Item::FsError(e) => match self.format {
                 Format::Json => self.json_line(item, Some(e.ktime_ns)),
-                Format::Table => writeln!(
-                    self.out,
-                    "{:>6} {:>12} {:>3} {:>7} {:<15} {:<24} {}",
-                    "-",
-                    "-",
-                    "-",
-                    "-",
-                    "xfs",
-                    "fs_error",
-                    fs_error_details(e)
-                ),
+                Format::Table => self.unsequenced_row("xfs", "fs_error", fs_error_details(e)),
             },
             Item::Health(h) => match self.format {
                 Format::Json => self.json_line(item, Some(h.ktime_ns)),
-                Format::Table => writeln!(
-                    self.out,
-                    "{:>6} {:>12} {:>3} {:>7} {:<15} {:<24} {}",
-                    "-",
-                    "-",
-                    "-",
-                    "-",
-                    "xfs",
-                    "health",
-                    health_details(h)
-                ),
+                Format::Table => self.unsequenced_row("xfs", "health", health_details(h)),
             },
         }
     }
@@ -180,13 +160,24 @@ impl Sink {
                 if let Some(m) = fields.as_object_mut() {
                     m.remove("kind");
                 }
-                writeln!(
-                    self.out,
-                    "{:>6} {:>12} {:>3} {:>7} {:<15} {:<24} {}",
-                    "-", "-", "-", "-", "notify", kind, fields
-                )
+                self.unsequenced_row("notify", &kind, fields)
             }
         }
+    }
+
+    /// A table row of something without a kernel header (no sequence number, time, CPU or
+    /// pid): XFS's reports and the agent's records, from `source`.
+    fn unsequenced_row(
+        &mut self,
+        source: &str,
+        kind: &str,
+        details: impl std::fmt::Display,
+    ) -> io::Result<()> {
+        writeln!(
+            self.out,
+            "{:>6} {:>12} {:>3} {:>7} {:<15} {:<24} {}",
+            "-", "-", "-", "-", source, kind, details
+        )
     }
 
     pub fn flush(&mut self) -> io::Result<()> {

@@ -7,6 +7,8 @@
 //! (NTP, an operator's `date -s`) moves the stamps of later lines with it. Agent records are
 //! stamped when they are written.
 
+use notify_model::civil::civil_from_days;
+
 /// What is stamped on every JSON line.
 #[derive(Clone, Debug)]
 pub struct Stamp {
@@ -130,21 +132,6 @@ fn utc_fields(ns_since_epoch: i128) -> (i64, u32, u32, u32, u32) {
     let sod = secs.rem_euclid(86_400) as u32;
     let (y, m, d) = civil_from_days(days as i64);
     (y, m, d, sod, nanos)
-}
-
-/// Days since 1970-01-01 to a proleptic Gregorian (year, month, day): Howard Hinnant's
-/// `civil_from_days`, exact for every day of i64 range that fits a year of four digits.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
 }
 
 #[cfg(test)]

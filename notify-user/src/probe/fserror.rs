@@ -27,6 +27,8 @@ use notify_model::{
 };
 use tokio::io::unix::AsyncFd;
 
+use crate::probe::fdread::read_ready;
+
 const FAN_FS_ERROR: u64 = 0x8000;
 const FAN_Q_OVERFLOW: u64 = 0x4000;
 const METADATA_LEN: usize = 24;
@@ -247,28 +249,10 @@ impl FsErrors {
     /// Waits until events are queued and returns them. Cancel-safe: nothing is read before the
     /// wait completes.
     pub async fn read(&mut self) -> io::Result<Vec<FsError>> {
-        loop {
-            let mut guard = self.fd.readable().await?;
-            let mut buf = vec![0u8; 64 * 1024];
-            // SAFETY: buf is writable for its length.
-            let n = unsafe {
-                libc::read(
-                    guard.get_inner().as_raw_fd(),
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                )
-            };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::WouldBlock {
-                    guard.clear_ready();
-                    continue;
-                }
-                return Err(e);
-            }
-            let (raw, _) = parse(&buf[..n as usize]);
-            return Ok(self.resolve(raw));
-        }
+        let mut buf = vec![0u8; 64 * 1024];
+        let n = read_ready(&self.fd, &mut buf).await?;
+        let (raw, _) = parse(&buf[..n]);
+        Ok(self.resolve(raw))
     }
 
     /// Ties raw events to the watched filesystems and names their files.

@@ -17,7 +17,7 @@ use std::{
 use notify_model::{Dev, health::Health};
 use tokio::io::unix::AsyncFd;
 
-use crate::probe::fserror::ktime_ns;
+use crate::probe::{fdread::read_ready, fserror::ktime_ns};
 
 /// `_IOW('X', 68, struct xfs_health_monitor)`: 32 bytes.
 pub const XFS_IOC_HEALTH_MONITOR: u64 = (1 << 30) | (32 << 16) | ((b'X' as u64) << 8) | 68;
@@ -118,25 +118,14 @@ pub fn decode(rec: &[u8], dev: Dev, mount_point: &Path) -> Option<Health> {
             .get(v as usize)
             .map_or_else(|| v.to_string(), |s| s.to_string())
     };
-    let mut h = Health {
-        ktime_ns: ktime_ns(),
-        time_ns: u64_at(rec, 8),
+    let mut h = Health::new(
+        ktime_ns(),
+        u64_at(rec, 8),
         dev,
-        mount_point: mount_point.to_path_buf(),
-        domain: name(&DOMAINS, domain),
-        what: name(&TYPES, kind),
-        structures: vec![],
-        group: None,
-        ino: None,
-        generation: None,
-        daddr: None,
-        sectors: None,
-        pos: None,
-        len: None,
-        error: None,
-        lost: None,
-        reasons: vec![],
-    };
+        mount_point.to_path_buf(),
+        name(&DOMAINS, domain),
+        name(&TYPES, kind),
+    );
     match (domain, kind) {
         (0, 1) => h.lost = Some(u64_at(rec, 16)),
         (0, 6) => h.reasons = bits(u32_at(rec, 16), &SHUTDOWN),
@@ -244,38 +233,20 @@ impl Monitor {
     /// Waits for records and returns them; an empty vector at end of file (the filesystem was
     /// unmounted). Cancel-safe.
     pub async fn read(&mut self) -> io::Result<Option<Vec<Health>>> {
-        loop {
-            let mut guard = self.fd.readable().await?;
-            let mut buf = vec![0u8; RECORD * 64];
-            // SAFETY: buf is writable for its length.
-            let n = unsafe {
-                libc::read(
-                    guard.get_inner().as_raw_fd(),
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                )
-            };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::WouldBlock {
-                    guard.clear_ready();
-                    continue;
-                }
-                return Err(e);
-            }
-            if n == 0 {
-                return Ok(None);
-            }
-            self.partial.extend_from_slice(&buf[..n as usize]);
-            let whole = self.partial.len() / RECORD * RECORD;
-            let (dev, mnt) = (self.dev, self.mount_point.clone());
-            let recs: Vec<Health> = self.partial[..whole]
-                .chunks(RECORD)
-                .filter_map(|r| decode(r, dev, &mnt))
-                .collect();
-            self.partial.drain(..whole);
-            return Ok(Some(recs));
+        let mut buf = vec![0u8; RECORD * 64];
+        let n = read_ready(&self.fd, &mut buf).await?;
+        if n == 0 {
+            return Ok(None);
         }
+        self.partial.extend_from_slice(&buf[..n]);
+        let whole = self.partial.len() / RECORD * RECORD;
+        let (dev, mnt) = (self.dev, self.mount_point.clone());
+        let recs: Vec<Health> = self.partial[..whole]
+            .chunks(RECORD)
+            .filter_map(|r| decode(r, dev, &mnt))
+            .collect();
+        self.partial.drain(..whole);
+        Ok(Some(recs))
     }
 }
 

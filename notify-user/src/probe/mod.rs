@@ -3,6 +3,7 @@
 
 pub mod attach;
 pub mod bbnotify;
+pub mod fdread;
 pub mod fserror;
 pub mod healthmon;
 pub mod hooks;

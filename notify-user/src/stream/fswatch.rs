@@ -118,27 +118,20 @@ impl FsWatch {
                 );
                 let mut reasons = vec![e.to_string()];
                 reasons.extend(holders);
+                let what = match e {
+                    OpenError::Held => "monitor_held_elsewhere",
+                    _ => "monitor_refused",
+                };
                 self.health_read.push(Health {
-                    ktime_ns: ktime_ns(),
-                    time_ns: 0,
-                    dev,
-                    mount_point: mount_point.to_path_buf(),
-                    domain: "mount".into(),
-                    what: match e {
-                        OpenError::Held => "monitor_held_elsewhere".into(),
-                        _ => "monitor_refused".into(),
-                    },
-                    structures: vec![],
-                    group: None,
-                    ino: None,
-                    generation: None,
-                    daddr: None,
-                    sectors: None,
-                    pos: None,
-                    len: None,
-                    error: None,
-                    lost: None,
                     reasons,
+                    ..Health::new(
+                        ktime_ns(),
+                        0,
+                        dev,
+                        mount_point.to_path_buf(),
+                        "mount".into(),
+                        what.into(),
+                    )
                 });
             }
         }

@@ -223,23 +223,16 @@ fn every_family_sampled() -> Metrics {
         notification_seq: None,
     }));
     m.on_item(&Item::Health(notify_model::health::Health {
-        ktime_ns: 1,
-        time_ns: 1,
-        dev: Dev(1),
-        mount_point: "/mnt".into(),
-        domain: "datadev".into(),
-        what: "media_error".into(),
-        structures: vec![],
-        group: None,
-        ino: None,
-        generation: None,
         daddr: Some(8),
         sectors: Some(8),
-        pos: None,
-        len: None,
-        error: None,
-        lost: None,
-        reasons: vec![],
+        ..notify_model::health::Health::new(
+            1,
+            1,
+            Dev(1),
+            "/mnt".into(),
+            "datadev".into(),
+            "media_error".into(),
+        )
     }));
     m.on_item(&Item::Record(AgentRecord::JournalWriteFailed {
         op: "append".into(),
