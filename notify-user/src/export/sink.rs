@@ -385,3 +385,139 @@ impl Listener for Sink {
         Ok(self.flush()?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    /// A writer into a buffer the test keeps.
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Items recorded in the VM lab (their stamps left out by the recorder).
+    fn recorded(fixture: &str) -> Vec<Item> {
+        let p = format!(
+            "{}/../xtask/tests/fixtures/{fixture}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        std::fs::read_to_string(&p)
+            .unwrap_or_else(|e| panic!("{p}: {e}"))
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{p}: {e}: {l}")))
+            .collect()
+    }
+
+    fn written(format: Format, items: &[Item]) -> String {
+        let buf = Shared::default();
+        let mut sink = Sink::new(format, Box::new(buf.clone()));
+        for i in items {
+            sink.write(i).unwrap();
+        }
+        sink.flush().unwrap();
+        String::from_utf8(buf.0.lock().unwrap().clone()).unwrap()
+    }
+
+    /// Kernel and derived items (6.12), XFS's health and error reports (7.3), agent records.
+    const FIXTURES: [&str; 3] = [
+        "6.12-kprobe/premature/events.jsonl",
+        "7.3-kprobe/healthmon/events.jsonl",
+        "7.3-kprobe/tell/events.jsonl",
+    ];
+
+    #[test]
+    fn a_json_line_is_the_stamp_then_the_item_as_it_was() {
+        for fixture in FIXTURES {
+            let items = recorded(fixture);
+            let out = written(Format::Json, &items);
+            assert_eq!(out.lines().count(), items.len(), "{fixture}");
+            for (line, item) in out.lines().zip(&items) {
+                assert!(line.starts_with("{\"time\":\""), "{fixture}: {line}");
+                // `{"time":"` + 30 bytes of RFC 3339 + `","host":"`: the stamp first.
+                assert_eq!(
+                    line.get(39..49),
+                    Some("\",\"host\":\""),
+                    "{fixture}: {line}"
+                );
+                let mut v: serde_json::Value = serde_json::from_str(line).unwrap();
+                let m = v.as_object_mut().unwrap();
+                let time = m.remove("time").unwrap();
+                assert!(
+                    time.as_str()
+                        .is_some_and(|t| t.len() == 30 && t.ends_with('Z'))
+                );
+                assert!(m.remove("host").is_some_and(|h| h.is_string()));
+                let back: Item = serde_json::from_value(v).unwrap();
+                assert_eq!(&back, item, "{fixture}: {line}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_table_row_shows_the_kernel_header_or_dashes() {
+        for fixture in FIXTURES {
+            let items = recorded(fixture);
+            let out = written(Format::Table, &items);
+            let lines: Vec<&str> = out.lines().collect();
+            let header: Vec<usize> = (0..lines.len())
+                .filter(|&i| lines[i].trim_start().starts_with("SEQ"))
+                .collect();
+            assert_eq!(header.len(), 1, "{fixture}: one header line\n{out}");
+            let rows: Vec<&str> = lines
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != header[0])
+                .map(|(_, l)| *l)
+                .collect();
+            assert_eq!(rows.len(), items.len(), "{fixture}");
+            let mut first_kernel = true;
+            for (row, item) in rows.iter().zip(&items) {
+                let f: Vec<&str> = row.split_whitespace().collect();
+                let h = match item {
+                    Item::Kernel(e) => Some(Row::of_event(e)),
+                    Item::HolderState(d) => Some(Row::of_header(&d.at)),
+                    Item::Notification(d) => Some(Row::of_header(&d.at)),
+                    Item::FsError(_) | Item::Health(_) | Item::Record(_) => None,
+                };
+                match h {
+                    Some(h) => {
+                        let seq = h.seq.to_string();
+                        let (cpu, pid) = (h.cpu.to_string(), h.pid.to_string());
+                        let want = [seq.as_str(), cpu.as_str(), pid.as_str(), h.comm];
+                        assert_eq!([f[0], f[2], f[3], f[4]], want, "{fixture}: {row}");
+                        assert_eq!(f[5], item.kind_name(), "{fixture}: {row}");
+                        // Times are relative to the first row with a kernel header.
+                        if first_kernel {
+                            assert_eq!(f[1], "0.000000", "{fixture}: {row}");
+                            first_kernel = false;
+                        }
+                        let row_at = lines.iter().position(|l| l == row).unwrap();
+                        assert!(header[0] < row_at, "{fixture}: the header comes first");
+                    }
+                    None => {
+                        let source = if matches!(item, Item::Record(_)) {
+                            "notify"
+                        } else {
+                            "xfs"
+                        };
+                        assert_eq!(f[..5], ["-", "-", "-", "-", source], "{fixture}: {row}");
+                        if !matches!(item, Item::Record(_)) {
+                            assert_eq!(f[5], item.kind_name(), "{fixture}: {row}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
