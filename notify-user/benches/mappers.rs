@@ -15,7 +15,9 @@
 //!   apart, before the rounds), and `notify_proc`, the /proc scan (PROCMAP_QUERY) it replaces.
 //!
 //! NOTIFY_BENCH_VARIANTS=a,b,... picks variants (default: all but `notify_kernel`; `notify_scan`
-//! is the iterator wherever it loads, `notify_proc` always the /proc scan); NOTIFY_BENCH_RUN
+//! is the agent's choice, /proc until this process's /proc scans have visited 10,000 processes
+//! and the iterator from then on wherever it loads, `notify_proc` always the /proc scan);
+//! NOTIFY_BENCH_RUN
 //! is a command prefix for the tools (the guest runs the host's fuser through the host's
 //! dynamic loader, over virtio-9p) and NOTIFY_BENCH_FUSER the fuser binary.
 //!

@@ -132,13 +132,17 @@ fn procmap_query_and_maps_text_find_the_same_mappings() {
     let (procfs, _) = run(mappers::Method::Proc);
     assert_eq!(procfs, text);
     // The kernel's VMA iterator: where it loads (this host: iterators need no trampolines,
-    // unlike fentry) it must find the same mappers and auto must have used it; where it does
-    // not, it must fail with a reason and auto must have fallen back to /proc.
+    // unlike fentry) it must find the same mappers, and auto, which loads it only once its /proc
+    // scans have paid for the load, must use it once it is loaded; where it does not load, it
+    // must fail with a reason and auto must have read /proc.
     match mappers::scan_with(Path::new("/proc"), &s.targets, mappers::Method::Kernel) {
         Ok((mut v, st)) => {
             v.retain(|x| ours.contains(&x.pid));
-            assert!(st.kernel_iterator && auto_stats.kernel_iterator, "{st:?}");
+            assert!(st.kernel_iterator, "{st:?}");
             assert_eq!(v, text);
+            let (loaded, loaded_stats) = run(mappers::Method::Auto);
+            assert!(loaded_stats.kernel_iterator, "{loaded_stats:?}");
+            assert_eq!(loaded, text);
         }
         Err(e) => {
             eprintln!("no kernel VMA iterator on this kernel: {e}");

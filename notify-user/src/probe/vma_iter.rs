@@ -166,6 +166,14 @@ impl VmaIter {
 /// The process's iterator: loaded at the first scan that wants it, or the reason it cannot be.
 static SHARED: Mutex<Option<Result<VmaIter, String>>> = Mutex::new(None);
 
+/// Whether the process's iterator is loaded (a scan by it costs no load any more).
+pub fn loaded() -> bool {
+    matches!(
+        *SHARED.lock().unwrap_or_else(|p| p.into_inner()),
+        Some(Ok(_))
+    )
+}
+
 /// [`VmaIter::candidates`] on the process's iterator, loading it the first time (and logging
 /// which path the mapper scan takes). `Err(reason)`: no iterator on this kernel (the caller
 /// scans /proc instead); a failed load is not retried.
