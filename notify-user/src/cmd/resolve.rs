@@ -27,9 +27,10 @@ pub struct ResolveArgs {
     /// Length in bytes (at least 1).
     #[arg(long, value_parser = parse_len, default_value = "4096")]
     pub len: u64,
-    /// How to find the processes mapping the range: the kernel's task_vma BPF iterator where
-    /// it loads (auto), only that (kernel), or /proc/PID/maps of every process (proc: the
-    /// PROCMAP_QUERY ioctl of Linux 6.11+, text: the maps text).
+    /// How to find the processes mapping the range: /proc, or the kernel's task_vma BPF
+    /// iterator where it loads and pays for its load (auto: from 10,000 processes), only the
+    /// iterator (kernel), or /proc/PID/maps of every process (proc: the PROCMAP_QUERY ioctl of
+    /// Linux 6.11+, text: the maps text).
     #[arg(long, value_enum, default_value = "auto")]
     pub scan: mappers::Method,
     /// Output format.
