@@ -46,7 +46,8 @@ pub struct Config {
     /// Threads the kernel already sent a memory-error SIGBUS (XFS's own kill, a DAX fault on a
     /// listed sector): never signalled again. Filled in by the agent from the stream.
     pub spare: BTreeSet<i32>,
-    /// How the mappers are found (the kernel's VMA iterator where it loads, by default).
+    /// How the mappers are found (by default /proc, or the kernel's VMA iterator once /proc
+    /// scans have paid for its load: see `mappers::Method::Auto`).
     pub scan: crate::resolve::mappers::Method,
 }
 

@@ -260,8 +260,7 @@ impl ScanStats {
     }
 }
 
-/// Find processes mapping any of `targets`: the kernel's VMA iterator where there is one, else
-/// `/proc`.
+/// Find processes mapping any of `targets` ([`Method::Auto`]).
 pub fn scan(targets: &[Target]) -> io::Result<(Vec<Mapper>, ScanStats)> {
     scan_proc(Path::new("/proc"), targets)
 }
@@ -500,12 +499,14 @@ const QUERY_UNKNOWN: u8 = 0;
 const QUERY_YES: u8 = 1;
 const QUERY_NO: u8 = 2;
 
-/// How the mappers are found: the kernel's VMA iterator where it has one (the default), or
-/// /proc only (the PROCMAP_QUERY ioctl where the kernel has it, else the text), or the text.
+/// How the mappers are found: /proc or the kernel's VMA iterator, whichever costs less so far
+/// (the default), the iterator only, /proc only (the PROCMAP_QUERY ioctl where the kernel has
+/// it, else the text), or the text.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Method {
-    /// The kernel's task_vma iterator where it loads, else /proc.
+    /// /proc until this process's /proc scans have visited [`ITER_PAYS_AFTER`] processes,
+    /// then the kernel's task_vma iterator where it loads (else /proc still).
     #[default]
     Auto,
     /// The kernel's task_vma iterator only (an error where there is none).
