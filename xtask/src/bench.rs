@@ -493,7 +493,8 @@ fn vm_bench(o: &BenchOpts, which: &str) -> Result<()> {
     let agent = util::target_dir().join("release/notify");
     let kern = kernel::ensure(*k)?;
     let (mut img, _) = initramfs::ensure(&kern, Some(&agent))?;
-    if which == "probe" || which == "foot" || which == "startup" {
+    // mount-overhead: bpftrace, the third arm, runs from the host's /usr too.
+    if which == "probe" || which == "foot" || which == "startup" || which == "mount" {
         img = probe::image(&kern, &img, &[])?;
     }
     if which == "mappers" {
@@ -590,6 +591,10 @@ fn vm_bench(o: &BenchOpts, which: &str) -> Result<()> {
         ),
         "contain" => format!(
             "notify agent -o json --policy sigbus --attach {}` and `notify journal replay --policy sigbus",
+            o.attach
+        ),
+        "mount" => format!(
+            "notify trace -o json --attach {}` vs bpftrace running `lab/probecost.bt` + `lab/startup.bt`; `notify",
             o.attach
         ),
         _ => format!("notify trace -o json --attach {}", o.attach),
