@@ -10,6 +10,7 @@
 #   lab.pages=N              storm: pages to poison (default 10000)
 #   lab.sizes=1,10,100       contain: affected files per figure
 #   lab.ring=SIZE            storm: the agent's --ring-size (default: the agent's default)
+#   lab.arms=none,all        mount: the arms (default none,all,bpftrace when bpftrace is there)
 #
 # Results come back as files (same transport as scenarios.sh):
 #   bench-mount/cycles.txt   "mode=clean|recover probes=none|all block=B cycle=C mount_ns= umount_ns=
@@ -29,6 +30,7 @@ CYCLES=8
 PAGES=10000
 SIZES="1 10 100"
 RINGOPT=
+ARMSOPT=
 for kv in $(cat /proc/cmdline); do
 	case "$kv" in
 	lab.bench=*) BENCH=${kv#lab.bench=} ;;
@@ -38,6 +40,7 @@ for kv in $(cat /proc/cmdline); do
 	lab.pages=*) PAGES=${kv#lab.pages=} ;;
 	lab.sizes=*) SIZES=$(echo "${kv#lab.sizes=}" | tr ',' ' ') ;;
 	lab.ring=*) RINGOPT="--ring-size ${kv#lab.ring=}" ;;
+	lab.arms=*) ARMSOPT=$(echo "${kv#lab.arms=}" | tr ',' ' ') ;;
 	esac
 done
 AGENT=/bin/notify
@@ -134,6 +137,8 @@ bench_mount() {
 	else
 		echo "@@NOTIFY-WARN mount: no host bpftrace over 9p, the bpftrace arm is left out"
 	fi
+	# lab.arms=none,all: the 9p share mounted as for bpftrace, its arm left out.
+	[ -n "$ARMSOPT" ] && ARMS=$ARMSOPT
 	NARMS=$(echo $ARMS | wc -w)
 	# Starts bpftrace; waits for its BEGIN line, then until its CPU time stops moving, as for the
 	# agent. Sets BT_PID.

@@ -522,6 +522,14 @@ fn vm_bench(o: &BenchOpts, which: &str) -> Result<()> {
         }
         write!(append, " lab.ring={r}")?;
     }
+    // mount-overhead: which arms run (default none,all,bpftrace; `none,all` leaves bpftrace out
+    // but keeps the 9p share mounted, to see what the third arm's presence moves).
+    if let Ok(a) = std::env::var("NOTIFY_BENCH_ARMS") {
+        if which != "mount" {
+            bail!("NOTIFY_BENCH_ARMS applies to the mount-overhead bench only");
+        }
+        write!(append, " lab.arms={a}")?;
+    }
     if which == "mappers" {
         append.push_str(&mappers_vm::defaults(o));
     }
