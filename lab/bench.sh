@@ -10,12 +10,15 @@
 #   lab.pages=N              storm: pages to poison (default 10000)
 #   lab.sizes=1,10,100       contain: affected files per figure
 #   lab.ring=SIZE            storm: the agent's --ring-size (default: the agent's default)
+#   lab.arms=none,all        mount: the arms (default none,all,bpftrace when bpftrace is there)
 #
 # Results come back as files (same transport as scenarios.sh):
 #   bench-mount/cycles.txt   "mode=clean|recover probes=none|all block=B cycle=C mount_ns= umount_ns=
 #                            mount_cpu_ns= umount_cpu_ns=" (wall, and the mounting thread's CPU)
 #   bench-mount/kinds.txt    "mode=M count=N kind=K" (first agent run of each mode), env.txt
 #   bench-mount/hits.txt     "mode=M prog=NAME run_cnt=N run_time_ns=T" (bpf_stats, untimed block)
+#   bench-mount/bt-cpu.txt   "mode=M block=B bpftrace_ns=T bpftrace_cs=N" (bpftrace's own CPU),
+#                            bt-kinds.txt "mode=M count=N kind=K", bt-attach.txt (what it attached)
 #   bench-storm/result.txt   key=value facts, bench-storm/agent.log (the agent's totals line)
 #   bench-contain/rounds.txt "round=R pos=P n=N mode=kernel|replay sigbus= first_ns= last_ns= ..."
 
@@ -27,6 +30,7 @@ CYCLES=8
 PAGES=10000
 SIZES="1 10 100"
 RINGOPT=
+ARMSOPT=
 for kv in $(cat /proc/cmdline); do
 	case "$kv" in
 	lab.bench=*) BENCH=${kv#lab.bench=} ;;
@@ -36,6 +40,7 @@ for kv in $(cat /proc/cmdline); do
 	lab.pages=*) PAGES=${kv#lab.pages=} ;;
 	lab.sizes=*) SIZES=$(echo "${kv#lab.sizes=}" | tr ',' ' ') ;;
 	lab.ring=*) RINGOPT="--ring-size ${kv#lab.ring=}" ;;
+	lab.arms=*) ARMSOPT=$(echo "${kv#lab.arms=}" | tr ',' ' ') ;;
 	esac
 done
 AGENT=/bin/notify
@@ -62,29 +67,32 @@ agent_up() { # agent_up DIR TAG
 	return 1
 }
 
-# Until the agent's CPU time stops moving (what follows "ready" is over), at most 10 s.
-agent_settle() {
+# Until a process's CPU time stops moving (what follows its ready line is over), at most 10 s.
+settle() { # settle PID
 	prev=-1
 	j=0
 	while [ $j -lt 50 ]; do
-		now=$(agent_cpu_ns)
+		now=$(cpu_ns "$1")
 		[ "$now" = "$prev" ] && return 0
 		prev=$now
 		sleep 0.2
 		j=$((j + 1))
 	done
 }
+agent_settle() { settle $AGENT_PID; }
 
-# The agent's time on a CPU so far, all threads (schedstat, ns; under -icount, instructions).
-agent_cpu_ns() {
-	cat /proc/$AGENT_PID/task/*/schedstat 2>/dev/null | awk '{s += $1} END {print s + 0}'
+# A process's time on a CPU so far, all threads (schedstat, ns; under -icount, instructions).
+cpu_ns() { # cpu_ns PID
+	cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {print s + 0}'
 }
+agent_cpu_ns() { cpu_ns $AGENT_PID; }
 
-# The agent's context switches so far (voluntary and not, all threads): its wakeups.
-agent_switches() {
-	cat /proc/$AGENT_PID/task/*/status 2>/dev/null |
+# A process's context switches so far (voluntary and not, all threads): its wakeups.
+switches() { # switches PID
+	cat /proc/"$1"/task/*/status 2>/dev/null |
 		awk '/^(non)?voluntary_ctxt_switches:/ {s += $2} END {print s + 0}'
 }
+agent_switches() { switches $AGENT_PID; }
 
 agent_down() {
 	kill -INT $AGENT_PID 2>/dev/null
@@ -108,30 +116,88 @@ bench_mount() {
 	}
 	: > "$OUT/$D/cycles.txt"
 	: > "$OUT/$D/agent-cpu.txt"
+	: > "$OUT/$D/bt-cpu.txt"
+	# The third arm, `bpftrace`: the host's bpftrace (over virtio-9p) running lab/probecost.bt +
+	# lab/startup.bt, notify's kprobe-flavour probe set with one printf record per hit, its
+	# output to a file like the agent's; ready at the line its BEGIN prints (bpftrace runs BEGIN
+	# once every other probe is attached).
+	ARMS="none all"
+	if host_usr && [ -x /host/usr/bin/bpftrace ]; then
+		ARMS="none all bpftrace"
+		"$AGENT" doctor > "$OUT/$D/doctor.txt" 2>&1
+		off() { awk -v f="$1" '$1 == f { print $2; exit }' "$OUT/$D/doctor.txt"; }
+		cat /lab/probecost.bt /lab/startup.bt | sed \
+			-e "s/@HD@/$(off dax_holder_data)/g; s/@HO@/$(off dax_holder_ops)/g" \
+			-e "s/@MS@/$(off xfs_m_super)/g; s/@SF@/$(off sb_s_flags)/g" \
+			-e "s/@SFI@/$(off sb_s_fs_info)/g; s/@SDEV@/$(off sb_s_dev)/g" \
+			-e "s/@FCR@/$(off fc_root)/g; s/@DSB@/$(off dentry_d_sb)/g; s/@BDD@/$(off bdev_bd_dev)/g" \
+			-e "s/@LMP@/$(off xlog_l_mp)/g" > "$OUT/$D/mount.bt"
+		# shellcheck disable=SC2086 # HOSTRUN is a command prefix
+		$HOSTRUN /host/usr/bin/bpftrace --version > "$OUT/$D/bt-version.txt" 2>&1
+	else
+		echo "@@NOTIFY-WARN mount: no host bpftrace over 9p, the bpftrace arm is left out"
+	fi
+	# lab.arms=none,all: the 9p share mounted as for bpftrace, its arm left out.
+	[ -n "$ARMSOPT" ] && ARMS=$ARMSOPT
+	NARMS=$(echo $ARMS | wc -w)
+	# Starts bpftrace; waits for its BEGIN line, then until its CPU time stops moving, as for the
+	# agent. Sets BT_PID.
+	bt_up() { # bt_up TAG
+		# shellcheck disable=SC2086 # HOSTRUN is a command prefix
+		$HOSTRUN /host/usr/bin/bpftrace "$OUT/$D/mount.bt" > "$OUT/$D/bpftrace-$1.out" \
+			2> "$OUT/$D/bpftrace-$1.log" &
+		BT_PID=$!
+		i=0
+		while [ $i -lt 3000 ]; do
+			grep -q @@STARTUP-READY "$OUT/$D/bpftrace-$1.out" 2>/dev/null && { settle $BT_PID; return 0; }
+			kill -0 $BT_PID 2>/dev/null || break
+			sleep 0.1
+			i=$((i + 1))
+		done
+		echo "@@NOTIFY-WARN bench: bpftrace did not attach: $(tail -n 3 "$OUT/$D/bpftrace-$1.log")"
+		kill -INT $BT_PID 2>/dev/null
+		wait $BT_PID
+		return 1
+	}
 	for mode in clean recover; do
 		arg=
 		[ $mode = recover ] && arg=recover
 		b=0
 		while [ $b -lt "$ROUNDS" ]; do
-			# A B on even blocks, B A on odd ones.
-			if [ $((b % 2)) -eq 0 ]; then order="none all"; else order="all none"; fi
+			# Every arm pair A B on even blocks, B A on odd ones (an odd block runs the even
+			# one's order reversed); the first arm rotates every two blocks.
+			order=$(echo $ARMS $ARMS | awk -v r=$((b / 2)) -v n="$NARMS" '{for (i = 1; i <= n; i++) printf "%s ", $(i + r % n)}')
+			[ $((b % 2)) -eq 1 ] && order=$(echo $order | awk '{for (i = NF; i > 0; i--) printf "%s ", $i}')
 			for probes in $order; do
 				fresh_fs
 				if [ $probes = all ]; then
 					agent_up "$D" "$mode-$b" || { b=$ROUNDS; break; }
 				fi
-				# One warm-up cycle, not recorded: with the agent running, its first events
-				# (code paged back in after the start-up drop, first allocations) land here.
+				if [ $probes = bpftrace ]; then
+					bt_up "$mode-$b" || { b=$ROUNDS; break; }
+				fi
+				# One warm-up cycle, not recorded: with the agent (or bpftrace) running, its
+				# first events (code paged back in after the start-up drop, first allocations)
+				# land here.
 				benchhelp mount $PMEM /mnt 1 $arg > /dev/null
 				if [ $probes = all ]; then
 					a0=$(agent_cpu_ns)
 					s0=$(agent_switches)
+				fi
+				if [ $probes = bpftrace ]; then
+					a0=$(cpu_ns $BT_PID)
+					s0=$(switches $BT_PID)
 				fi
 				benchhelp mount $PMEM /mnt "$CYCLES" $arg |
 					sed "s/^/mode=$mode probes=$probes block=$b /" >> "$OUT/$D/cycles.txt"
 				if [ $probes = all ]; then
 					echo "mode=$mode block=$b agent_ns=$(($(agent_cpu_ns) - a0)) agent_cs=$(($(agent_switches) - s0))" >> "$OUT/$D/agent-cpu.txt"
 					agent_down
+				fi
+				if [ $probes = bpftrace ]; then
+					echo "mode=$mode block=$b bpftrace_ns=$(($(cpu_ns $BT_PID) - a0)) bpftrace_cs=$(($(switches $BT_PID) - s0))" >> "$OUT/$D/bt-cpu.txt"
+					kill -INT $BT_PID 2>/dev/null
+					wait $BT_PID
 				fi
 			done
 			echo "@@NOTIFY-SAY [$D] $mode block $b done"
@@ -173,10 +239,25 @@ bench_mount() {
 		grep -o '"kind":"[a-z_]*"' "$f" | sort | uniq -c |
 			sed "s/^ *\([0-9]*\) \"kind\":\"\(.*\)\"/mode=$mode count=\1 kind=\2/"
 	done > "$OUT/$D/kinds.txt"
+	# bpftrace's records by kind in the first block of each mode (its exit prints its maps:
+	# "@..." lines, after the block), and what it attached in every run.
+	for mode in clean recover; do
+		f="$OUT/$D/bpftrace-$mode-0.out"
+		[ -f "$f" ] || continue
+		grep -v -e '^@' -e '^Attaching' -e '^$' "$f" | awk '{print $1}' | sort | uniq -c |
+			sed "s/^ *\([0-9]*\) \(.*\)/mode=$mode count=\1 kind=\2/"
+	done > "$OUT/$D/bt-kinds.txt"
+	for f in "$OUT/$D"/bpftrace-*.out; do
+		[ -f "$f" ] || continue
+		t=$(basename "$f" .out)
+		echo "$t: $(grep -m1 '^Attaching' "$f") lines=$(wc -l < "$f") ready=$(grep -c @@STARTUP-READY "$f") log: $(grep -v '^$' "$OUT/$D/$t.log" | sort -u | tr '\n' ' ')"
+	done > "$OUT/$D/bt-attach.txt"
+	cat "$OUT/$D/bt-version.txt" >> "$OUT/$D/bt-attach.txt" 2>/dev/null
 	# What CLOCK_MONOTONIC reads (under qemu -icount every clocksource follows the instruction
 	# counter).
 	echo "clocksource=$(cat /sys/devices/system/clocksource/clocksource0/current_clocksource 2>/dev/null) cycles_per_block=$CYCLES" > "$OUT/$D/env.txt"
-	emit "$D" cycles.txt agent-cpu.txt agent-events.txt agent-totals.txt kinds.txt env.txt hits.txt
+	emit "$D" cycles.txt agent-cpu.txt agent-events.txt agent-totals.txt kinds.txt env.txt hits.txt \
+		bt-cpu.txt bt-kinds.txt bt-attach.txt
 	echo "@@NOTIFY-SCENARIO-END $D"
 }
 

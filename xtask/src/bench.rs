@@ -493,7 +493,8 @@ fn vm_bench(o: &BenchOpts, which: &str) -> Result<()> {
     let agent = util::target_dir().join("release/notify");
     let kern = kernel::ensure(*k)?;
     let (mut img, _) = initramfs::ensure(&kern, Some(&agent))?;
-    if which == "probe" || which == "foot" || which == "startup" {
+    // mount-overhead: bpftrace, the third arm, runs from the host's /usr too.
+    if which == "probe" || which == "foot" || which == "startup" || which == "mount" {
         img = probe::image(&kern, &img, &[])?;
     }
     if which == "mappers" {
@@ -520,6 +521,14 @@ fn vm_bench(o: &BenchOpts, which: &str) -> Result<()> {
             bail!("NOTIFY_BENCH_RING applies to the storm bench only");
         }
         write!(append, " lab.ring={r}")?;
+    }
+    // mount-overhead: which arms run (default none,all,bpftrace; `none,all` leaves bpftrace out
+    // but keeps the 9p share mounted, to see what the third arm's presence moves).
+    if let Ok(a) = std::env::var("NOTIFY_BENCH_ARMS") {
+        if which != "mount" {
+            bail!("NOTIFY_BENCH_ARMS applies to the mount-overhead bench only");
+        }
+        write!(append, " lab.arms={a}")?;
     }
     if which == "mappers" {
         append.push_str(&mappers_vm::defaults(o));
@@ -590,6 +599,10 @@ fn vm_bench(o: &BenchOpts, which: &str) -> Result<()> {
         ),
         "contain" => format!(
             "notify agent -o json --policy sigbus --attach {}` and `notify journal replay --policy sigbus",
+            o.attach
+        ),
+        "mount" => format!(
+            "notify trace -o json --attach {}` vs bpftrace running `lab/probecost.bt` + `lab/startup.bt`; `notify",
             o.attach
         ),
         _ => format!("notify trace -o json --attach {}", o.attach),

@@ -10,7 +10,11 @@
 //! an instruction count, not a cycle count: a trap costs more on hardware than its
 //! instructions say. The statistics here are pure functions of the cycle lines.
 
-use std::{collections::BTreeSet, fmt::Write as _, path::Path};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    fmt::Write as _,
+    path::Path,
+};
 
 use anyhow::Result;
 
@@ -98,16 +102,60 @@ pub const WHATS: [&str; 6] = [
     "total_cpu",
 ];
 
-/// `what`: a key of the cycle lines, or "total" / "total_cpu" (mount + umount). None when a
-/// side has no cycle with that figure.
-pub fn stats(rows: &[Row], mode: &str, what: &str) -> Option<Stats> {
-    let val = |r: &Row| -> f64 {
-        match what {
-            "total" => num(r, "mount_ns") + num(r, "umount_ns"),
-            "total_cpu" => num(r, "mount_cpu_ns") + num(r, "umount_cpu_ns"),
-            _ => num(r, what),
+/// One cycle's figure: a key of the cycle line, or "total" / "total_cpu" (mount + umount).
+fn value(r: &Row, what: &str) -> f64 {
+    match what {
+        "total" => num(r, "mount_ns") + num(r, "umount_ns"),
+        "total_cpu" => num(r, "mount_cpu_ns") + num(r, "umount_cpu_ns"),
+        _ => num(r, what),
+    }
+}
+
+/// Per block (round) of `mode`: median of `what` over the cycles of `probes`.
+fn block_medians(rows: &[Row], mode: &str, what: &str, probes: &str) -> BTreeMap<String, f64> {
+    let mut per: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for r in rows
+        .iter()
+        .filter(|r| get(r, "mode") == mode && get(r, "probes") == probes)
+    {
+        let v = value(r, what);
+        if v.is_finite() {
+            per.entry(get(r, "block").to_string()).or_default().push(v);
         }
-    };
+    }
+    per.into_iter()
+        .map(|(b, mut v)| (b, median(&mut v)))
+        .collect()
+}
+
+/// Side by side in the same rounds: per round, (notify's extra) / (bpftrace's extra) over that
+/// round's `none` block, sorted; rounds where bpftrace's extra is not positive are left out.
+pub fn extra_ratios(rows: &[Row], mode: &str, what: &str) -> Vec<f64> {
+    let none = block_medians(rows, mode, what, "none");
+    let all = block_medians(rows, mode, what, "all");
+    let bt = block_medians(rows, mode, what, "bpftrace");
+    let mut v: Vec<f64> = none
+        .iter()
+        .filter_map(|(b, n)| {
+            let (a, t) = (all.get(b)?, bt.get(b)?);
+            (t - n > 0.0).then(|| (a - n) / (t - n))
+        })
+        .collect();
+    v.sort_by(f64::total_cmp);
+    v
+}
+
+/// `what`: a key of the cycle lines, or "total" / "total_cpu" (mount + umount). None when a
+/// side has no cycle with that figure. notify's agent (`all`) against `none`.
+pub fn stats(rows: &[Row], mode: &str, what: &str) -> Option<Stats> {
+    stats_arm(rows, mode, what, "all")
+}
+
+/// `stats` for one arm against `none`: the arms of a run are `none` (no probes), `all` (notify's
+/// agent) and `bpftrace` (lab/probecost.bt + lab/startup.bt), each paired with the `none` block
+/// of the same round; `n_all` and `med_all` are the arm's.
+pub fn stats_arm(rows: &[Row], mode: &str, what: &str, arm: &str) -> Option<Stats> {
+    let val = |r: &Row| value(r, what);
     let sel = |probes: &str, block: Option<&str>| -> Vec<f64> {
         rows.iter()
             .filter(|r| get(r, "mode") == mode && get(r, "probes") == probes)
@@ -117,7 +165,7 @@ pub fn stats(rows: &[Row], mode: &str, what: &str) -> Option<Stats> {
             .collect()
     };
     let mut none = sel("none", None);
-    let mut all = sel("all", None);
+    let mut all = sel(arm, None);
     if none.is_empty() || all.is_empty() {
         return None;
     }
@@ -129,7 +177,7 @@ pub fn stats(rows: &[Row], mode: &str, what: &str) -> Option<Stats> {
     let mut pairs: Vec<f64> = blocks
         .iter()
         .filter_map(|bl| {
-            let mut a = sel("all", Some(bl));
+            let mut a = sel(arm, Some(bl));
             let mut n = sel("none", Some(bl));
             (!a.is_empty() && !n.is_empty()).then(|| median(&mut a) / median(&mut n))
         })
@@ -224,6 +272,7 @@ pub fn report(
     out: &Path,
 ) -> Result<()> {
     let rows = parse_cycles(t.file("bench-mount", "cycles.txt").unwrap_or(""));
+    let bpftrace = rows.iter().any(|r| get(r, "probes") == "bpftrace");
     let name = section_name(o.icount, kernel, &o.attach, o.vcpus);
     let goal = if o.icount.is_some() {
         GOAL_ICOUNT
@@ -231,7 +280,7 @@ pub fn report(
         GOAL_WALL
     };
     let mut b = String::new();
-    let title = match o.icount {
+    let mut title = match o.icount {
         None => "mount-overhead (VM lab): mount+umount of XFS on pmem, all probes attached vs none"
             .to_string(),
         Some(_) => format!(
@@ -239,6 +288,9 @@ pub fn report(
             kernel, o.attach
         ),
     };
+    if bpftrace {
+        title.push_str(", and bpftrace doing the same side by side");
+    }
     section_head(
         &mut b,
         o,
@@ -251,15 +303,31 @@ pub fn report(
     if !env.is_empty() {
         writeln!(b, "Guest: {}\n", env.replace('\n', "; "))?;
     }
+    if bpftrace {
+        writeln!(
+            b,
+            "Three arms, one block each per round: `none` (no probes), `all` (notify's agent) and `bpftrace`. The order rotates: round r runs none, all, bpftrace rotated by r/2 (rounded down), and an odd round runs the round before it reversed, so each pair of arms runs A B as often as B A. `bpftrace` is the host's bpftrace (Debian package, over virtio-9p with the host's dynamic loader and libraries) running `lab/probecost.bt` + `lab/startup.bt` with the offsets `notify doctor` reads from BTF: the probe set of notify's kprobe flavour (20 kprobes and kretprobes on the same functions, 8 tracepoints), each hit one `printf` record (perf buffer) with the fields notify's record carries, stdout (line-buffered, bpftrace's default) to a file in the guest as the agent's `--output` is. Like the agent it is started once per block, before the block's untimed warm-up cycle, which runs with it (each start, its compile and attach, takes tens of seconds under TCG, untimed: the VM's run time below includes them; starting it once per mode would leave one long-lived process against a fresh agent per block); it is ready when its BEGIN line is in the file (bpftrace runs BEGIN once every other probe is attached), then the bench waits until its CPU time stops moving, as for the agent, and it is stopped (SIGINT) after the block. The `none` vs `all` rows are computed as before, from the same rounds; `bpftrace` rows pair bpftrace's block with the `none` block of the same round.\n"
+        )?;
+    }
     writeln!(
         b,
-        "Blocks alternate none/all (A B, then B A, ...); a block is N mount(2)+umount(2) cycles timed with CLOCK_MONOTONIC around the syscalls; `all` starts the agent (every probe it can attach) before its block, waits for its \"ready\" and for its CPU time to stop moving, and stops it after the block. `recover`: every cycle first dirties the log untimed (mount, write+fsync, XFS_IOC_GOINGDOWN with log flush, umount), so the timed mount replays the log. The filesystem is made afresh (mkfs, 8 files) before each block and one untimed cycle runs (in `all` with the agent running: its first events, with their one-time costs, land there), so each block starts from the same log state. Two clocks: `mount`/`umount`/`total` read CLOCK_MONOTONIC; `*_cpu` read CLOCK_THREAD_CPUTIME_ID of the mounting thread (the syscall's own work, kprobe traps and BPF programs included, waits and other tasks excluded). Ratio = median over block pairs of (median cycle time with probes / median cycle time without) in the same pair."
+        "{}block is N mount(2)+umount(2) cycles timed with CLOCK_MONOTONIC around the syscalls; `all` starts the agent (every probe it can attach) before its block, waits for its \"ready\" and for its CPU time to stop moving, and stops it after the block. `recover`: every cycle first dirties the log untimed (mount, write+fsync, XFS_IOC_GOINGDOWN with log flush, umount), so the timed mount replays the log. The filesystem is made afresh (mkfs, 8 files) before each block and one untimed cycle runs (in `all` with the agent running: its first events, with their one-time costs, land there), so each block starts from the same log state. Two clocks: `mount`/`umount`/`total` read CLOCK_MONOTONIC; `*_cpu` read CLOCK_THREAD_CPUTIME_ID of the mounting thread (the syscall's own work, kprobe traps and BPF programs included, waits and other tasks excluded). Ratio = median over block pairs of (median cycle time with probes / median cycle time without) in the same pair.",
+        if bpftrace {
+            "A "
+        } else {
+            "Blocks alternate none/all (A B, then B A, ...); a "
+        }
     )?;
     match o.icount {
         None => writeln!(b, "Under TCG absolute times mean nothing; ratios do.\n")?,
         Some(s) => writeln!(
             b,
-            "The guest clock is qemu's instruction counter (2^{s} ns per guest instruction, on either vCPU; idle time skips to the next timer), so a cycle's time is the instructions the guest ran during it: mount and umount, the probes' programs and traps, and the agent's own work{}. It counts instructions, not CPU cycles: the goal is read on instructions. {}\n",
+            "The guest clock is qemu's instruction counter (2^{s} ns per guest instruction, on either vCPU; idle time skips to the next timer), so a cycle's time is the instructions the guest ran during it: mount and umount, the probes' programs and traps, and the {}own work{}. It counts instructions, not CPU cycles: the goal is read on instructions. {}\n",
+            if bpftrace {
+                "tracer's (the agent's or bpftrace's) "
+            } else {
+                "agent's "
+            },
             if vm::vcpus() == 1 {
                 " on the same vCPU"
             } else {
@@ -319,6 +387,42 @@ pub fn report(
             }
         }
     }
+    let mut bt_deltas = Vec::new();
+    if bpftrace {
+        writeln!(
+            b,
+            "\nbpftrace against `none`, the same computation (pairs: bpftrace's block and the `none` block of the same round):\n"
+        )?;
+        writeln!(
+            b,
+            "| mode | what | cycles none / bpftrace | median none | median bpftrace | ratio bpftrace/none (median of block pairs) | pair ratios q1 .. q3 | min .. max |"
+        )?;
+        writeln!(b, "|---|---|---:|---:|---:|---:|---:|---:|")?;
+        for mode in ["clean", "recover"] {
+            for what in WHATS {
+                let Some(s) = stats_arm(&rows, mode, what, "bpftrace") else {
+                    continue;
+                };
+                writeln!(
+                    b,
+                    "| {mode} | {} | {} / {} | {} | {} | {:.4} | {:.4} .. {:.4} | {:.4} .. {:.4} |",
+                    what.trim_end_matches("_ns"),
+                    s.n_none,
+                    s.n_all,
+                    fmt_t(s.med_none),
+                    fmt_t(s.med_all),
+                    s.ratio,
+                    s.quantile(0.25),
+                    s.quantile(0.75),
+                    s.quantile(0.0),
+                    s.quantile(1.0),
+                )?;
+                if what.starts_with("total") {
+                    bt_deltas.push((mode, what, s.med_all - s.med_none));
+                }
+            }
+        }
+    }
     let kinds = parse_kinds(t.file("bench-mount", "kinds.txt").unwrap_or(""));
     if let Some(u) = unit
         && !kinds.is_empty()
@@ -362,13 +466,84 @@ pub fn report(
         }
     }
     let agent = parse_cycles(t.file("bench-mount", "agent-cpu.txt").unwrap_or(""));
-    if !agent.is_empty() {
-        let cycles = cycles_per_block(env, o);
+    let bt_cpu = parse_cycles(t.file("bench-mount", "bt-cpu.txt").unwrap_or(""));
+    let cycles = cycles_per_block(env, o);
+    // A consumer's own CPU per timed cycle, median over its blocks of `mode`.
+    let own = |lines: &[Row], key: &str, mode: &str| -> f64 {
+        let mut per: Vec<f64> = lines
+            .iter()
+            .filter(|r| get(r, "mode") == mode)
+            .map(|r| num(r, key) / cycles)
+            .filter(|v| v.is_finite())
+            .collect();
+        median(&mut per)
+    };
+    let fmt_k = |ns: f64| match o.icount {
+        Some(_) => format!("{:.0} k insn", ns / unit.unwrap_or(1.0) / 1e3),
+        None => format!("{:.0} us", ns / 1e3),
+    };
+    let extra_of = |d: &[(&str, &str, f64)], mode: &str, what: &str| {
+        d.iter()
+            .find(|(m, w, _)| *m == mode && *w == what)
+            .map(|d| d.2)
+    };
+    if bpftrace {
+        let bt_kinds = parse_kinds(t.file("bench-mount", "bt-kinds.txt").unwrap_or(""));
         writeln!(
             b,
-            "\nThe agent's own share: its time on a CPU during each timed `all` block (all its threads, /proc/PID/task/*/schedstat; {}), per timed cycle, median over blocks; in `recover` it includes the events of the untimed dirtying mounts:\n",
+            "\nSide by side, same boot and rounds: the extra per cycle of each tool (median with it - median of `none`, over all of the mode's cycles, as above), notify's over bpftrace's; then per round (notify's block median - `none`'s) / (bpftrace's - `none`'s), median and q1 .. q3 over the rounds; and the records each wrote per cycle in the mode's first round (its timed cycles and the warm-up one, which runs with the tool; in `recover` also those of the untimed dirtying mounts; notify's lines include the holder_state items it derives, no probe):\n"
+        )?;
+        writeln!(
+            b,
+            "| mode | clock | notify extra per cycle | bpftrace extra per cycle | notify / bpftrace | per round: median (q1 .. q3) | kernel records per cycle notify / bpftrace | output lines per cycle notify / bpftrace |"
+        )?;
+        writeln!(b, "|---|---|---:|---:|---:|---:|---:|---:|")?;
+        for mode in ["clean", "recover"] {
+            let lines = |k: &[(String, String, u64)], kernel_only: bool| -> f64 {
+                k.iter()
+                    .filter(|k| k.0 == mode && !(kernel_only && DERIVED.contains(&k.1.as_str())))
+                    .map(|k| k.2)
+                    .sum::<u64>() as f64
+                    / (cycles + 1.0) // both runs hold the warm-up cycle's records too
+            };
+            for what in ["total", "total_cpu"] {
+                let (Some(n), Some(t)) = (
+                    extra_of(&deltas, mode, what),
+                    extra_of(&bt_deltas, mode, what),
+                ) else {
+                    continue;
+                };
+                let per = extra_ratios(&rows, mode, what);
+                let q = |f: f64| per[((per.len() - 1) as f64 * f).round() as usize];
+                writeln!(
+                    b,
+                    "| {mode} | {what} | {} | {} | {} | {} | {:.1} / {:.1} | {:.1} / {:.1} |",
+                    fmt_k(n),
+                    fmt_k(t),
+                    if t > 0.0 {
+                        format!("{:.2}", n / t)
+                    } else {
+                        "-".into()
+                    },
+                    if per.is_empty() {
+                        "-".into()
+                    } else {
+                        format!("{:.2} ({:.2} .. {:.2})", q(0.5), q(0.25), q(0.75))
+                    },
+                    lines(&kinds, true),
+                    lines(&bt_kinds, true),
+                    lines(&kinds, false),
+                    lines(&bt_kinds, false),
+                )?;
+            }
+        }
+    }
+    if !agent.is_empty() || !bt_cpu.is_empty() {
+        writeln!(
+            b,
+            "\nThe consumer's own share: its time on a CPU during each timed block (all its threads, /proc/PID/task/*/schedstat; {}), per timed cycle, median over blocks, against the tool's extra per cycle on the guest clock; in `recover` it includes the events of the untimed dirtying mounts. notify: the agent (`notify trace`, decoding and writing JSON lines); bpftrace: the bpftrace process (reading its perf buffers, formatting and writing the printf lines):\n",
             match (o.icount, vm::vcpus()) {
-                (Some(_), 1) => "one vCPU under -icount, so it is the agent's own instructions",
+                (Some(_), 1) => "one vCPU under -icount, so it is the consumer's own instructions",
                 (Some(_), _) =>
                     "with two vCPUs under -icount a running thread's clock also moves while the other vCPU runs, so this is an upper bound",
                 (None, _) => "wall-clock ns under TCG",
@@ -376,51 +551,42 @@ pub fn report(
         )?;
         writeln!(
             b,
-            "| mode | agent per cycle | extra per cycle (guest clock) | agent share | agent wakeups per cycle (context switches, all threads) |"
+            "| mode | tool | consumer per cycle | extra per cycle (guest clock) | consumer share | wakeups per cycle (context switches, all threads) |"
         )?;
-        writeln!(b, "|---|---:|---:|---:|---:|")?;
+        writeln!(b, "|---|---|---:|---:|---:|---:|")?;
         for mode in ["clean", "recover"] {
-            let mut per: Vec<f64> = agent
-                .iter()
-                .filter(|r| get(r, "mode") == mode)
-                .map(|r| num(r, "agent_ns") / cycles)
-                .filter(|v| v.is_finite())
-                .collect();
-            let a = median(&mut per);
-            if a.is_nan() {
-                continue;
-            }
-            let extra = deltas
-                .iter()
-                .find(|(m, w, _)| *m == mode && *w == "total")
-                .map(|d| d.2);
-            let unit = unit.unwrap_or(1.0);
-            let fmt = |ns: f64| match o.icount {
-                Some(_) => format!("{:.0} k insn", ns / unit / 1e3),
-                None => format!("{:.0} us", ns / 1e3),
-            };
-            // Runs recorded before the bench counted switches have none.
-            let mut cs: Vec<f64> = agent
-                .iter()
-                .filter(|r| get(r, "mode") == mode)
-                .map(|r| num(r, "agent_cs") / cycles)
-                .filter(|v| v.is_finite())
-                .collect();
-            let cs = median(&mut cs);
-            writeln!(
-                b,
-                "| {mode} | {} | {} | {} | {} |",
-                fmt(a),
-                extra.map_or("-".into(), fmt),
-                extra
-                    .filter(|e| *e > 0.0)
-                    .map_or("-".into(), |e| format!("{:.0}%", 100.0 * a / e)),
-                if cs.is_nan() {
-                    "-".into()
-                } else {
-                    format!("{cs:.1}")
+            for (tool, lines, key, cs_key, d) in [
+                ("notify", &agent, "agent_ns", "agent_cs", &deltas),
+                (
+                    "bpftrace",
+                    &bt_cpu,
+                    "bpftrace_ns",
+                    "bpftrace_cs",
+                    &bt_deltas,
+                ),
+            ] {
+                let a = own(lines, key, mode);
+                if a.is_nan() {
+                    continue;
                 }
-            )?;
+                let extra = extra_of(d, mode, "total");
+                // Runs recorded before the bench counted switches have none.
+                let cs = own(lines, cs_key, mode);
+                writeln!(
+                    b,
+                    "| {mode} | {tool} | {} | {} | {} | {} |",
+                    fmt_k(a),
+                    extra.map_or("-".into(), fmt_k),
+                    extra
+                        .filter(|e| *e > 0.0)
+                        .map_or("-".into(), |e| format!("{:.0}%", 100.0 * a / e)),
+                    if cs.is_nan() {
+                        "-".into()
+                    } else {
+                        format!("{cs:.1}")
+                    }
+                )?;
+            }
         }
     }
     let hits = parse_hits(t.file("bench-mount", "hits.txt").unwrap_or(""));
@@ -456,6 +622,16 @@ pub fn report(
     }
     if let Some(tot) = t.file("bench-mount", "agent-totals.txt") {
         writeln!(b, "\nAgent totals per run:\n\n```\n{}```", tot)?;
+    }
+    if let Some(att) = t
+        .file("bench-mount", "bt-attach.txt")
+        .filter(|a| !a.trim().is_empty())
+    {
+        writeln!(
+            b,
+            "\nWhat bpftrace attached, per run (its first line, its output lines including the @@STARTUP-READY of BEGIN and the maps printed at exit, its stderr), and its version:\n\n```\n{}```",
+            att
+        )?;
     }
     write_section(&name, &b)
 }
@@ -509,6 +685,37 @@ mod tests {
         let m = stats(&rows, "clean", "umount_ns").unwrap();
         assert_eq!(m.ratio, 1.0);
         assert!(stats(&rows, "recover", "total").is_none());
+    }
+
+    #[test]
+    fn bpftrace_arm_against_the_same_rounds_none() {
+        // Round 0: none 100, all 110, bpftrace 120; round 1: none 100, all 104, bpftrace 112.
+        let mut s = cycles();
+        for (b, t) in [(0, 120), (1, 112)] {
+            writeln!(
+                s,
+                "mode=clean probes=bpftrace block={b} cycle=0 mount_ns={} umount_ns=10",
+                t - 10
+            )
+            .unwrap();
+        }
+        let rows = parse_cycles(&s);
+        // notify's rows do not move with a third arm in the rounds.
+        let n = stats(&rows, "clean", "total").unwrap();
+        assert_eq!(n.pairs, vec![1.05, 1.1]);
+        let t = stats_arm(&rows, "clean", "total", "bpftrace").unwrap();
+        assert_eq!((t.n_none, t.n_all), (6, 2));
+        assert_eq!(t.pairs, vec![1.12, 1.2]);
+        // Per round: (110 - 100) / (120 - 100) = 0.5, (105 - 100) / (112 - 100).
+        let r = extra_ratios(&rows, "clean", "total");
+        assert_eq!(r.len(), 2);
+        assert!((r[0] - 5.0 / 12.0).abs() < 1e-12 && (r[1] - 0.5).abs() < 1e-12);
+        assert!(extra_ratios(&rows, "recover", "total").is_empty());
+        // A round whose bpftrace block is not above its none block gives no ratio.
+        let rows = parse_cycles(
+            "mode=clean probes=none block=0 mount_ns=9 umount_ns=1\nmode=clean probes=all block=0 mount_ns=10 umount_ns=1\nmode=clean probes=bpftrace block=0 mount_ns=9 umount_ns=1\n",
+        );
+        assert!(extra_ratios(&rows, "clean", "total").is_empty());
     }
 
     #[test]
