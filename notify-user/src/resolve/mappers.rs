@@ -14,159 +14,34 @@
 //! is fetched only for a VMA that hits. Older kernels answer the ioctl with ENOTTY: then the
 //! text is read, and before parsing it we search the raw bytes for the " MAJ:MIN INODE " needle
 //! of each target; the common case (the process does not map any damaged file) never splits a
-//! line. A kernel thread's maps is empty (no mm) either way.
+//! line. A kernel thread's maps is empty (no mm) either way. (The ioctl is `resolve::procmap`,
+//! the lines and their matching `resolve::maps`.)
 //!
 //! Where the kernel has BPF iterators (5.12+), the walk is the kernel's own: the `task_vma` BPF
 //! iterator (`probe::vma_iter`) visits every VMA of every task and hands back only those of a
 //! damaged file over the damaged range. Those are candidates; each candidate process is then
 //! read here in /proc like any other, so both paths give the same `Mapper`s (and a process that
 //! exited in between is no mapper). The iterator is used only for the real /proc of the initial
-//! pid namespace: the tgids it reports are that namespace's.
+//! pid namespace: the tgids it reports are that namespace's, and by default only once /proc
+//! scans have cost what loading it does ([`Method::Auto`]).
 
 use std::{
     fs,
     io::{self, Read},
-    os::fd::AsRawFd,
     path::{Path, PathBuf},
-    sync::atomic::{AtomicU8, AtomicU64, Ordering},
+    sync::atomic::{AtomicU64, Ordering},
 };
 
 use serde::Serialize;
 
+pub use super::maps::{
+    MappingHit, MapsEntry, Target, match_mapping, match_maps, parse_maps, parse_maps_line,
+};
+use super::{
+    maps::{contains, needle},
+    procmap,
+};
 use crate::probe::vma_iter::{self, FileRange};
-
-/// One line of /proc/PID/maps.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct MapsEntry {
-    pub start: u64,
-    pub end: u64,
-    /// "rw-s", "r-xp"...
-    pub perms: String,
-    /// File offset of `start`, bytes.
-    pub offset: u64,
-    pub major: u32,
-    pub minor: u32,
-    pub inode: u64,
-    /// Path, pseudo-path ("[heap]") or None for anonymous mappings. May end in " (deleted)".
-    pub path: Option<String>,
-}
-
-impl MapsEntry {
-    pub fn shared(&self) -> bool {
-        self.perms.as_bytes().get(3) == Some(&b's')
-    }
-}
-
-/// Parse one maps line: `start-end perms offset MAJ:MIN inode [path]`, hex except the inode.
-/// The path is everything after the inode's trailing padding, so paths with spaces survive.
-pub fn parse_maps_line(line: &str) -> Option<MapsEntry> {
-    let line = line.trim_end_matches('\n');
-    let mut rest = line;
-    let mut field = || -> Option<&str> {
-        let r = rest.trim_start_matches(' ');
-        let end = r.find(' ').unwrap_or(r.len());
-        let (f, tail) = r.split_at(end);
-        rest = tail;
-        if f.is_empty() { None } else { Some(f) }
-    };
-    let range = field()?;
-    let perms = field()?;
-    let offset = field()?;
-    let dev = field()?;
-    let inode = field()?;
-    let (s, e) = range.split_once('-')?;
-    let (ma, mi) = dev.split_once(':')?;
-    let path = rest.trim_start_matches(' ');
-    Some(MapsEntry {
-        start: u64::from_str_radix(s, 16).ok()?,
-        end: u64::from_str_radix(e, 16).ok()?,
-        perms: perms.to_string(),
-        offset: u64::from_str_radix(offset, 16).ok()?,
-        major: u32::from_str_radix(ma, 16).ok()?,
-        minor: u32::from_str_radix(mi, 16).ok()?,
-        inode: inode.parse().ok()?,
-        path: if path.is_empty() {
-            None
-        } else {
-            Some(path.to_string())
-        },
-    })
-}
-
-/// Parse a whole maps file, skipping lines that do not parse.
-pub fn parse_maps(text: &str) -> Vec<MapsEntry> {
-    text.lines().filter_map(parse_maps_line).collect()
-}
-
-/// A damaged byte range of one file, named as maps names it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
-pub struct Target {
-    pub major: u32,
-    pub minor: u32,
-    pub inode: u64,
-    /// File byte range `[offset, offset + length)`.
-    pub offset: u64,
-    pub length: u64,
-}
-
-/// A VMA that covers (part of) a target.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct MappingHit {
-    pub target: Target,
-    pub vma_start: u64,
-    pub vma_end: u64,
-    pub perms: String,
-    pub path: Option<String>,
-    /// Damaged part of the file covered by this VMA, as file offsets `[lo, hi)`.
-    pub file_lo: u64,
-    pub file_hi: u64,
-    /// The same part as virtual addresses in the process: `[addr_lo, addr_hi)`.
-    pub addr_lo: u64,
-    pub addr_hi: u64,
-}
-
-/// Does this VMA map part of the target range? Pure overlap arithmetic.
-pub fn match_mapping(e: &MapsEntry, t: &Target) -> Option<MappingHit> {
-    if e.inode != t.inode || e.major != t.major || e.minor != t.minor || e.end <= e.start {
-        return None;
-    }
-    let win_lo = e.offset;
-    let win_hi = e.offset.checked_add(e.end - e.start)?;
-    let t_hi = t.offset.saturating_add(t.length);
-    let lo = win_lo.max(t.offset);
-    let hi = win_hi.min(t_hi);
-    if lo >= hi {
-        return None;
-    }
-    Some(MappingHit {
-        target: *t,
-        vma_start: e.start,
-        vma_end: e.end,
-        perms: e.perms.clone(),
-        path: e.path.clone(),
-        file_lo: lo,
-        file_hi: hi,
-        addr_lo: e.start + (lo - win_lo),
-        addr_hi: e.start + (hi - win_lo),
-    })
-}
-
-/// All hits of `targets` in a parsed maps file.
-pub fn match_maps(entries: &[MapsEntry], targets: &[Target]) -> Vec<MappingHit> {
-    entries
-        .iter()
-        .flat_map(|e| targets.iter().filter_map(move |t| match_mapping(e, t)))
-        .collect()
-}
-
-/// The raw needle " MAJ:MIN INODE " as it appears in maps (`%02x:%02x %lu `).
-fn needle(t: &Target) -> Vec<u8> {
-    format!(" {:02x}:{:02x} {} ", t.major, t.minor, t.inode).into_bytes()
-}
-
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
-}
 
 /// The fields of /proc/PID/stat notify needs.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -460,45 +335,6 @@ fn scan_pids(
     (out, stats)
 }
 
-/// `struct procmap_query` of include/uapi/linux/fs.h (Linux 6.11).
-#[repr(C)]
-#[derive(Default)]
-struct ProcmapQuery {
-    size: u64,
-    query_flags: u64,
-    query_addr: u64,
-    vma_start: u64,
-    vma_end: u64,
-    vma_flags: u64,
-    vma_page_size: u64,
-    vma_offset: u64,
-    inode: u64,
-    dev_major: u32,
-    dev_minor: u32,
-    vma_name_size: u32,
-    build_id_size: u32,
-    vma_name_addr: u64,
-    build_id_addr: u64,
-}
-
-/// `_IOWR('f', 17, struct procmap_query)`.
-const PROCMAP_QUERY: libc::c_ulong = (3 << 30)
-    | ((std::mem::size_of::<ProcmapQuery>() as libc::c_ulong) << 16)
-    | ((b'f' as libc::c_ulong) << 8)
-    | 17;
-const PROCMAP_QUERY_VMA_READABLE: u64 = 0x01;
-const PROCMAP_QUERY_VMA_WRITABLE: u64 = 0x02;
-const PROCMAP_QUERY_VMA_EXECUTABLE: u64 = 0x04;
-const PROCMAP_QUERY_VMA_SHARED: u64 = 0x08;
-const PROCMAP_QUERY_COVERING_OR_NEXT_VMA: u64 = 0x10;
-const PROCMAP_QUERY_FILE_BACKED_VMA: u64 = 0x20;
-
-/// Whether this kernel has PROCMAP_QUERY: unknown, yes, no.
-static QUERY: AtomicU8 = AtomicU8::new(QUERY_UNKNOWN);
-const QUERY_UNKNOWN: u8 = 0;
-const QUERY_YES: u8 = 1;
-const QUERY_NO: u8 = 2;
-
 /// How the mappers are found: /proc or the kernel's VMA iterator, whichever costs less so far
 /// (the default), the iterator only, /proc only (the PROCMAP_QUERY ioctl where the kernel has
 /// it, else the text), or the text.
@@ -515,90 +351,6 @@ pub enum Method {
     Proc,
     /// /proc/PID/maps text of every process (what kernels before 6.11 get).
     Text,
-}
-
-/// The VMAs of an open maps file that map one of `targets`, by PROCMAP_QUERY; None when the
-/// kernel does not have the ioctl.
-fn query_hits(f: &fs::File, targets: &[Target]) -> Option<Vec<MappingHit>> {
-    let mut hits = Vec::new();
-    let mut addr = 0u64;
-    loop {
-        let mut q = ProcmapQuery {
-            size: std::mem::size_of::<ProcmapQuery>() as u64,
-            query_flags: PROCMAP_QUERY_COVERING_OR_NEXT_VMA | PROCMAP_QUERY_FILE_BACKED_VMA,
-            query_addr: addr,
-            ..Default::default()
-        };
-        // SAFETY: PROCMAP_QUERY reads and writes one struct procmap_query of the size given;
-        // no name or build-id buffer is passed (sizes 0).
-        if unsafe { libc::ioctl(f.as_raw_fd(), PROCMAP_QUERY, &mut q) } != 0 {
-            let e = io::Error::last_os_error().raw_os_error();
-            if matches!(e, Some(libc::ENOTTY) | Some(libc::EINVAL)) && addr == 0 {
-                // No such ioctl (before 6.11; EINVAL: an older struct layout), or not a procfs
-                // maps file at all: read the text. Remember a kernel without it.
-                if QUERY.load(Ordering::Relaxed) != QUERY_YES {
-                    QUERY.store(QUERY_NO, Ordering::Relaxed);
-                }
-                return None;
-            }
-            // ENOENT: no VMA at or after addr. ESRCH: no mm (kernel thread, exiting).
-            break;
-        }
-        QUERY.store(QUERY_YES, Ordering::Relaxed);
-        if q.vma_end <= addr {
-            break;
-        }
-        addr = q.vma_end;
-        if !targets
-            .iter()
-            .any(|t| t.inode == q.inode && t.major == q.dev_major && t.minor == q.dev_minor)
-        {
-            continue;
-        }
-        let flag = |bit: u64, c: char| if q.vma_flags & bit != 0 { c } else { '-' };
-        let e = MapsEntry {
-            start: q.vma_start,
-            end: q.vma_end,
-            perms: [
-                flag(PROCMAP_QUERY_VMA_READABLE, 'r'),
-                flag(PROCMAP_QUERY_VMA_WRITABLE, 'w'),
-                flag(PROCMAP_QUERY_VMA_EXECUTABLE, 'x'),
-                if q.vma_flags & PROCMAP_QUERY_VMA_SHARED != 0 {
-                    's'
-                } else {
-                    'p'
-                },
-            ]
-            .iter()
-            .collect(),
-            offset: q.vma_offset,
-            major: q.dev_major,
-            minor: q.dev_minor,
-            inode: q.inode,
-            path: vma_name(f, q.vma_start),
-        };
-        hits.extend(targets.iter().filter_map(|t| match_mapping(&e, t)));
-    }
-    Some(hits)
-}
-
-/// The path of the VMA at `addr` (only asked for hits: resolving it is the costly part).
-fn vma_name(f: &fs::File, addr: u64) -> Option<String> {
-    let mut name = vec![0u8; 4096];
-    let mut q = ProcmapQuery {
-        size: std::mem::size_of::<ProcmapQuery>() as u64,
-        query_addr: addr,
-        vma_name_size: name.len() as u32,
-        vma_name_addr: name.as_mut_ptr() as u64,
-        ..Default::default()
-    };
-    // SAFETY: as in query_hits, with a name buffer of vma_name_size bytes that outlives the call.
-    if unsafe { libc::ioctl(f.as_raw_fd(), PROCMAP_QUERY, &mut q) } != 0 || q.vma_name_size == 0 {
-        return None;
-    }
-    // vma_name_size counts the terminating NUL.
-    name.truncate(q.vma_name_size as usize - 1);
-    String::from_utf8(name).ok()
 }
 
 fn pid_hits(
@@ -618,8 +370,8 @@ fn pid_hits(
         return None;
     };
     if method != Method::Text
-        && QUERY.load(Ordering::Relaxed) != QUERY_NO
-        && let Some(hits) = query_hits(&f, targets)
+        && !procmap::known_absent()
+        && let Some(hits) = procmap::query_hits(&f, targets)
     {
         stats.queried += 1;
         return Some(hits);

@@ -5,6 +5,8 @@ pub mod fiemap;
 pub mod fsmap;
 pub mod geometry;
 pub mod mappers;
+pub mod maps;
 pub mod owners;
 pub mod paths;
+pub mod procmap;
 pub mod site;
