@@ -124,14 +124,7 @@ bench_mount() {
 	ARMS="none all"
 	if host_usr && [ -x /host/usr/bin/bpftrace ]; then
 		ARMS="none all bpftrace"
-		"$AGENT" doctor > "$OUT/$D/doctor.txt" 2>&1
-		off() { awk -v f="$1" '$1 == f { print $2; exit }' "$OUT/$D/doctor.txt"; }
-		cat /lab/probecost.bt /lab/startup.bt | sed \
-			-e "s/@HD@/$(off dax_holder_data)/g; s/@HO@/$(off dax_holder_ops)/g" \
-			-e "s/@MS@/$(off xfs_m_super)/g; s/@SF@/$(off sb_s_flags)/g" \
-			-e "s/@SFI@/$(off sb_s_fs_info)/g; s/@SDEV@/$(off sb_s_dev)/g" \
-			-e "s/@FCR@/$(off fc_root)/g; s/@DSB@/$(off dentry_d_sb)/g; s/@BDD@/$(off bdev_bd_dev)/g" \
-			-e "s/@LMP@/$(off xlog_l_mp)/g" > "$OUT/$D/mount.bt"
+		bt_script "$D" mount.bt probecost.bt startup.bt
 		# shellcheck disable=SC2086 # HOSTRUN is a command prefix
 		$HOSTRUN /host/usr/bin/bpftrace --version > "$OUT/$D/bt-version.txt" 2>&1
 	else
@@ -432,6 +425,23 @@ host_usr() {
 	HOSTRUN="/host/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2 --library-path /host/usr/lib/x86_64-linux-gnu"
 }
 
+# bt_script DIR OUT FILE...: the bpftrace scripts /lab/FILE... as one, their @NAME@ placeholders
+# replaced by the offsets `notify doctor` reads from BTF (its output kept in DIR/doctor.txt), in
+# $OUT/DIR/OUT.
+bt_script() {
+	bt_dir=$1
+	bt_out=$2
+	shift 2
+	"$AGENT" doctor > "$OUT/$bt_dir/doctor.txt" 2>&1
+	off() { awk -v f="$1" '$1 == f { print $2; exit }' "$OUT/$bt_dir/doctor.txt"; }
+	for f in "$@"; do cat "/lab/$f"; done | sed \
+		-e "s/@HD@/$(off dax_holder_data)/g; s/@HO@/$(off dax_holder_ops)/g" \
+		-e "s/@MS@/$(off xfs_m_super)/g; s/@SF@/$(off sb_s_flags)/g" \
+		-e "s/@SFI@/$(off sb_s_fs_info)/g; s/@SDEV@/$(off sb_s_dev)/g" \
+		-e "s/@FCR@/$(off fc_root)/g; s/@DSB@/$(off dentry_d_sb)/g; s/@BDD@/$(off bdev_bd_dev)/g" \
+		-e "s/@LMP@/$(off xlog_l_mp)/g" > "$OUT/$bt_dir/$bt_out"
+}
+
 # Per-program BPF run time of one process's programs (prog fds only: link fds name a prog_id too): "tool=T prog_id=I run_time_ns=R run_cnt=C".
 prog_stats() { # prog_stats TOOL PID
 	for f in /proc/$2/fdinfo/*; do
@@ -450,13 +460,7 @@ bench_probe() {
 	echo "@@NOTIFY-SCENARIO-BEGIN $D"
 	host_usr || echo "@@NOTIFY-WARN probe: no host /usr over 9p"
 	echo 1 > /proc/sys/kernel/bpf_stats_enabled
-	"$AGENT" doctor > "$OUT/$D/doctor.txt" 2>&1
-	off() { awk -v f="$1" '$1 == f { print $2; exit }' "$OUT/$D/doctor.txt"; }
-	sed -e "s/@HD@/$(off dax_holder_data)/g; s/@HO@/$(off dax_holder_ops)/g" \
-		-e "s/@MS@/$(off xfs_m_super)/g; s/@SF@/$(off sb_s_flags)/g" \
-		-e "s/@SFI@/$(off sb_s_fs_info)/g; s/@SDEV@/$(off sb_s_dev)/g" \
-		-e "s/@FCR@/$(off fc_root)/g; s/@DSB@/$(off dentry_d_sb)/g; s/@BDD@/$(off bdev_bd_dev)/g" \
-		/lab/probecost.bt > "$OUT/$D/probecost.bt"
+	bt_script "$D" probecost.bt probecost.bt
 	$HOSTRUN /host/usr/bin/bpftrace --version > "$OUT/$D/versions.txt" 2>&1
 	mkfs.xfs -f -m rmapbt=1,reflink=1 $PMEM > /dev/null 2>&1
 	mount -t xfs -o dax=always $PMEM /mnt
@@ -542,14 +546,7 @@ bench_startup() {
 	: > "$OUT/$D/rounds.txt"
 	: > "$OUT/$D/phases.txt"
 	host_usr || echo "@@NOTIFY-WARN startup: no host /usr over 9p"
-	"$AGENT" doctor > "$OUT/$D/doctor.txt" 2>&1
-	off() { awk -v f="$1" '$1 == f { print $2; exit }' "$OUT/$D/doctor.txt"; }
-	cat /lab/probecost.bt /lab/startup.bt | sed \
-		-e "s/@HD@/$(off dax_holder_data)/g; s/@HO@/$(off dax_holder_ops)/g" \
-		-e "s/@MS@/$(off xfs_m_super)/g; s/@SF@/$(off sb_s_flags)/g" \
-		-e "s/@SFI@/$(off sb_s_fs_info)/g; s/@SDEV@/$(off sb_s_dev)/g" \
-		-e "s/@FCR@/$(off fc_root)/g; s/@DSB@/$(off dentry_d_sb)/g; s/@BDD@/$(off bdev_bd_dev)/g" \
-		-e "s/@LMP@/$(off xlog_l_mp)/g" > "$OUT/$D/startup.bt"
+	bt_script "$D" startup.bt probecost.bt startup.bt
 	$HOSTRUN /host/usr/bin/bpftrace --version > "$OUT/$D/versions.txt" 2>&1
 	VARIANTS="notify bpftrace"
 	[ -x /bin/notify-baseline ] && VARIANTS="notify baseline bpftrace"
@@ -681,13 +678,7 @@ bench_foot() {
 	NT=$(echo $TOOLS | wc -w)
 	host_usr || echo "@@NOTIFY-WARN foot: no host /usr over 9p"
 	ip link set lo up 2>/dev/null || ifconfig lo 127.0.0.1 up 2>/dev/null
-	"$AGENT" doctor > "$OUT/$D/doctor.txt" 2>&1
-	off() { awk -v f="$1" '$1 == f { print $2; exit }' "$OUT/$D/doctor.txt"; }
-	sed -e "s/@HD@/$(off dax_holder_data)/g; s/@HO@/$(off dax_holder_ops)/g" \
-		-e "s/@MS@/$(off xfs_m_super)/g; s/@SF@/$(off sb_s_flags)/g" \
-		-e "s/@SFI@/$(off sb_s_fs_info)/g; s/@SDEV@/$(off sb_s_dev)/g" \
-		-e "s/@FCR@/$(off fc_root)/g; s/@DSB@/$(off dentry_d_sb)/g; s/@BDD@/$(off bdev_bd_dev)/g" \
-		/lab/probecost.bt > "$OUT/$D/probecost.bt"
+	bt_script "$D" probecost.bt probecost.bt
 	{
 		$HOSTRUN /host/usr/bin/bpftrace --version
 		$HOSTRUN /host/usr/sbin/rasdaemon --version
