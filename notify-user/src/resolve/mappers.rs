@@ -163,22 +163,34 @@ pub fn scan_with(
             };
         }
         Method::Auto if proc_root == Path::new("/proc") && initial_pid_ns() => {
-            let pids = list_pids(proc_root)?;
+            // Once loaded, the iterator is used without listing /proc first.
+            let pids = if vma_iter::loaded() {
+                None
+            } else {
+                Some(list_pids(proc_root)?)
+            };
             let visited = PROC_VISITS.load(Ordering::Relaxed);
-            if vma_iter::loaded() || iterator_pays(visited, pids.len()) {
+            if pids
+                .as_ref()
+                .is_none_or(|p| iterator_pays(visited, p.len()))
+            {
                 match scan_kernel(proc_root, targets) {
                     Ok(Ok(r)) => return Ok(r),
                     // Loaded, but this read failed: never miss a mapper for it, read /proc.
                     Ok(Err(e)) => log::warn!("mapper scan: the VMA iterator failed ({e}): /proc"),
                     Err(_) => {}
                 }
-            } else {
+            } else if let Some(p) = &pids {
                 log::debug!(
                     "mapper scan: /proc ({} processes; the task_vma iterator is loaded once the \
                      /proc scans have visited {ITER_PAYS_AFTER}, {visited} so far)",
-                    pids.len()
+                    p.len()
                 );
             }
+            let pids = match pids {
+                Some(p) => p,
+                None => list_pids(proc_root)?,
+            };
             PROC_VISITS.fetch_add(pids.len() as u64, Ordering::Relaxed);
             return scan_listed(proc_root, &pids, targets, method);
         }
