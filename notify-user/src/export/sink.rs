@@ -408,15 +408,7 @@ mod tests {
 
     /// Items recorded in the VM lab (their stamps left out by the recorder).
     fn recorded(fixture: &str) -> Vec<Item> {
-        let p = format!(
-            "{}/../xtask/tests/fixtures/{fixture}",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        std::fs::read_to_string(&p)
-            .unwrap_or_else(|e| panic!("{p}: {e}"))
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{p}: {e}: {l}")))
-            .collect()
+        crate::stream::recorded::items(fixture)
     }
 
     fn written(format: Format, items: &[Item]) -> String {

@@ -96,15 +96,7 @@ mod tests {
     use notify_model::session::{FORMAT, Lost, VERSION};
 
     fn fixture(name: &str) -> Vec<Item> {
-        let p = format!(
-            "{}/../xtask/tests/fixtures/{name}/events.jsonl",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        std::fs::read_to_string(p)
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
+        crate::stream::recorded::items(&format!("{name}/events.jsonl"))
     }
 
     fn session(events: Vec<Item>, exit: ExitStatus, lost: Lost) -> SessionFile {

@@ -19,15 +19,7 @@ fn kernel(e: &Item) -> Option<&EventData> {
 }
 
 fn fixture(name: &str) -> Vec<Item> {
-    let p = format!(
-        "{}/../xtask/tests/fixtures/{name}/events.jsonl",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    std::fs::read_to_string(&p)
-        .unwrap_or_else(|e| panic!("{p}: {e}"))
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    crate::stream::recorded::items(&format!("{name}/events.jsonl"))
 }
 
 fn session(events: Vec<Item>) -> SessionFile {

@@ -8,6 +8,8 @@ pub mod fswatch;
 pub mod holders;
 pub mod listen;
 pub mod pipeline;
+#[cfg(test)]
+pub mod recorded;
 pub mod reorder;
 
 pub use listen::{Listener, Stream};
